@@ -1,0 +1,56 @@
+# The two commands a new user needs:  `make run`  and  `make test`.
+# Everything they need is installed by the targets below (as root, Debian
+# packages come from apt-get when missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check -q
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-deps system-deps site bench clean
+
+help:
+	@echo "make run    serve the site and API on http://$(HOST):$(PORT) (SQLite storage)"
+	@echo "make test   install test dependencies and run the whole suite"
+	@echo "make bench  run the benchmarks in bench/"
+
+# --- virtualenvs -------------------------------------------------------------
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install -r requirements-dev.txt
+	touch $@
+
+# --- Debian packages the tests talk to (real servers, real browser) ----------
+APT_PACKAGES = redis-server
+system-deps:
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Feature checks add their own prerequisites here (tools, browsers, linters).
+TEST_DEPS = $(VENV)/.dev system-deps
+test-deps: $(TEST_DEPS)
+
+# --- the two commands ----------------------------------------------------------
+run: $(VENV)/.runtime
+	$(VENV)/bin/flask --app service.wsgi storage init
+	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) service.wsgi:app
+
+test: test-deps
+	$(PY) -m pytest
+
+bench: test-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache instance build test-artifacts
