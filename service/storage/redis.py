@@ -1,0 +1,312 @@
+"""Redis backend: the self-hosted store (docker compose).
+
+URL: ``redis://[:password@]host:port/db`` or ``rediss://`` for TLS; optional
+query ``?prefix=`` (default ``vitae:``) namespaces every key so one Redis can
+serve several sites.
+
+Keys (after the prefix): ``c:<key>`` counters (strings for INCRBY),
+``v:<key>`` values (strings with a PX expiry: Redis expires them itself),
+and per queue ``q:<queue>:i:<id>`` (a hash per record),
+``q:<queue>:pending`` (sorted set scored by ``ready_at``) and
+``q:<queue>:done`` / ``q:<queue>:dead`` (sorted sets scored by creation).
+Multi-key steps run as Lua scripts, so each is atomic and one round trip.
+Connect and socket timeouts are 1 s; redis-py reconnects on the next call
+after an outage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+from .base import (
+    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
+    StorageError, batches, clock, new_id,
+)
+
+# KEYS[1] window key; ARGV[1] max, ARGV[2] window ms. Returns {allowed, count}.
+_LIMIT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return {0, n} end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, n}
+"""
+
+# KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys.
+# ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr.
+# Returns {allowed, new_unique, read values...}.
+_HIT = """
+local nincr, nuincr = tonumber(ARGV[6]), tonumber(ARGV[7])
+local function read_all()
+  local out = {}
+  for i = 3 + nincr + nuincr, #KEYS do out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+  return out
+end
+if ARGV[1] == '1' then
+  local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if n >= tonumber(ARGV[2]) then
+    local out = read_all(); table.insert(out, 1, 0); table.insert(out, 1, 0); return out
+  end
+  n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+end
+for i = 3, 2 + nincr do redis.call('INCR', KEYS[i]) end
+local new = 0
+if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
+  new = 1
+  for i = 3 + nincr, 2 + nincr + nuincr do redis.call('INCR', KEYS[i]) end
+end
+local out = read_all(); table.insert(out, 1, new); table.insert(out, 1, 1); return out
+"""
+
+# KEYS[1] pending zset, ARGV[1] now, ARGV[2] lease end, ARGV[3] limit, ARGV[4] item-key prefix,
+# ARGV[5..] tokens. Ready ids are taken oldest-created first (ids sort by creation time).
+_CLAIM = """
+local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+table.sort(ready)
+local out = {}
+for i = 1, math.min(#ready, tonumber(ARGV[3])) do
+  local key = ARGV[4] .. ready[i]
+  redis.call('HSET', key, 'token', ARGV[4 + i], 'ready_at', ARGV[2], 'updated_at', ARGV[1])
+  redis.call('HINCRBY', key, 'attempts', 1)
+  redis.call('ZADD', KEYS[1], ARGV[2], ready[i])
+  out[#out + 1] = ready[i]
+end
+return out
+"""
+
+# KEYS[1] item hash, KEYS[2] pending zset, KEYS[3] target zset (done/dead) or pending again.
+# ARGV: id, token, new state, now, ready_at (release) or '', last_error or ''.
+_SETTLE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'token', '', 'updated_at', ARGV[4])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'last_error', ARGV[6]) end
+if ARGV[3] == 'pending' then
+  redis.call('HSET', KEYS[1], 'ready_at', ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
+end
+return 1
+"""
+
+
+def client_from_url(url: str) -> tuple[redis.Redis, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigurationError(f"malformed Redis URL: expected redis://[:password@]host:port/db")
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+        prefix = parse_qs(parts.query).get("prefix", ["vitae:"])[0]
+        base = url.split("?", 1)[0]
+        client = redis.Redis.from_url(base, socket_timeout=1.0, socket_connect_timeout=1.0,
+                                      health_check_interval=30, decode_responses=True)
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed Redis URL: {exc}") from None
+    return client, prefix
+
+
+def _fields(item: QueueItem) -> dict[str, str]:
+    return {"id": item.id, "queue": item.queue, "payload": json.dumps(item.payload), "state": item.state,
+            "attempts": str(item.attempts), "created_at": repr(item.created_at),
+            "updated_at": repr(item.updated_at), "ready_at": repr(item.ready_at), "token": item.token or "",
+            "last_error": item.last_error or ""}
+
+
+def _item(fields: dict[str, str]) -> QueueItem:
+    return QueueItem(id=fields["id"], queue=fields["queue"], payload=json.loads(fields["payload"]),
+                     state=fields["state"], attempts=int(fields["attempts"]),
+                     created_at=float(fields["created_at"]), updated_at=float(fields["updated_at"]),
+                     ready_at=float(fields["ready_at"]), token=fields.get("token") or None,
+                     last_error=fields.get("last_error") or None)
+
+
+class RedisStorage(Storage):
+    scheme = "redis"
+
+    def __init__(self, url: str):
+        self.client, self.prefix = client_from_url(url)
+        self._limit_script = self.client.register_script(_LIMIT)
+        self._hit_script = self.client.register_script(_HIT)
+        self._claim_script = self.client.register_script(_CLAIM)
+        self._settle_script = self.client.register_script(_SETTLE)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StorageError(f"Redis: {exc}") from exc
+
+    def _c(self, key: str) -> str:
+        return f"{self.prefix}c:{key}"
+
+    def _v(self, key: str) -> str:
+        return f"{self.prefix}v:{key}"
+
+    def _q(self, queue: str, part: str) -> str:
+        return f"{self.prefix}q:{queue}:{part}"
+
+    # -- counters ------------------------------------------------------------------
+    def incr(self, key: str, amount: int = 1) -> int:
+        return int(self._call(self.client.incrby, self._c(key), amount))
+
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        if not keys:
+            return {}
+        values = self._call(self.client.mget, [self._c(k) for k in keys])
+        return {key: int(value or 0) for key, value in zip(keys, values)}
+
+    # -- values --------------------------------------------------------------------
+    def get(self, key: str) -> str | None:
+        return self._call(self.client.get, self._v(key))
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._call(self.client.set, self._v(key), value, px=None if ttl is None else max(1, int(ttl * 1000)))
+
+    def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        return bool(self._call(self.client.set, self._v(key), value, nx=True, px=px))
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, self._v(key))
+
+    # -- rate limits and page views -----------------------------------------------
+    def limit(self, limit: Limit) -> tuple[bool, int]:
+        allowed, count = self._call(self._limit_script, keys=[self._v(limit.key)],
+                                    args=[limit.max, limit.window * 1000])
+        return bool(allowed), int(count)
+
+    def hit(self, hit: Hit) -> HitResult:
+        keys = [self._v(hit.limit.key) if hit.limit else self._v(""),
+                self._v(hit.unique[0]) if hit.unique else self._v(""),
+                *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
+                *(self._c(k) for k in hit.read)]
+        args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
+                hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
+                hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr)]
+        allowed, new, *values = self._call(self._hit_script, keys=keys, args=args)
+        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values))))
+
+    # -- queues ----------------------------------------------------------------------
+    def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
+        now = clock(now)
+        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
+                         ready_at=now)
+        self._store(item)
+        return item
+
+    def _store(self, item: QueueItem) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self._q(item.queue, f"i:{item.id}"), mapping=_fields(item))
+        for state in QUEUE_STATES:
+            pipe.zrem(self._q(item.queue, state), item.id)
+        score = item.ready_at if item.state == PENDING else item.created_at
+        pipe.zadd(self._q(item.queue, item.state), {item.id: score})
+        self._call(pipe.execute)
+
+    def _load(self, queue: str, ids: Sequence[str]) -> list[QueueItem]:
+        pipe = self.client.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.hgetall(self._q(queue, f"i:{item_id}"))
+        return [_item(fields) for fields in self._call(pipe.execute) if fields]
+
+    def claim(self, queue: str, *, lease: float, limit: int = 1, now: float | None = None) -> list[QueueItem]:
+        now = clock(now)
+        tokens = [uuid.uuid4().hex for _ in range(limit)]
+        ids = self._call(self._claim_script, keys=[self._q(queue, PENDING)],
+                         args=[repr(now), repr(now + lease), limit, self._q(queue, "i:"), *tokens])
+        return self._load(queue, ids)
+
+    def _settle(self, queue: str, item_id: str, token: str, state: str, now: float | None,
+                ready_at: float | None = None, error: str | None = None) -> bool:
+        keys = [self._q(queue, f"i:{item_id}"), self._q(queue, PENDING), self._q(queue, state)]
+        args = [item_id, token, state, repr(clock(now)), "" if ready_at is None else repr(ready_at), error or ""]
+        return bool(self._call(self._settle_script, keys=keys, args=args))
+
+    def ack(self, queue: str, item_id: str, token: str, *, now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, DONE, now)
+
+    def release(self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
+                now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, PENDING, now, ready_at=ready_at, error=error)
+
+    def bury(self, queue: str, item_id: str, token: str, *, reason: str, now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, DEAD, now, error=reason)
+
+    def items(self, queue: str, state: str = PENDING, limit: int = 100) -> list[QueueItem]:
+        if state == PENDING:  # scored by ready_at: sort by id (creation) instead
+            ids = sorted(self._call(self.client.zrange, self._q(queue, state), 0, -1))[:limit]
+        else:
+            ids = self._call(self.client.zrange, self._q(queue, state), 0, limit - 1)
+        return self._load(queue, ids)
+
+    def queue_counts(self, queue: str) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for state in QUEUE_STATES:
+            pipe.zcard(self._q(queue, state))
+        return dict(zip(QUEUE_STATES, self._call(pipe.execute)))
+
+    # -- operations ------------------------------------------------------------------
+    def check(self) -> None:
+        self._call(self.client.ping)
+
+    def _scan(self, pattern: str) -> Iterator[str]:
+        return self._call(lambda: list(self.client.scan_iter(match=pattern, count=500)))
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        skip = len(self.prefix) + 2
+        for key in sorted(self._scan(f"{self.prefix}c:*")):
+            value = self._call(self.client.get, key)
+            if value is not None:
+                yield {"type": "counter", "key": key[skip:], "value": int(value)}
+        now = time.time()
+        for key in sorted(self._scan(f"{self.prefix}v:*")):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(key)
+            pipe.pttl(key)
+            value, pttl = self._call(pipe.execute)
+            if value is not None:
+                expires_at = None if pttl < 0 else now + pttl / 1000
+                yield {"type": "value", "key": key[skip:], "value": value, "expires_at": expires_at}
+        for key in sorted(self._scan(f"{self.prefix}q:*:i:*")):
+            fields = self._call(self.client.hgetall, key)
+            if fields:
+                yield {"type": "queue", "item": _item(fields).to_dict()}
+
+    def import_(self, records: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        now = time.time()
+        for batch in batches(records, 500):
+            pipe = self.client.pipeline(transaction=False)
+            for record in batch:
+                kind = record.get("type")
+                if kind == "counter":
+                    pipe.set(self._c(record["key"]), int(record["value"]))
+                elif kind == "value":
+                    expires_at = record.get("expires_at")
+                    if expires_at is not None and expires_at <= now:
+                        continue
+                    px = None if expires_at is None else max(1, int((expires_at - now) * 1000))
+                    pipe.set(self._v(record["key"]), str(record["value"]), px=px)
+                elif kind == "queue":
+                    self._call(pipe.execute)
+                    self._store(QueueItem.from_dict(record["item"]))
+                    pipe = self.client.pipeline(transaction=False)
+                else:
+                    raise StorageError(f"unknown record type {kind!r}")
+                count += 1
+            self._call(pipe.execute)
+        return count
+
+    def close(self) -> None:
+        self.client.close()

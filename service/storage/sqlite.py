@@ -1,0 +1,328 @@
+"""SQLite backend: the embedded default, one file, no server.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+(SQLAlchemy's convention: the path is what follows the third slash).
+
+Safe across gunicorn worker processes and threads: every process and thread
+opens its own connection (after the fork), the database runs in WAL mode with
+``synchronous=FULL`` (a committed outbox message survives a power cut) and a
+2 s busy timeout, and every operation is one ``BEGIN IMMEDIATE`` transaction,
+so read-modify-write steps are serialised by SQLite's write lock.
+
+SQLite has no TTL: values store ``expires_at`` and every read and
+conditional write compares it with the clock; expired rows are purged now
+and then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from .base import (
+    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
+    StorageError, batches, clock, new_id,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT PRIMARY KEY, value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue_items (
+    id TEXT PRIMARY KEY, queue TEXT NOT NULL, state TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    ready_at REAL NOT NULL, token TEXT, last_error TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS queue_items_ready ON queue_items (queue, state, ready_at);
+"""
+
+_QUEUE_COLUMNS = "id, queue, payload, state, attempts, created_at, updated_at, ready_at, token, last_error"
+_PURGE_EVERY = 500  # writes between purges of expired values
+
+
+def path_from_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+        raise ConfigurationError(f"malformed SQLite URL {url!r}: expected sqlite:///path/to/file.db")
+    return parts.path[1:]
+
+
+class SQLiteStorage(Storage):
+    scheme = "sqlite"
+
+    def __init__(self, url: str, *, busy_timeout: float = 2.0):
+        self.path = path_from_url(url)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._writes = 0
+
+    # -- connections ------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite error becomes StorageError."""
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {exc}") from exc
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self._purge()
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {exc}") from exc
+
+    def _purge(self) -> None:
+        with contextlib.suppress(StorageError, sqlite3.Error):
+            self._connection().execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                                       (time.time(),))
+
+    # -- counters ------------------------------------------------------------------
+    @staticmethod
+    def _incr(conn: sqlite3.Connection, key: str, amount: int) -> int:
+        return conn.execute(
+            "INSERT INTO counters (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value RETURNING value",
+            (key, amount),
+        ).fetchone()[0]
+
+    @staticmethod
+    def _counters(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, int]:
+        result = dict.fromkeys(keys, 0)
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # stay under SQLite's variable limit
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value in conn.execute(f"SELECT key, value FROM counters WHERE key IN ({marks})", chunk):
+                result[key] = value
+        return result
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        with self._tx() as conn:
+            return self._incr(conn, key, amount)
+
+    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+        try:
+            return self._counters(self._connection(), keys)
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {exc}") from exc
+
+    # -- values ----------------------------------------------------------------------
+    @staticmethod
+    def _live(conn: sqlite3.Connection, key: str, now: float) -> tuple[str, float | None] | None:
+        row = conn.execute("SELECT value, expires_at FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None or (row[1] is not None and row[1] <= now):
+            return None
+        return row
+
+    @staticmethod
+    def _put(conn: sqlite3.Connection, key: str, value: str, expires_at: float | None) -> None:
+        conn.execute(
+            "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+            (key, value, expires_at),
+        )
+
+    def get(self, key: str) -> str | None:
+        rows = self._read("SELECT value, expires_at FROM kv WHERE key = ?", (key,))
+        if not rows or (rows[0][1] is not None and rows[0][1] <= time.time()):
+            return None
+        return rows[0][0]
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        with self._tx() as conn:
+            self._put(conn, key, value, None if ttl is None else time.time() + ttl)
+
+    def _add(self, conn: sqlite3.Connection, key: str, value: str, ttl: float | None) -> bool:
+        now = time.time()
+        if self._live(conn, key, now) is not None:
+            return False
+        self._put(conn, key, value, None if ttl is None else now + ttl)
+        return True
+
+    def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        with self._tx() as conn:
+            return self._add(conn, key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    # -- rate limits and page views --------------------------------------------------------
+    def _limit(self, conn: sqlite3.Connection, limit: Limit) -> tuple[bool, int]:
+        now = time.time()
+        row = self._live(conn, limit.key, now)
+        count, expires_at = (int(row[0]), row[1]) if row else (0, now + limit.window)
+        if count >= limit.max:
+            return False, count
+        self._put(conn, limit.key, str(count + 1), expires_at)
+        return True, count + 1
+
+    def limit(self, limit: Limit) -> tuple[bool, int]:
+        with self._tx() as conn:
+            return self._limit(conn, limit)
+
+    def hit(self, hit: Hit) -> HitResult:
+        with self._tx() as conn:
+            if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
+                return HitResult(False, False, self._counters(conn, hit.read))
+            for key in hit.incr:
+                self._incr(conn, key, 1)
+            new = False
+            if hit.unique is not None:
+                new = self._add(conn, hit.unique[0], "1", hit.unique[1])
+                if new:
+                    for key in hit.unique_incr:
+                        self._incr(conn, key, 1)
+            return HitResult(True, new, self._counters(conn, hit.read))
+
+    # -- queues ----------------------------------------------------------------------------
+    @staticmethod
+    def _item(row: tuple) -> QueueItem:
+        (id_, queue, payload, state, attempts, created_at, updated_at, ready_at, token, last_error) = row
+        return QueueItem(id=id_, queue=queue, payload=json.loads(payload), state=state, attempts=attempts,
+                         created_at=created_at, updated_at=updated_at, ready_at=ready_at, token=token,
+                         last_error=last_error)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, item: QueueItem) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO queue_items ({_QUEUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.id, item.queue, json.dumps(item.payload), item.state, item.attempts, item.created_at,
+             item.updated_at, item.ready_at, item.token, item.last_error),
+        )
+
+    def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
+        now = clock(now)
+        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
+                         ready_at=now)
+        with self._tx() as conn:
+            self._insert(conn, item)
+        return item
+
+    def claim(self, queue: str, *, lease: float, limit: int = 1, now: float | None = None) -> list[QueueItem]:
+        now = clock(now)
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM queue_items WHERE queue = ? AND state = ? AND ready_at <= ? "
+                "ORDER BY created_at, id LIMIT ?", (queue, PENDING, now, limit)).fetchall()
+            claimed = []
+            for row in rows:
+                item = self._item(row)
+                item.token, item.attempts, item.ready_at, item.updated_at = (
+                    uuid.uuid4().hex, item.attempts + 1, now + lease, now)
+                conn.execute("UPDATE queue_items SET token = ?, attempts = ?, ready_at = ?, updated_at = ? "
+                             "WHERE id = ?", (item.token, item.attempts, item.ready_at, now, item.id))
+                claimed.append(item)
+            return claimed
+
+    def _settle(self, queue: str, item_id: str, token: str, sets: str, params: tuple) -> bool:
+        with self._tx() as conn:
+            cursor = conn.execute(
+                f"UPDATE queue_items SET {sets} WHERE id = ? AND queue = ? AND state = ? AND token = ?",
+                (*params, item_id, queue, PENDING, token))
+            return cursor.rowcount == 1
+
+    def ack(self, queue: str, item_id: str, token: str, *, now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, "state = ?, token = NULL, updated_at = ?", (DONE, clock(now)))
+
+    def release(self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
+                now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, "ready_at = ?, last_error = ?, token = NULL, updated_at = ?",
+                            (ready_at, error, clock(now)))
+
+    def bury(self, queue: str, item_id: str, token: str, *, reason: str, now: float | None = None) -> bool:
+        return self._settle(queue, item_id, token, "state = ?, last_error = ?, token = NULL, updated_at = ?",
+                            (DEAD, reason, clock(now)))
+
+    def items(self, queue: str, state: str = PENDING, limit: int = 100) -> list[QueueItem]:
+        rows = self._read(f"SELECT {_QUEUE_COLUMNS} FROM queue_items WHERE queue = ? AND state = ? "
+                          "ORDER BY created_at, id LIMIT ?", (queue, state, limit))
+        return [self._item(row) for row in rows]
+
+    def queue_counts(self, queue: str) -> dict[str, int]:
+        counts = dict.fromkeys(QUEUE_STATES, 0)
+        rows = self._read("SELECT state, COUNT(*) FROM queue_items WHERE queue = ? GROUP BY state", (queue,))
+        counts.update(dict(rows))
+        return counts
+
+    # -- operations ------------------------------------------------------------------------
+    def check(self) -> None:
+        self._read("SELECT 1")
+
+    def init(self) -> None:
+        self._connection()
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        for key, value in self._read("SELECT key, value FROM counters ORDER BY key"):
+            yield {"type": "counter", "key": key, "value": value}
+        now = time.time()
+        for key, value, expires_at in self._read("SELECT key, value, expires_at FROM kv ORDER BY key"):
+            if expires_at is None or expires_at > now:
+                yield {"type": "value", "key": key, "value": value, "expires_at": expires_at}
+        for row in self._read(f"SELECT {_QUEUE_COLUMNS} FROM queue_items ORDER BY queue, created_at, id"):
+            yield {"type": "queue", "item": self._item(row).to_dict()}
+
+    def import_(self, records: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        for batch in batches(records, 500):
+            with self._tx() as conn:
+                for record in batch:
+                    kind = record.get("type")
+                    if kind == "counter":
+                        conn.execute("INSERT OR REPLACE INTO counters (key, value) VALUES (?, ?)",
+                                     (record["key"], int(record["value"])))
+                    elif kind == "value":
+                        self._put(conn, record["key"], str(record["value"]), record.get("expires_at"))
+                    elif kind == "queue":
+                        self._insert(conn, QueueItem.from_dict(record["item"]))
+                    else:
+                        raise StorageError(f"unknown record type {kind!r}")
+                    count += 1
+        return count
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

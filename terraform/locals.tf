@@ -1,0 +1,50 @@
+# ---------------------------------------------------------------------------
+# Names derived once, used everywhere
+# ---------------------------------------------------------------------------
+
+locals {
+  name       = "${var.project}-${var.environment}"
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  # Zappa names the function "<project_name>-<stage>"; the stack creates its
+  # log group and role before Zappa creates the function itself.
+  function_name = local.name
+  function_arn  = "arn:${local.partition}:lambda:${var.aws_region}:${local.account_id}:function:${local.function_name}"
+  log_group     = "/aws/lambda/${local.function_name}"
+
+  www_domain = "www.${var.domain_name}"
+  aliases    = var.www_redirect ? [var.domain_name, local.www_domain] : [var.domain_name]
+  zone_name  = coalesce(var.route53_zone_name, var.domain_name)
+
+  # Bucket names are global: the account id keeps them unique and predictable.
+  site_bucket  = "${local.name}-site-${local.account_id}"
+  zappa_bucket = "${local.name}-zappa-${local.account_id}"
+  logs_bucket  = "${local.name}-logs-${local.account_id}"
+
+  site_origin_id = "site-bucket"
+  api_origin_id  = "api-function-url"
+  api_enabled    = var.api_origin_domain != null
+
+  # The site's own policy: every script, style and font comes from the site,
+  # the widgets' images may come from any HTTPS host (album covers, avatars).
+  content_security_policy = join("; ", [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' https: data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "upgrade-insecure-requests",
+  ])
+
+  tags = merge(var.tags, {
+    Project     = var.project
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+}

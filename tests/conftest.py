@@ -1,0 +1,66 @@
+"""Fixtures that start real servers (Redis, moto's DynamoDB) and build apps on them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import pytest
+
+from service.storage import open_storage
+
+from .servers import MotoServer, RedisServer
+
+# boto3 talks to moto only; these dummy credentials never leave the machine.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105
+                  AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1")
+for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_name, None)
+
+BACKENDS = ["sqlite", "redis", "dynamodb"]
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage_url(request, tmp_path):
+    """A fresh, empty store URL for the backend named by ``request.param``."""
+    return make_storage_url(request, request.param, tmp_path)
+
+
+def make_storage_url(request, backend: str, tmp_path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/vitae.db"
+    if backend == "redis":
+        server = request.getfixturevalue("redis_server")
+        return f"{server.url}?prefix=t{uuid.uuid4().hex[:8]}:"
+    if backend == "dynamodb":
+        server = request.getfixturevalue("moto_server")
+        url = f"dynamodb://t-{uuid.uuid4().hex[:12]}?region=us-east-1&endpoint_url={server.endpoint}"
+        open_storage(url).init()
+        return url
+    raise ValueError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request, tmp_path):
+    """A connected, empty store of every backend in turn."""
+    store = open_storage(make_storage_url(request, request.param, tmp_path))
+    store.init()
+    yield store
+    store.close()
