@@ -106,9 +106,7 @@ resource "aws_cloudfront_function" "viewer_request" {
 }
 
 resource "aws_cloudfront_distribution" "site" {
-  #checkov:skip=CKV_AWS_68:WAF is optional (var.waf_enabled, see waf.tf): it costs more per month than the rest of the stack at small scale, and the API rate-limits per visitor itself.
-  #checkov:skip=CKV2_AWS_47:Same switch as CKV_AWS_68; when on, the web ACL includes AWSManagedRulesKnownBadInputsRuleSet (Log4j).
-  #checkov:skip=CKV_AWS_86:Access logging is optional (var.access_logging): the site counts visitors without storing IP addresses, and logs would store them.
+  #checkov:skip=CKV2_AWS_47:WAF is optional (var.waf_enabled, waf.tf), off by default because it costs more a month than the rest of the stack at small scale; when on, its web ACL includes AWSManagedRulesKnownBadInputsRuleSet (Log4j).
   #checkov:skip=CKV_AWS_310:One origin per behaviour by design: the static site has no second copy, and a failover origin group cannot carry POST to the API.
   #checkov:skip=CKV_AWS_374:A public resume is meant to be readable from every country.
   enabled             = true

@@ -8,8 +8,11 @@ import uuid
 
 import pytest
 
+from service import create_app
+from service.config import SETTINGS
 from service.storage import open_storage
 
+from .fakes import FakeUpstream
 from .servers import MotoServer, RedisServer
 
 # boto3 talks to moto only; these dummy credentials never leave the machine.
@@ -64,3 +67,64 @@ def storage(request, tmp_path):
     store.init()
     yield store
     store.close()
+
+
+class FakeClock:
+    """Injected time for the app (``config["CLOCK"]``): tests move it instead of sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0):  # 2027-01-15T08:00:00Z
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def make_app(request, tmp_path, clock, monkeypatch):
+    """Build an app on a fresh store: ``make_app("redis", VISITOR_RATE_LIMIT="off")``.
+
+    The process environment's settings are cleared so a developer's shell cannot change a test.
+    """
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.name, raising=False)
+    monkeypatch.setenv("VITAE_INSTANCE_PATH", str(tmp_path / "instance"))
+
+    def factory(backend: str = "sqlite", **config):
+        url = make_storage_url(request, backend, tmp_path / f"{backend}-{uuid.uuid4().hex[:6]}")
+        settings = {"STORAGE_URL": url, "SECRET_KEY": "test-secret-key", "CLOCK": clock,
+                    "SITE_DIR": str(tmp_path / "no-site"), **config}
+        app = create_app(settings)
+        app.testing = True
+        return app
+    return factory
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def upstream():
+    """A fresh fake upstream HTTP server on loopback (see tests/fakes.py)."""
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()

@@ -1,0 +1,50 @@
+"""Vitae: a personal resume site with live widgets, as one Flask service.
+
+`create_app` builds the app from environment settings (`config.SETTINGS`),
+overridden by the ``config`` mapping (tests pass one; ``CLOCK`` injects time).
+Nothing app-specific happens at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
+    from . import api, cli, config as settings, db, errors, logs, security, site
+
+    app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
+    environ = dict(os.environ)
+    environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, str | int | float)})
+    app.config.update(settings.load(environ))
+    app.config.update({k: v for k, v in (config or {}).items() if not isinstance(v, str | int | float)})
+    app.config.setdefault("CLOCK", time.time)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    if not app.config["SECRET_KEY"]:
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise settings.ConfigError("SECRET_KEY must be set on Lambda (instances share no disk)")
+        app.config["SECRET_KEY"] = settings.instance_secret(app.instance_path)
+    if not app.config["STORAGE_URL"]:
+        app.config["STORAGE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'vitae.db')}"
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
+
+    logs.init_app(app)
+    errors.init_app(app)
+    db.init_app(app)
+    security.init_app(app)
+    api.register(app)
+    site.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,61 @@
+"""The visitor counter API: count a view, read counts, daily series, README badge."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .. import visitors
+from ..clock import now
+from ..db import get_storage
+from ..errors import APIError
+from ..privacy import is_bot, opted_out
+
+bp = Blueprint("visitors", __name__)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/visitors")
+def count_view():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid_body", 'expected a JSON object like {"path": "/blog/12"}')
+    if "path" not in body:
+        raise APIError(400, "invalid_path", 'path is required, e.g. {"path": "/"}')
+    path = visitors.normalise_path(body["path"])
+    user_agent = request.headers.get("User-Agent", "")
+    storage = get_storage()
+    if is_bot(user_agent):
+        return _no_store(jsonify(visitors.read(storage, path)))
+    config = current_app.config
+    visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
+    answer = visitors.count(storage, path, visit, now=now(), secret=config["SECRET_KEY"], site=config["SITE_URL"],
+                            rate=config["VISITOR_RATE_LIMIT"])
+    return _no_store(jsonify(answer))
+
+
+@bp.get("/visitors")
+def read_counts():
+    path = visitors.normalise_path(request.args.get("path", "/"))
+    return _no_store(jsonify(visitors.read(get_storage(), path)))
+
+
+@bp.get("/visitors/daily")
+def daily():
+    raw = request.args.get("days", "30")
+    if not raw.isdigit() or not 1 <= int(raw) <= 365:
+        raise APIError(400, "invalid_days", "days must be a whole number from 1 to 365")
+    response = jsonify(visitors.daily(get_storage(), int(raw), now()))
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@bp.get("/visitors/badge.svg")
+def badge():
+    path = visitors.normalise_path(request.args.get("path", "/"))
+    views = visitors.read(get_storage(), path)["page_views"]
+    svg = visitors.badge_svg("views", f"{views:,}")
+    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,79 @@
+"""One JSON error shape for every failure: ``{"error": "<code>", "message": "<text>"}``.
+
+Views raise `APIError` (or let Werkzeug raise an HTTPException); a
+`StorageError` becomes 503; anything else becomes a logged 500 whose answer
+carries no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .storage import StorageError
+
+log = logging.getLogger(__name__)
+
+#: Error codes for the statuses the API answers with.
+CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    429: "rate_limited", 500: "internal_error", 502: "bad_gateway", 503: "unavailable",
+}
+
+
+class APIError(Exception):
+    """An error answer: status, machine-readable code, human message, extra JSON fields and headers."""
+
+    def __init__(self, status: int, code: str | None = None, message: str = "", *,
+                 headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(message or code)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message or self.code.replace("_", " ")
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(status: int, code: str | None = None, message: str = "", *,
+                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = {"error": code or CODES.get(status, "error"), "message": message or CODES.get(status, "error"), **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def api_error(exc: APIError):
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        headers = {}
+        if status == 405 and exc.valid_methods:
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        response = app.extensions.get("vitae.html_error")
+        if response is not None and not request.path.startswith("/api"):
+            html = response(status)
+            if html is not None:
+                return html
+        return error_response(status, None, exc.description or "", headers=headers)
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError):
+        log.error("storage unavailable: %s", exc)
+        return error_response(503, "storage_unavailable", "storage is not answering; try again shortly",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,125 @@
+"""The visitor counter: which keys a page view touches, and counting one view in one storage step.
+
+Counter keys: ``page:<path>`` (views of one page), ``site:views`` (all views),
+``site:uniques`` (all-time sum of daily unique visitors) and, per UTC day,
+``site:day:<date>:views`` / ``site:day:<date>:uniques``. A visitor's daily
+marker is ``visitor:<date>:<hash>`` (48 h). Views are counted by one
+`Storage.hit`: rate limit, counters, unique marker and the read-back in
+one atomic step (one round trip on Redis and SQLite).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from urllib.parse import unquote
+
+from .config import Rate
+from .errors import APIError
+from .privacy import subject_hash, visitor_hash
+from .ratelimit import too_many, window
+from .storage import Hit, Storage
+
+MAX_PATH_LENGTH = 200
+VISITOR_TTL = 48 * 3600
+_ALLOWED = re.compile(r"[A-Za-z0-9/._~-]*")
+_INDEX_FILES = ("index.html", "index.htm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Visit:
+    """Who is viewing, reduced to what counting needs."""
+
+    ip: str
+    user_agent: str
+    opted_out: bool
+
+
+def normalise_path(raw: object) -> str:
+    """A canonical page path, or a 400 `APIError`.
+
+    Query and fragment are dropped, percent-escapes decoded once, repeated and
+    trailing slashes and a final ``index.html`` removed; ``.``/``..`` segments,
+    characters outside ``A-Z a-z 0-9 / . _ ~ -`` and paths over 200
+    characters are refused, so junk cannot grow the key space.
+    """
+    if not isinstance(raw, str):
+        raise APIError(400, "invalid_path", "path must be a string such as /blog/12")
+    path = unquote(raw.strip().split("#", 1)[0].split("?", 1)[0])
+    if not path.startswith("/") or not _ALLOWED.fullmatch(path):
+        raise APIError(400, "invalid_path", "path must start with / and use only letters, digits and / . _ ~ -")
+    segments = [segment for segment in path.split("/") if segment]
+    if any(segment in (".", "..") for segment in segments):
+        raise APIError(400, "invalid_path", "path must not contain . or .. segments")
+    if segments and segments[-1] in _INDEX_FILES:
+        segments.pop()
+    path = "/" + "/".join(segments)
+    if len(path) > MAX_PATH_LENGTH:
+        raise APIError(400, "invalid_path", f"path is longer than {MAX_PATH_LENGTH} characters")
+    return path
+
+
+def page_key(path: str) -> str:
+    return f"page:{path}"
+
+
+def _read_keys(path: str) -> list[str]:
+    return [page_key(path), "site:views", "site:uniques"]
+
+
+def _answer(path: str, counts: dict[str, int], counted: bool) -> dict:
+    return {"path": path, "page_views": counts[page_key(path)], "total_views": counts["site:views"],
+            "unique_visitors": counts["site:uniques"], "counted": counted}
+
+
+def read(storage: Storage, path: str) -> dict:
+    """The counts for ``path`` without counting."""
+    return _answer(path, storage.counters(_read_keys(path)), counted=False)
+
+
+def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
+          rate: Rate | None) -> dict:
+    """Count one view of ``path``; raise a 429 `APIError` when the visitor's rate limit is full."""
+    date = dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()
+    unique = None
+    if not visit.opted_out:
+        unique = (f"visitor:{date}:{visitor_hash(secret, date, visit.ip, visit.user_agent, site)}", VISITOR_TTL)
+    limit = window(rate, "visit", subject_hash(secret, date, visit.ip), now) if rate else None
+    result = storage.hit(Hit(
+        incr=[page_key(path), "site:views", f"site:day:{date}:views"],
+        limit=limit,
+        unique=unique,
+        unique_incr=["site:uniques", f"site:day:{date}:uniques"],
+        read=_read_keys(path),
+    ))
+    if not result.allowed:
+        raise too_many(rate, now, "too many page views from this address; try again later")
+    return _answer(path, result.counts, counted=True)
+
+
+def daily(storage: Storage, days: int, now: float) -> list[dict]:
+    """Views and unique visitors for the last ``days`` UTC days, oldest first, today included."""
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    dates = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
+    counts = storage.counters([f"site:day:{d}:{kind}" for d in dates for kind in ("views", "uniques")])
+    return [{"date": d, "views": counts[f"site:day:{d}:views"], "unique_visitors": counts[f"site:day:{d}:uniques"]}
+            for d in dates]
+
+
+def badge_svg(label: str, value: str) -> str:
+    """A shields-style flat badge (Verdana 11px metrics approximated at 7 px per character)."""
+    left, right = 10 + 7 * len(label), 10 + 7 * len(value)
+    width = left + right
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" '
+        f'aria-label="{label}: {value}"><title>{label}: {value}</title>'
+        f'<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
+        f'<stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r"><rect width="{width}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r)"><rect width="{left}" height="20" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="20" fill="#007ec6"/>'
+        f'<rect width="{width}" height="20" fill="url(#s)"/></g>'
+        f'<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="{left / 2}" y="14">{label}</text><text x="{left + right / 2}" y="14">{value}</text></g></svg>'
+    )
