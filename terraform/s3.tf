@@ -225,7 +225,7 @@ resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_18:This is the log bucket; logging it into itself would loop.
   #checkov:skip=CKV_AWS_144:Access logs expire after log_retention_days; a cross-region copy would only keep visitor IPs longer.
   #checkov:skip=CKV_AWS_145:CloudFront standard logging delivers only to SSE-S3 buckets unless the key policy grants the log-delivery service; SSE-S3 still encrypts at rest.
-  #checkov:skip=CKV2_AWS_62:Nothing reacts to new log files.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes new log files as they arrive; they are read on demand and expire after log_retention_days.
   count = var.access_logging ? 1 : 0
 
   bucket = local.logs_bucket

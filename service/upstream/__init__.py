@@ -16,7 +16,7 @@ from .. import __version__
 
 #: (connect, read) seconds for every upstream call.
 TIMEOUT = (3.05, 5.0)
-USER_AGENT = f"vitae/{__version__} (+https://github.com/vitae-site/vitae)"
+USER_AGENT = f"vitae/{__version__} (self-hosted resume site)"
 
 
 class UpstreamError(Exception):
