@@ -28,7 +28,7 @@ CODES = {
 class APIError(Exception):
     """An error answer: status, machine-readable code, human message, extra JSON fields and headers."""
 
-    def __init__(self, status: int, code: str | None = None, message: str = "", *,
+    def __init__(self, status: int, code: str | None = None, message: str = "", /, *,
                  headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message or code)
         self.status = status
@@ -38,7 +38,7 @@ class APIError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, code: str | None = None, message: str = "", *,
+def error_response(status: int, code: str | None = None, message: str = "", /, *,
                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"error": code or CODES.get(status, "error"), "message": message or CODES.get(status, "error"), **extra}
     response = jsonify(body)

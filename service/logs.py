@@ -36,12 +36,27 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is now (gunicorn and test runners swap it)."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure(level: str) -> None:
     """Send the root logger's records to stdout as JSON (once per process)."""
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(h, _HANDLER_MARK, False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(JSONFormatter())
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)

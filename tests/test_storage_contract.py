@@ -252,6 +252,7 @@ def _fill(store: Storage) -> None:
     store.incr("site:views", 42)
     store.set("cache:github", '{"events": []}', ttl=3600)
     store.set("forever", "v")
+    store.limit(Limit("rl:carried", max=3, window=3600))
     store.enqueue("outbox", {"text": "pending"}, now=1_800_000_000.0)
     item = store.enqueue("outbox", {"text": "done"}, now=1_800_000_001.0)
     token = store.claim("outbox", lease=60, now=1_800_000_000.0)[0].token
@@ -289,6 +290,7 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     assert dst.get("forever") == "v"
     assert dst.queue_counts("outbox") == src.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
     assert _comparable(dst.export()) == _comparable(exported)
+    assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on
     # the imported queue still works: the pending record is claimable
     assert [i.payload for i in dst.claim("outbox", lease=5, now=1_800_000_100.0)] == [{"text": "pending"}]
 

@@ -203,7 +203,7 @@ class DynamoDBStorage(Storage):
         item = self._call("get_item", Key=self._key(f"v#{key}"), ConsistentRead=True).get("Item")
         if not item or (TTL_ATTRIBUTE in item and float(item[TTL_ATTRIBUTE]["N"]) <= time.time()):
             return None
-        return item["v"]["S"] if "v" in item else item.get("n", {}).get("N")
+        return item["n"]["N"] if "n" in item else item["v"]["S"]
 
     def _value_item(self, key: str, value: str, ttl: float | None) -> dict[str, Any]:
         item = {**self._key(f"v#{key}"), "v": _s(value)}
@@ -429,7 +429,7 @@ class DynamoDBStorage(Storage):
                 elif pk.startswith("v#"):
                     expires_at = float(item[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in item else None
                     if expires_at is None or expires_at > now:
-                        value = item["v"]["S"] if "v" in item else item["n"]["N"]
+                        value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
@@ -453,7 +453,10 @@ class DynamoDBStorage(Storage):
                     puts += [{**self._key(pk), "n": _n(int(record["value"]) if i == 0 else 0)}
                              for i, pk in enumerate(pks)]
                 elif kind == "value":
-                    item = {**self._key(f"v#{record['key']}"), "v": _s(str(record["value"]))}
+                    value = str(record["value"])
+                    # whole numbers go in ``n`` so an imported rate-limit window keeps counting
+                    item = {**self._key(f"v#{record['key']}"), **({"n": _n(int(value))} if value.isdigit()
+                                                                  else {"v": _s(value)})}
                     if record.get("expires_at") is not None:
                         item[TTL_ATTRIBUTE] = _n(float(record["expires_at"]))
                     puts.append(item)
