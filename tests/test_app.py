@@ -218,3 +218,28 @@ def test_redis_outage_is_503_fast_and_recovers_without_restart(make_app):
         assert client.post("/api/visitors", json={"path": "/"}, headers=BROWSER).json["page_views"] == 1
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port that accepts connections and never answers (a hung store)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize("backend", ["redis", "dynamodb"])
+def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
+    url = {"redis": f"redis://127.0.0.1:{black_hole}/0",
+           "dynamodb": f"dynamodb://t?region=us-east-1&endpoint_url=http://127.0.0.1:{black_hole}"}[backend]
+    client = make_app(STORAGE_URL=url).test_client()
+    for call in (lambda: client.get("/api/health"),
+                 lambda: client.post("/api/visitors", json={"path": "/"}, headers=BROWSER)):
+        started = time.monotonic()
+        answer = call()
+        assert time.monotonic() - started < 2.0
+        _is_error(answer, 503)

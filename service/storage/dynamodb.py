@@ -124,7 +124,9 @@ class DynamoDBStorage(Storage):
             import boto3  # only this backend needs boto3: keep it off other cold starts
             from botocore.config import Config
 
-            config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+            # Short timeouts and one retry with legacy mode's 50 ms backoff (standard mode waits up to 1 s;
+            # legacy counts retries, not attempts): an unreachable table is a 503 in under 2 s.
+            config = Config(connect_timeout=0.5, read_timeout=0.8, retries={"mode": "legacy", "max_attempts": 1})
             self._client = boto3.client("dynamodb", region_name=self._options["region"],
                                         endpoint_url=self._options["endpoint_url"], config=config)
         return self._client
