@@ -46,28 +46,24 @@ def rate(text: str) -> Rate | None:
     return Rate(int(match[1]), int(match[2] or 1) * _PERIODS[match[3]])
 
 
-def integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _bounded(convert: Callable[[str], Any], kind: str, low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise ValueError("expected a whole number") from None
+            raise ValueError(f"expected {kind}") from None
         if not low <= value <= high:
             raise ValueError(f"expected {low}..{high}")
         return value
     return parse
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    return _bounded(int, "a whole number", low, high)
 
 
 def number(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("expected a number") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected {low}..{high}")
-        return value
-    return parse
+    return _bounded(float, "a number", low, high)
 
 
 def boolean(text: str) -> bool:
@@ -101,11 +97,43 @@ def text(value: str) -> str:
     return value.strip()
 
 
+def matching(regex: str, expected: str) -> Callable[[str], str | None]:
+    """A value matching ``regex`` in full (empty: None), else ValueError naming ``expected``."""
+    def parse(value: str) -> str | None:
+        value = value.strip()
+        if not value:
+            return None
+        if not re.fullmatch(regex, value):
+            raise ValueError(f"expected {expected}")
+        return value
+    return parse
+
+
 def log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+def api_base(value: str) -> str:
+    """A path such as ``/api`` or an http(s) URL, without the trailing slash."""
+    value = value.strip().rstrip("/")
+    if value.startswith("/") and not value.startswith("//") and re.fullmatch(r"[A-Za-z0-9/._~-]+", value):
+        return value
+    return http_url(value)
+
+
+def widget_names(value: str) -> tuple[str, ...]:
+    """Comma-separated names of the site's live widgets; ``none`` for none."""
+    known = ("visitors", "spotify", "github", "blog", "contact")
+    if value.strip().lower() == "none":
+        return ()
+    names = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown widget {unknown[0]!r}; expected some of {', '.join(known)}")
+    return names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +166,61 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_BODY_BYTES", "65536", integer(1024, 10 * 1024 * 1024), "Largest request body accepted (413 "
             "past it)."),
     Setting("LOG_LEVEL", "INFO", log_level, "DEBUG, INFO, WARNING or ERROR."),
+    # -- contact form and outbox ------------------------------------------------------
+    Setting("TELEGRAM_BOT_TOKEN", "", text, "Bot token from @BotFather; with TELEGRAM_CHAT_ID set, contact "
+            "messages go to Telegram (unset: they wait in the outbox, see `flask outbox list`).", secret=True),
+    Setting("TELEGRAM_CHAT_ID", "", text, "Chat the bot writes to: your numeric user id, a group's id "
+            "(-100...) or @channelname."),
+    Setting("TELEGRAM_API_URL", "https://api.telegram.org", http_url, "Telegram Bot API base URL."),
+    Setting("TELEGRAM_TIMEOUT", "5", number(0.1, 30), "Seconds to wait for Telegram's answer to one message."),
+    Setting("TURNSTILE_SECRET", "", text, "Cloudflare Turnstile secret key: when set, the contact form needs a "
+            "passed Turnstile check.", secret=True),
+    Setting("TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify", http_url,
+            "Turnstile's siteverify endpoint."),
+    Setting("CONTACT_RATE_LIMIT", "5/hour", rate, "Contact messages per sender address (N/second|minute|hour|day, "
+            "or off)."),
+    Setting("CONTACT_GLOBAL_RATE_LIMIT", "100/day", rate, "Contact messages accepted from everyone together "
+            "(N/second|minute|hour|day, or off)."),
+    Setting("OUTBOX_MAX_AGE", "172800", integer(60, 90 * 86400), "Seconds an undelivered message is retried "
+            "before it is dead-lettered (172800 = 48 h)."),
+    Setting("OUTBOX_LEASE_SECONDS", "60", integer(10, 3600), "Seconds a worker holds a message it is sending; "
+            "after that another worker may take it."),
+    Setting("OUTBOX_POLL_SECONDS", "5", number(0.05, 3600), "Seconds `flask outbox deliver --loop` waits "
+            "between looks when idle."),
+    Setting("OUTBOX_INLINE_SECONDS", "2", number(0, 10), "Longest the contact API spends delivering right after "
+            "accepting (0: leave it all to the worker)."),
+    # -- live widgets: Spotify, GitHub, blog ------------------------------------------
+    Setting("UPSTREAM_TIMEOUT", "5", number(0.05, 60), "Seconds to wait for an upstream's answer (Spotify, "
+            "GitHub) before serving the cached value."),
+    Setting("SPOTIFY_API_URL", "https://api.spotify.com/v1", http_url, "Spotify Web API base URL."),
+    Setting("SPOTIFY_ACCOUNTS_URL", "https://accounts.spotify.com", http_url, "Spotify accounts (OAuth) base URL."),
+    Setting("SPOTIFY_CLIENT_ID", "", matching(r"[A-Za-z0-9]{1,64}", "a Spotify app's client id"),
+            "Client id of your Spotify app (empty: no Spotify widget)."),
+    Setting("SPOTIFY_CLIENT_SECRET", "", text, "Client secret of your Spotify app.", secret=True),
+    Setting("SPOTIFY_REFRESH_TOKEN", "", text, "Refresh token from `flask spotify authorize`.", secret=True),
+    Setting("SPOTIFY_CACHE_TTL", "30", integer(5, 86400), "Seconds /api/spotify answers from cache."),
+    Setting("GITHUB_API_URL", "https://api.github.com", http_url, "GitHub REST API base URL (GitHub Enterprise: "
+            "https://HOST/api/v3)."),
+    Setting("GITHUB_USERNAME", "", matching(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", "a GitHub user name"),
+            "Whose public activity /api/github shows (empty: no activity widget)."),
+    Setting("GITHUB_TOKEN", "", text, "Optional fine-grained token (read-only public access): 5,000 requests/h "
+            "instead of 60; also used for the blog.", secret=True),
+    Setting("GITHUB_TOP_REPOS", "6", integer(0, 30), "How many of the user's most-starred repositories "
+            "/api/github lists (0: none, one upstream call less)."),
+    Setting("GITHUB_CACHE_TTL", "300", integer(30, 86400), "Seconds /api/github answers from cache."),
+    Setting("BLOG_REPO", "", matching(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}", "owner/name"),
+            "Repository whose issues are the blog, as owner/name (empty: no blog)."),
+    Setting("BLOG_LABEL", "published", text, "Label that publishes an issue as a post."),
+    Setting("BLOG_AUTHOR", "", matching(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", "a GitHub user name"),
+            "Only issues by this user are posts (empty: the repository's owner)."),
+    Setting("BLOG_CACHE_TTL", "300", integer(30, 86400), "Seconds /api/blog answers from cache."),
+    # -- the site (`flask site build`) -------------------------------------------------
+    Setting("SITE_RESUME", "site/resume.json", text, "The JSON Resume file the site build renders."),
+    Setting("SITE_API_BASE", "/api", api_base, "Where the site's widgets call the API: /api (same origin) or an "
+            "https URL (then allow it in the Content-Security-Policy's connect-src)."),
+    Setting("SITE_WIDGETS", "visitors,spotify,github,blog,contact", widget_names, "Live widgets the built site "
+            "shows (comma-separated from visitors, spotify, github, blog, contact; or none)."),
+    Setting("SITE_API_TIMEOUT", "8", number(1, 60), "Seconds a widget waits for the API before hiding itself."),
 )
 
 
