@@ -1,0 +1,110 @@
+"""POST /api/contact: accept a visitor's message into the outbox.
+
+Answers ``202 {"status": "accepted", "id"}`` only once the message is stored.
+Errors: 415 (neither JSON nor a form), 400 ``invalid_json`` / ``invalid_body``,
+400 ``invalid`` with ``fields`` (see `contact.validate`), 400
+``turnstile_failed``, 413 (body over ``MAX_BODY_BYTES``), 429 with
+``Retry-After`` (per-address or global limit), 503 when storage does not
+answer (nothing was accepted). A filled honeypot gets the same 202 and the
+message is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import contact, outbox
+from ..clock import now, utc_date
+from ..db import get_storage
+from ..errors import APIError
+from ..privacy import subject_hash
+from ..ratelimit import enforce
+from ..storage.base import new_id
+from ..visitors import normalise_path
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("contact", __name__)
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _submitted() -> dict[str, Any]:
+    """The submitted fields; a form field sent twice becomes a list (and fails validation)."""
+    if request.mimetype == "application/json":
+        try:
+            data = json.loads(request.get_data(cache=True))
+        except (ValueError, RecursionError):
+            raise APIError(400, "invalid_json", "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise APIError(400, "invalid_body", 'expected a JSON object like {"name": ..., "email": ..., '
+                                                '"message": ...}')
+        return data
+    if request.mimetype in _FORMS:
+        return {key: values[0] if len(values) == 1 else values for key, values in request.form.lists()}
+    raise APIError(415, "unsupported_media_type", "send application/json or a form (x-www-form-urlencoded)")
+
+
+def _page(data: dict[str, Any]) -> str:
+    """The page the form was sent from: the ``page`` field, else the Referer's path; '' if neither is usable."""
+    for candidate in (data.get("page"), urlsplit(request.referrer or "").path or None):
+        if isinstance(candidate, str):
+            try:
+                return normalise_path(candidate)
+            except APIError:
+                continue
+    return ""
+
+
+def _turnstile(data: dict[str, Any], ip: str) -> str:
+    """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; 400 `APIError` on a failed check."""
+    from ..upstream import UpstreamError, turnstile
+
+    config = current_app.config
+    token = data.get(contact.TURNSTILE_FIELD)
+    try:
+        passed, codes = turnstile.verify(config["TURNSTILE_VERIFY_URL"], config["TURNSTILE_SECRET"],
+                                         token.strip() if isinstance(token, str) else "", ip)
+    except UpstreamError as exc:
+        # Cloudflare being unreachable is not the visitor's fault: keep the message, flagged
+        log.warning("Turnstile could not be asked (%s); accepting the message unchecked", exc)
+        return "unchecked"
+    if not passed:
+        raise APIError(400, "turnstile_failed", "the anti-spam check failed; reload the page and try again",
+                       codes=codes)
+    return "passed"
+
+
+def _accepted(message_id: str):
+    response = jsonify({"status": "accepted", "id": message_id})
+    response.status_code = 202
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/contact")
+def submit():
+    data = _submitted()
+    at = now()
+    if contact.honeypot_filled(data):
+        log.info("contact form honeypot filled; message dropped")
+        return _accepted(new_id(at))
+    message: dict[str, Any] = contact.validate(data)
+    config = current_app.config
+    storage = get_storage()
+    ip = request.remote_addr or ""
+    enforce(storage, config["CONTACT_RATE_LIMIT"], "contact", subject_hash(config["SECRET_KEY"], utc_date(at), ip),
+            at, "too many messages from this address; please try again later")
+    enforce(storage, config["CONTACT_GLOBAL_RATE_LIMIT"], "contact-all", "all", at,
+            "the contact form takes no more messages for now; please try again later")
+    message["page"] = _page(data)
+    if config["TURNSTILE_SECRET"]:
+        message["turnstile"] = _turnstile(data, ip)
+    item = outbox.accept(storage, message, at=at)
+    outbox.deliver_soon()
+    return _accepted(item.id)

@@ -1,0 +1,439 @@
+"""The outbox: accepted contact messages, kept in storage until Telegram has them.
+
+`accept` writes a message to the ``outbox`` queue and returns once it is
+stored. `deliver` is the one delivery function (called right after
+accepting, by ``flask outbox deliver`` and by the Lambda schedule through
+`service.tasks.deliver_outbox`):
+
+* it **claims** ready messages with a lease held in storage, so two workers
+  never hold the same message; before each Telegram call it checks that the
+  lease (and the caller's deadline) leaves room for the call's timeout, and
+  stops otherwise instead of racing the next holder;
+* a delivered message is **acked** (kept as ``done``); a message split in
+  parts records each part sent, so a retry resumes after the last one;
+* a **transient** failure (timeout, connection error, 5xx, 429, a refused
+  bot token) releases the message for a retry after an exponential backoff
+  (`backoff`, never sooner than Telegram's ``retry_after``) and pauses the
+  rest of the batch until then: Telegram is down or throttling the chat;
+* a **permanent** 4xx (chat not found, bot blocked) dead-letters the
+  message at once with the reason, and so does a transient failure once the
+  message is ``OUTBOX_MAX_AGE`` old; dead letters are kept, never deleted;
+* **per-sender order**: a message is sent only when no earlier message from
+  the same address is still pending (messages are numbered on acceptance).
+
+At least once, not exactly once, at one edge: if the process dies (or the
+storage stops answering) after Telegram accepted a message but before the
+ack, the lease runs out and the message is sent again. The same holds for a
+timeout after Telegram received the request but before it answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .clock import now
+from .db import get_storage
+from .storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+QUEUE = "outbox"
+#: First retry delay and the longest one (seconds); the delay doubles per attempt in between.
+BACKOFF_BASE = 10.0
+BACKOFF_MAX = 3600.0
+#: Messages claimed at once.
+BATCH = 10
+#: Pending messages read to keep per-sender order (far above what the global rate limit lets in).
+PENDING_SCAN = 1000
+#: A Telegram call is started only with at least this much lease / deadline left (seconds).
+MIN_WINDOW = 0.5
+#: Lease time kept in reserve for the ack after the last call.
+LEASE_RESERVE = 1.0
+#: How long a deferred message (waiting behind its sender's earlier one) waits at least.
+DEFER = 1.0
+
+_NUMBER_KEY = "outbox:number"
+
+
+def accept(storage: Storage, message: dict[str, Any], *, at: float) -> QueueItem:
+    """Number ``message`` and store it in the outbox; it is durable when this returns.
+
+    Raises `StorageError` if the storage does not take it.
+    """
+    number = storage.incr(_NUMBER_KEY)
+    return storage.enqueue(QUEUE, {**message, "number": number, "received_at": at}, now=at)
+
+
+def configured(config: dict[str, Any]) -> bool:
+    """True when Telegram delivery is set up (bot token and chat id)."""
+    return bool(config.get("TELEGRAM_BOT_TOKEN") and config.get("TELEGRAM_CHAT_ID"))
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before retry number ``attempts`` + 1: 10, 20, 40, ... up to an hour, at least ``retry_after``."""
+    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 20))
+    return max(delay, float(retry_after or 0))
+
+
+def _progress_key(item_id: str) -> str:
+    return f"outbox:sent:{item_id}"
+
+
+def _sender(item: QueueItem) -> str:
+    email = item.payload.get("email")
+    return email.casefold() if isinstance(email, str) else f"id:{item.id}"
+
+
+def _order(item: QueueItem) -> tuple:
+    number = item.payload.get("number")
+    return (number if isinstance(number, int) else math.inf, item.created_at, item.id)
+
+
+class _Run:
+    """One delivery run's state: settings, deadline, counts, and what this run settled."""
+
+    def __init__(self, deadline: float | None, should_stop: Callable[[], bool] | None):
+        config = current_app.config
+        self.storage = get_storage()
+        self.api_url = config["TELEGRAM_API_URL"]
+        self.token = config["TELEGRAM_BOT_TOKEN"]
+        self.chat_id = config["TELEGRAM_CHAT_ID"]
+        self.timeout = config["TELEGRAM_TIMEOUT"]
+        self.lease = config["OUTBOX_LEASE_SECONDS"]
+        self.max_age = config["OUTBOX_MAX_AGE"]
+        self.deadline = deadline
+        self.should_stop = should_stop or (lambda: False)
+        self.settled: set[str] = set()
+        self.deferred: dict[str, float] = {}  # id -> ready_at given by this run
+        self.counts = {"delivered": 0, "retrying": 0, "dead": 0, "deferred": 0}
+        self.pause_until: float | None = None
+
+    def window(self, item: QueueItem) -> float:
+        """Seconds a Telegram call may take now for ``item`` (lease and deadline permitting)."""
+        left = item.ready_at - now() - LEASE_RESERVE
+        if self.deadline is not None:
+            left = min(left, self.deadline - time.monotonic())
+        return left
+
+    def give_back(self, items: list[QueueItem], ready_at: float) -> None:
+        """Release claimed, untried items unchanged, claimable again at ``ready_at``."""
+        for item in items:
+            self.storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, error=item.last_error,
+                                 now=now())
+
+
+def deliver(*, limit: int | None = None, deadline: float | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Deliver ready outbox messages to Telegram; return counts of what happened.
+
+    Runs until nothing is ready, ``limit`` messages were claimed, the
+    ``deadline`` (a `time.monotonic` value) is near, ``should_stop()`` is
+    true, or a transient failure pauses delivery. Needs an app context.
+    Without Telegram settings it claims nothing (messages stay pending).
+    Raises `StorageError` when the storage does not answer.
+    """
+    if not configured(current_app.config):
+        return {"configured": False, "delivered": 0, "retrying": 0, "dead": 0, "deferred": 0}
+    run = _Run(deadline, should_stop)
+    claimed = 0
+    while run.pause_until is None and (limit is None or claimed < limit) and not run.should_stop():
+        if deadline is not None and deadline - time.monotonic() < MIN_WINDOW:
+            break
+        size = BATCH if limit is None else min(BATCH, limit - claimed)
+        batch = sorted(run.storage.claim(QUEUE, lease=run.lease, limit=size, now=now()), key=_order)
+        if not batch:
+            break
+        claimed += len(batch)
+        earlier = _pending_by_sender(run.storage)
+        before = run.counts["delivered"] + run.counts["dead"] + run.counts["retrying"]
+        for index, item in enumerate(batch):
+            if run.pause_until is not None or run.should_stop():
+                run.give_back(batch[index:], run.pause_until or now())
+                break
+            _deliver_one(run, item, earlier)
+        if run.counts["delivered"] + run.counts["dead"] + run.counts["retrying"] == before:
+            break  # everything claimed was deferred: claiming again now would only defer it again
+    return {"configured": True, **run.counts}
+
+
+def _pending_by_sender(storage: Storage) -> dict[str, list[QueueItem]]:
+    by_sender: dict[str, list[QueueItem]] = {}
+    for item in storage.items(QUEUE, PENDING, limit=PENDING_SCAN):
+        by_sender.setdefault(_sender(item), []).append(item)
+    return by_sender
+
+
+def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]) -> None:
+    from .contact import render
+    from .upstream import UpstreamError
+    from .upstream.telegram import send_message
+
+    storage = run.storage
+    blockers = [other for other in earlier.get(_sender(item), ())
+                if other.id != item.id and other.id not in run.settled and _order(other) < _order(item)]
+    if blockers:
+        ready_at = max(now() + DEFER, min(run.deferred.get(other.id, other.ready_at) for other in blockers))
+        storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, now=now(),
+                        error="waiting for an earlier message from the same sender")
+        run.deferred[item.id] = ready_at
+        run.counts["deferred"] += 1
+        return
+    try:
+        parts = render(item.id, item.payload)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        _settle_dead(run, item, f"malformed message ({type(exc).__name__}); not sent")
+        return
+    sent = int(storage.get(_progress_key(item.id)) or 0) if len(parts) > 1 else 0
+    for index in range(sent, len(parts)):
+        window = run.window(item)
+        if window < MIN_WINDOW:
+            # not enough lease or deadline left for a call: give it back untouched, untried
+            run.give_back([item], now())
+            run.pause_until = now()
+            return
+        per_call = min(run.timeout, window / 2)
+        try:
+            send_message(run.api_url, run.token, run.chat_id, parts[index], timeout=(per_call, per_call))
+        except UpstreamError as exc:
+            if exc.transient:
+                _retry(run, item, exc)
+            else:
+                _settle_dead(run, item, f"Telegram refused it: {exc}")
+            return
+        if index + 1 < len(parts):
+            storage.set(_progress_key(item.id), str(index + 1), ttl=run.max_age + 7 * 86400)
+    if not storage.ack(QUEUE, item.id, item.token or "", now=now()):
+        log.warning("outbox message %s was sent but its lease had run out; it may be sent again", item.id)
+    if len(parts) > 1:
+        storage.delete(_progress_key(item.id))
+    run.settled.add(item.id)
+    run.counts["delivered"] += 1
+    log.info("outbox message %s delivered (%d part%s)", item.id, len(parts), "" if len(parts) == 1 else "s")
+
+
+def _retry(run: _Run, item: QueueItem, exc: Exception) -> None:
+    at = now()
+    give_up = item.created_at + run.max_age
+    if at >= give_up:
+        _settle_dead(run, item, f"still failing after {run.max_age / 3600:g} h and {item.attempts} attempts: {exc}")
+        return
+    ready_at = min(at + backoff(item.attempts, getattr(exc, "retry_after", None)), give_up)
+    run.storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, error=str(exc), now=at)
+    run.counts["retrying"] += 1
+    run.pause_until = ready_at
+    log.warning("outbox message %s not delivered (attempt %d), retrying in %.0f s: %s",
+                item.id, item.attempts, ready_at - at, exc)
+
+
+def _settle_dead(run: _Run, item: QueueItem, reason: str) -> None:
+    run.storage.bury(QUEUE, item.id, item.token or "", reason=reason, now=now())
+    run.settled.add(item.id)
+    run.counts["dead"] += 1
+    log.error("outbox message %s dead-lettered: %s", item.id, reason)
+
+
+def deliver_soon() -> None:
+    """The bounded, best-effort delivery right after accepting: never raises, never waits past
+    ``OUTBOX_INLINE_SECONDS`` (0 turns it off)."""
+    budget = current_app.config["OUTBOX_INLINE_SECONDS"]
+    if not budget or not configured(current_app.config):
+        return
+    try:
+        deliver(limit=BATCH, deadline=time.monotonic() + budget)
+    except StorageError as exc:
+        log.warning("delivery right after accepting failed; the worker will retry: %s", exc)
+    except Exception:  # the message is stored; its delivery must never fail the request
+        log.exception("delivery right after accepting failed; the worker will retry")
+
+
+def work(stop: threading.Event, interval: float) -> None:
+    """Deliver until ``stop`` is set: at once while messages keep coming, else every ``interval`` s.
+
+    A storage outage is logged and waited out; the message being sent when
+    ``stop`` is set is finished first.
+    """
+    if not configured(current_app.config):
+        log.warning("Telegram is not configured: messages stay in the outbox (see `flask outbox list`)")
+    while not stop.is_set():
+        try:
+            summary = deliver(should_stop=stop.is_set)
+        except StorageError as exc:
+            log.warning("outbox delivery paused, storage not answering: %s", exc)
+            summary = {}
+        if not (summary.get("delivered") or summary.get("dead")):
+            stop.wait(interval)
+
+
+# -- `flask outbox ...` ----------------------------------------------------------------------------
+
+outbox_cli = AppGroup("outbox", help="Deliver, list and inspect the contact-form outbox.")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    if not summary["configured"]:
+        return ("Telegram is not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): messages stay in the outbox; "
+                "read them with `flask outbox list`")
+    return ("delivered {delivered}, retrying {retrying}, dead-lettered {dead}, waiting behind an earlier "
+            "message {deferred}".format(**summary))
+
+
+def _storage_or_fail() -> Storage:
+    storage = get_storage()
+    try:
+        storage.check()
+    except StorageError as exc:
+        raise click.ClickException(f"storage is not answering: {exc}") from None
+    return storage
+
+
+@outbox_cli.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering until SIGTERM or Ctrl-C (a compose worker); "
+              "without it, deliver what is ready and exit (cron).")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=None,
+              help="Seconds between looks when idle (default: OUTBOX_POLL_SECONDS).")
+def deliver_command(loop: bool, interval: float | None):
+    """Send ready outbox messages to Telegram."""
+    if not loop:
+        _storage_or_fail()
+        try:
+            summary = deliver()
+        except StorageError as exc:
+            raise click.ClickException(f"storage stopped answering: {exc}") from None
+        click.echo(_summary_line(summary))
+        return
+    stop = threading.Event()
+
+    def request_stop(signum, frame):  # finish the message in flight, then leave
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    log.info("outbox worker started")
+    work(stop, interval if interval is not None else current_app.config["OUTBOX_POLL_SECONDS"])
+    log.info("outbox worker stopped")
+
+
+def _item_view(item: QueueItem) -> dict[str, Any]:
+    payload = item.payload
+    return {"id": item.id, "state": item.state, "received": _when(item.created_at), "attempts": item.attempts,
+            "name": payload.get("name"), "email": payload.get("email"), "subject": payload.get("subject") or "",
+            "page": payload.get("page") or "", "message": payload.get("message"),
+            "next_try": _when(item.ready_at) if item.state == PENDING else None,
+            "last_error": item.last_error or None}
+
+
+@outbox_cli.command("list")
+@click.option("--state", type=click.Choice(["pending", "done", "dead", "all"]), default="all", show_default=True,
+              help="pending: not delivered yet; done: delivered; dead: dead-lettered.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="At most this many messages per state, oldest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_command(state: str, limit: int, as_json: bool):
+    """Print outbox messages in full (how you read your mail without Telegram)."""
+    storage = _storage_or_fail()
+    states = QUEUE_STATES if state == "all" else (state,)
+    items = sorted((item for s in states for item in storage.items(QUEUE, s, limit=limit)),
+                   key=lambda item: (item.created_at, item.id))
+    for item in items:
+        view = _item_view(item)
+        if as_json:
+            click.echo(json.dumps(view, ensure_ascii=False))
+            continue
+        click.echo(f"── {view['id']}  {view['state']}  {view['received']}  attempts {view['attempts']}")
+        click.echo(f"From:    {view['name']} <{view['email']}>")
+        for label, key in (("Subject", "subject"), ("Page", "page"), ("Next try", "next_try"),
+                           ("Error", "last_error")):
+            if view[key]:
+                click.echo(f"{label + ':':<9} {view[key]}")
+        click.echo("")
+        click.echo(str(view["message"]))
+        click.echo("")
+    if not as_json:
+        click.echo(f"{len(items)} message{'' if len(items) == 1 else 's'}", err=True)
+
+
+@outbox_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_command(as_json: bool):
+    """Counts per state, the oldest undelivered message and the dead letters."""
+    storage = _storage_or_fail()
+    at = now()
+    counts = storage.queue_counts(QUEUE)
+    pending = storage.items(QUEUE, PENDING, limit=PENDING_SCAN)
+    dead = storage.items(QUEUE, DEAD, limit=50)
+    status = {
+        "telegram_configured": configured(current_app.config),
+        "counts": counts,
+        "oldest_pending": _item_view(pending[0]) if pending else None,
+        "next_try": _when(min(item.ready_at for item in pending)) if pending else None,
+        "dead": [{"id": item.id, "received": _when(item.created_at), "reason": item.last_error} for item in dead],
+    }
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False))
+        return
+    click.echo(f"pending {counts[PENDING]}, delivered {counts[DONE]}, dead-lettered {counts[DEAD]}")
+    click.echo("telegram: " + ("configured" if status["telegram_configured"] else
+                               "not configured: messages stay here; read them with `flask outbox list`"))
+    if pending:
+        oldest = pending[0]
+        click.echo(f"oldest pending: {oldest.id}, received {_duration(at - oldest.created_at)} ago, "
+                   f"attempts {oldest.attempts}" + (f", last error: {oldest.last_error}" if oldest.last_error else ""))
+        soonest = min(item.ready_at for item in pending)
+        click.echo("next try: " + ("now" if soonest <= at else f"in {_duration(soonest - at)}"))
+    for item in dead:
+        click.echo(f"dead: {item.id}  received {_when(item.created_at)}  {item.last_error}")
+
+
+@outbox_cli.command("requeue")
+@click.argument("ids", nargs=-1)
+@click.option("--all-dead", is_flag=True, help="Every dead-lettered message.")
+def requeue_command(ids: tuple[str, ...], all_dead: bool):
+    """Send dead-lettered messages again (after fixing the Telegram settings).
+
+    A pending copy is made; the dead letter itself is kept. Each one is
+    requeued at most once.
+    """
+    if not ids and not all_dead:
+        raise click.UsageError("name message ids or use --all-dead")
+    storage = _storage_or_fail()
+    dead = {item.id: item for item in storage.items(QUEUE, DEAD, limit=100_000)}
+    unknown = [item_id for item_id in ids if item_id not in dead]
+    if unknown:
+        raise click.ClickException(f"not dead-lettered: {', '.join(unknown)}")
+    requeued = 0
+    for item_id in (sorted(dead) if all_dead else ids):
+        marker = f"outbox:requeued:{item_id}"
+        if not storage.add(marker, "1"):
+            click.echo(f"{item_id}: requeued before, skipped", err=True)
+            continue
+        try:
+            copy = storage.enqueue(QUEUE, {**dead[item_id].payload, "requeued_from": item_id}, now=now())
+        except StorageError:
+            storage.delete(marker)
+            raise
+        click.echo(f"{item_id}: requeued as {copy.id}")
+        requeued += 1
+    click.echo(f"requeued {requeued}", err=True)

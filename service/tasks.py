@@ -1,0 +1,50 @@
+"""Functions that scheduled events call (Zappa's ``events`` in zappa_settings.json).
+
+Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule.
+The app is built once per Lambda container and reused by later invocations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Seconds of the invocation's time left unused, so delivery ends before Lambda's timeout.
+LAMBDA_RESERVE = 3.0
+
+_app = None
+
+
+def _get_app():
+    global _app
+    if _app is None:
+        from . import create_app
+
+        _app = create_app()
+    return _app
+
+
+def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
+    """Deliver ready outbox messages; return ``{"configured", "delivered", "retrying", "dead",
+    "deferred", "pending"}``.
+
+    Stops in time when ``context`` tells the invocation's remaining time.
+    Raises `StorageError` when the storage does not answer (the invocation
+    fails, and the next scheduled one tries again).
+    """
+    from . import outbox
+    from .db import get_storage
+
+    app = _get_app()
+    deadline = None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        deadline = time.monotonic() + remaining() / 1000 - LAMBDA_RESERVE
+    with app.app_context():
+        summary = outbox.deliver(deadline=deadline)
+        summary["pending"] = get_storage().queue_counts(outbox.QUEUE)["pending"]
+    log.info("outbox delivery: %s", summary)
+    return summary
