@@ -1,0 +1,525 @@
+// Vitae: the live parts of the site. The pages are complete without this
+// file; it adds the theme toggle, the widgets, the contact form's checks and
+// the blog. Each widget stays hidden until its endpoint answers with data,
+// so a failing, slow or unconfigured endpoint leaves no trace on the page.
+// Nothing here uses innerHTML on API text except the post body, which the
+// API sanitises and `cleanHTML` checks again.
+
+const root = document.documentElement;
+const API = (root.dataset.api || '/api').replace(/\/$/, '');
+const TIMEOUT = Number(root.dataset.timeout) || 8000;
+const LANG = root.lang || 'en';
+const widgets = new Set((document.body.dataset.widgets || '').split(' ').filter(Boolean));
+const byId = (id) => document.getElementById(id);
+
+// --- theme: the system's unless the visitor picked one (remembered) ----------
+
+const THEME_KEY = 'vitae-theme';
+
+function storedTheme() {
+  try { return localStorage.getItem(THEME_KEY); } catch { return null; }
+}
+
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') root.dataset.theme = theme;
+  else delete root.dataset.theme;
+}
+
+applyTheme(storedTheme());
+
+function setupThemeToggle() {
+  const button = byId('theme-toggle');
+  if (!button) return;
+  const system = matchMedia('(prefers-color-scheme: dark)');
+  const current = () => root.dataset.theme || (system.matches ? 'dark' : 'light');
+  const sync = () => button.setAttribute('aria-pressed', String(current() === 'dark'));
+  button.addEventListener('click', () => {
+    const next = current() === 'dark' ? 'light' : 'dark';
+    applyTheme(next);
+    try { localStorage.setItem(THEME_KEY, next); } catch { /* private mode: not remembered */ }
+    sync();
+  });
+  system.addEventListener('change', sync);
+  sync();
+  button.hidden = false;
+}
+
+// --- small helpers -------------------------------------------------------------
+
+/** Call the API; never throws. Resolves to {ok, status, data, headers}; status 0 on network error or timeout. */
+async function api(path, { method = 'GET', body, timeout = TIMEOUT } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeout);
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  try {
+    const response = await fetch(API + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal,
+    });
+    let data = null;
+    try { data = await response.json(); } catch { data = null; }
+    return { ok: response.ok, status: response.status, data, headers: response.headers };
+  } catch {
+    return { ok: false, status: 0, data: null, headers: new Headers() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An element with attributes (text via `text`) and children; strings become text nodes, never HTML. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'text') node.textContent = value;
+    else if (name === 'class') node.className = value;
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+/** `value` if it is an absolute http(s) URL, else null (keeps javascript: and data: out of links). */
+function webUrl(value) {
+  if (typeof value !== 'string') return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch { return null; }
+}
+
+const numberFormat = new Intl.NumberFormat(LANG);
+const count = (n) => numberFormat.format(Number(n) || 0);
+const dateFormat = new Intl.DateTimeFormat(LANG, { year: 'numeric', month: 'short', day: 'numeric' });
+const relativeFormat = new Intl.RelativeTimeFormat(LANG, { numeric: 'auto' });
+const UNITS = [['year', 31536000], ['month', 2592000], ['week', 604800], ['day', 86400], ['hour', 3600],
+  ['minute', 60], ['second', 1]];
+
+function timeEl(iso, text) {
+  const time = Date.parse(iso);
+  if (Number.isNaN(time)) return null;
+  return el('time', { datetime: new Date(time).toISOString(), title: dateFormat.format(time), text });
+}
+
+function ago(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  if (Number.isNaN(seconds)) return '';
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size || unit === 'second') {
+      return relativeFormat.format(Math.round(seconds / size), unit);
+    }
+  }
+  return '';
+}
+
+function relative(iso) { return timeEl(iso, ago(iso)); }
+function dated(iso) { const t = Date.parse(iso); return Number.isNaN(t) ? null : timeEl(iso, dateFormat.format(t)); }
+
+function duration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, '0')}`;
+}
+
+function plural(n, one, many) { return `${count(n)} ${Number(n) === 1 ? one : many}`; }
+
+const postUrl = (number) => `/blog/post.html?n=${encodeURIComponent(number)}`;
+
+/** "All posts" links keep the tag filter in the query string: /blog/?tag=x&page=2. */
+function blogUrl({ tag, page } = {}) {
+  const params = new URLSearchParams();
+  if (tag) params.set('tag', tag);
+  if (page && page > 1) params.set('page', String(page));
+  const query = params.toString();
+  return `/blog/${query ? `?${query}` : ''}`;
+}
+
+// --- visitor counter -----------------------------------------------------------
+
+let counted = null;
+
+/** Count this page view once per load and show the counts; resolves to the API's answer or null. */
+function countView(path) {
+  if (!widgets.has('visitors') || !path) return Promise.resolve(null);
+  counted ??= api('/visitors', { method: 'POST', body: { path } }).then((result) => {
+    const box = byId('visitor-counter');
+    if (!result.ok || !result.data || typeof result.data.page_views !== 'number') return null;
+    const d = result.data;
+    if (box) {
+      box.replaceChildren(
+        el('span', { class: 'count-page', text: plural(d.page_views, 'view', 'views') }), ' of this page · ',
+        el('span', { class: 'count-total', text: plural(d.total_views, 'view', 'views') }), ' in total · ',
+        el('span', { class: 'count-unique', text: plural(d.unique_visitors, 'visitor', 'visitors') }),
+      );
+      box.hidden = false;
+    }
+    return d;
+  });
+  return counted;
+}
+
+// --- Spotify -------------------------------------------------------------------
+
+const spotifyState = { timer: null, refreshes: 0 };
+
+async function spotify() {
+  const box = byId('spotify');
+  if (!box) return;
+  clearInterval(spotifyState.timer);
+  const result = await api('/spotify');
+  const d = result.ok && result.data;
+  if (!d || typeof d.title !== 'string' || !d.title) {
+    box.hidden = true;
+    return;
+  }
+  byId('spotify-title').textContent = d.is_playing ? 'Now playing' : 'Last played';
+  const link = byId('spotify-link');
+  link.textContent = d.title;
+  const url = webUrl(d.url);
+  if (url) link.href = url; else link.removeAttribute('href');
+  const by = Array.isArray(d.artists) ? d.artists.filter((a) => typeof a === 'string').join(', ') : '';
+  byId('spotify-artists').textContent = [by, d.album].filter(Boolean).join(' · ');
+  const cover = byId('spotify-cover');
+  const image = webUrl(d.image_url);
+  if (image) { cover.src = image; cover.hidden = false; } else cover.hidden = true;
+
+  const when = byId('spotify-when');
+  const row = byId('spotify-progress-row');
+  if (d.is_playing && d.duration_ms > 0) {
+    when.replaceChildren(d.type === 'episode' ? 'Podcast episode' : '');
+    showProgress(row, Number(d.progress_ms) || 0, Number(d.duration_ms));
+  } else {
+    row.hidden = true;
+    const played = relative(d.played_at);
+    when.replaceChildren(...(played ? ['Played ', played] : []));
+  }
+  box.hidden = false;
+}
+
+function showProgress(row, progress, total) {
+  const bar = byId('spotify-progress');
+  const label = byId('spotify-time');
+  const started = Date.now();
+  bar.max = total;
+  const tick = () => {
+    const position = Math.min(total, progress + (Date.now() - started));
+    bar.value = position;
+    label.textContent = `${duration(position)} / ${duration(total)}`;
+    if (position >= total) {
+      clearInterval(spotifyState.timer);
+      // The track has ended: ask what plays next (bounded, so a stuck answer cannot loop).
+      if (spotifyState.refreshes++ < 30) setTimeout(spotify, 3000);
+    }
+  };
+  tick();
+  row.hidden = false;
+  spotifyState.timer = setInterval(tick, 1000);
+}
+
+// --- GitHub activity -------------------------------------------------------------
+
+function describeEvent(e) {
+  const repo = e.repo || '';
+  switch (e.type) {
+    case 'push': {
+      const commits = typeof e.commits === 'number' ? plural(e.commits, 'commit', 'commits') : 'commits';
+      return `Pushed ${commits} to ${repo}${e.branch ? ` (${e.branch})` : ''}`;
+    }
+    case 'pull_request':
+      return `${capital(e.action || 'updated')} pull request${e.title ? `: ${e.title}` : ` in ${repo}`}`;
+    case 'issue':
+      return `${capital(e.action || 'updated')} issue${e.title ? `: ${e.title}` : ` in ${repo}`}`;
+    case 'release':
+      return `Released ${e.name || e.tag || 'a version'} of ${repo}`;
+    case 'create':
+      return e.ref_type === 'repository' || !e.ref ? `Created ${repo}` : `Created ${e.ref_type || 'ref'} ${e.ref} in ${repo}`;
+    case 'fork':
+      return `Forked ${repo}`;
+    case 'star':
+      return `Starred ${repo}`;
+    default:
+      return null;
+  }
+}
+
+function capital(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
+
+async function github() {
+  const box = byId('github');
+  if (!box) return;
+  const result = await api('/github?limit=5');
+  const events = result.ok && result.data && Array.isArray(result.data.events) ? result.data.events : [];
+  const items = [];
+  for (const event of events) {
+    const text = event && describeEvent(event);
+    if (!text) continue;
+    const url = webUrl(event.url);
+    const detail = Array.isArray(event.messages) && event.messages[0] ? el('span', { class: 'muted', text: event.messages[0] }) : null;
+    const when = relative(event.created_at);
+    items.push(el('li', {}, url ? el('a', { href: url, text }) : text, detail,
+      when ? el('span', { class: 'muted' }, when) : null));
+  }
+  if (!items.length) { box.hidden = true; return; }
+  byId('github-events').replaceChildren(...items);
+  box.hidden = false;
+}
+
+// --- blog ---------------------------------------------------------------------------
+
+function postMeta(post, views) {
+  const parts = [];
+  const date = dated(post.created_at);
+  if (date) parts.push(date);
+  if (post.reading_minutes) parts.push(`${count(post.reading_minutes)} min read`);
+  if (typeof views === 'number') parts.push(plural(views, 'view', 'views'));
+  return parts.flatMap((part, i) => (i ? [' · ', part] : [part]));
+}
+
+function tagList(tags, label) {
+  if (!Array.isArray(tags) || !tags.length) return null;
+  return el('ul', { class: 'tags tag-links', 'aria-label': label },
+    tags.filter((t) => typeof t === 'string').map((t) => el('li', {}, el('a', { href: blogUrl({ tag: t }), text: t }))));
+}
+
+const validPost = (p) => p && Number.isInteger(p.number) && typeof p.title === 'string';
+
+async function latestPosts() {
+  const box = byId('latest-posts');
+  if (!box) return;
+  const result = await api('/blog?per_page=3');
+  const posts = result.ok && result.data && Array.isArray(result.data.posts) ? result.data.posts.filter(validPost) : [];
+  if (!posts.length) { box.hidden = true; return; }
+  byId('latest-list').replaceChildren(...posts.map((post) => el('li', {},
+    el('a', { href: postUrl(post.number), text: post.title }),
+    el('span', { class: 'muted' }, postMeta(post, post.views)),
+    tagList(post.tags, 'Tags'))));
+  box.hidden = false;
+}
+
+async function blogIndex() {
+  const params = new URLSearchParams(location.search);
+  const tag = (params.get('tag') || '').slice(0, 100);
+  const page = Math.max(1, Math.min(10000, parseInt(params.get('page') || '1', 10) || 1));
+  const status = byId('blog-status');
+  status.textContent = 'Loading posts…';
+  const query = new URLSearchParams({ page: String(page), per_page: '10' });
+  if (tag) query.set('tag', tag);
+  const result = await api(`/blog?${query}`);
+  if (!result.ok || !result.data || !Array.isArray(result.data.posts)) {
+    status.textContent = 'The posts cannot be loaded right now. Please try again later.';
+    return;
+  }
+  const { posts, total = 0, per_page: perPage = 10 } = result.data;
+  const list = posts.filter(validPost);
+  status.textContent = list.length ? '' : (tag ? `No posts tagged “${tag}”.` : 'No posts yet.');
+  if (tag) document.title = `Posts tagged ${tag} · ${document.title}`;
+  byId('blog-posts').replaceChildren(...list.map((post) => el('li', {},
+    el('h2', {}, el('a', { href: postUrl(post.number), text: post.title })),
+    el('p', { class: 'muted' }, postMeta(post, post.views)),
+    post.excerpt ? el('p', { text: post.excerpt }) : null,
+    tagList(post.tags, 'Tags'))));
+
+  const tags = [...new Set(list.flatMap((p) => (Array.isArray(p.tags) ? p.tags : [])).concat(tag ? [tag] : []))]
+    .filter((t) => typeof t === 'string').sort();
+  const filter = byId('blog-tags');
+  if (tags.length) {
+    filter.replaceChildren(
+      el('a', { href: blogUrl(), 'aria-current': tag ? null : 'true', text: 'All posts' }),
+      ...tags.map((t) => el('a', { href: blogUrl({ tag: t }), 'aria-current': t === tag ? 'true' : null, text: t })),
+    );
+    filter.hidden = false;
+  }
+  const pages = Math.max(1, Math.ceil(total / perPage));
+  const pager = byId('blog-pages');
+  if (pages > 1) {
+    pager.replaceChildren(
+      page > 1 ? el('a', { href: blogUrl({ tag, page: page - 1 }), rel: 'prev', text: '← Newer posts' }) : el('span'),
+      el('span', { class: 'muted', text: `Page ${page} of ${pages}` }),
+      page < pages ? el('a', { href: blogUrl({ tag, page: page + 1 }), rel: 'next', text: 'Older posts →' }) : el('span'),
+    );
+    pager.hidden = false;
+  }
+}
+
+const DROP = new Set(['SCRIPT', 'STYLE', 'IFRAME', 'OBJECT', 'EMBED', 'FORM', 'INPUT', 'BUTTON', 'TEXTAREA',
+  'SELECT', 'LINK', 'META', 'BASE', 'FRAME', 'FRAMESET', 'SVG', 'MATH', 'TEMPLATE', 'NOSCRIPT']);
+
+/** An http(s) URL, a same-site path or a fragment (no javascript:, data: or protocol-relative URLs). */
+function safeReference(value) {
+  return Boolean(webUrl(value)) || (/^[#/]/.test(value) && !value.startsWith('//'));
+}
+
+/** Second line of defence behind the API's sanitiser: parse inertly, drop active elements and attributes. */
+function cleanHTML(html) {
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  const walker = document.createTreeWalker(template.content, NodeFilter.SHOW_ELEMENT);
+  const drop = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (DROP.has(node.tagName.toUpperCase())) { drop.push(node); continue; }
+    for (const attr of [...node.attributes]) {
+      const name = attr.name.toLowerCase();
+      const active = name.startsWith('on') || name === 'style' || name === 'srcset' || name === 'action'
+        || name === 'formaction' || name === 'xlink:href';
+      if (active || ((name === 'href' || name === 'src') && !safeReference(attr.value))) node.removeAttribute(attr.name);
+    }
+    if (node.tagName === 'A' && node.hasAttribute('href')) node.setAttribute('rel', 'noopener noreferrer nofollow');
+  }
+  drop.forEach((node) => node.remove());
+  return template.content;
+}
+
+async function blogPost() {
+  const status = byId('post-status');
+  const number = new URLSearchParams(location.search).get('n') || '';
+  if (!/^[1-9][0-9]{0,8}$/.test(number)) {
+    byId('post-title').textContent = 'Post not found';
+    status.textContent = 'This address does not name a post.';
+    return;
+  }
+  const views = countView(`/blog/${number}`);
+  status.textContent = 'Loading the post…';
+  const result = await api(`/blog/${number}`);
+  if (!result.ok || !validPost(result.data)) {
+    byId('post-title').textContent = result.status === 404 ? 'Post not found' : 'Post unavailable';
+    status.textContent = result.status === 404 ? 'There is no post with this number.'
+      : 'The post cannot be loaded right now. Please try again later.';
+    return;
+  }
+  const post = result.data;
+  status.textContent = '';
+  byId('post-title').textContent = post.title;
+  document.title = `${post.title} · ${document.title.replace(/^Blog · /, '')}`;
+  const meta = byId('post-meta');
+  meta.replaceChildren(...postMeta(post, post.views));
+  const tags = tagList(post.tags, 'Tags');
+  if (tags) byId('post-tags').replaceWith(Object.assign(tags, { id: 'post-tags' }));
+  byId('post-body').replaceChildren(cleanHTML(typeof post.html === 'string' ? post.html : ''));
+  const counts = await views;
+  if (counts && typeof counts.page_views === 'number') meta.replaceChildren(...postMeta(post, counts.page_views));
+}
+
+// --- contact form ---------------------------------------------------------------------
+
+const CONTROL = /[\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F]/;
+const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+const LABELS = { name: 'your name', email: 'your email address', subject: 'the subject', message: 'a message' };
+
+/** The problem with one field as the API would see it (trimmed, counted in code points), or ''. */
+function problem(field) {
+  const value = field.value.trim();
+  const length = [...value].length;
+  const max = Number(field.getAttribute('maxlength')) || 0;
+  if (field.required && !length) return `Please enter ${LABELS[field.name] || 'this field'}.`;
+  if (max && length > max) return `Please keep this to ${count(max)} characters (now ${count(length)}).`;
+  if (CONTROL.test(value)) return 'Please remove the control characters from this field.';
+  if (field.type === 'email' && length && !EMAIL.test(value)) return 'Please enter an email address like name@example.com.';
+  return '';
+}
+
+function showFieldError(field, message) {
+  const slot = byId(`${field.id}-error`);
+  if (slot) slot.textContent = message;
+  if (message) field.setAttribute('aria-invalid', 'true'); else field.removeAttribute('aria-invalid');
+}
+
+function retryText(seconds) {
+  if (!(seconds > 0)) return 'later';
+  if (seconds < 90) return `in ${plural(Math.ceil(seconds), 'second', 'seconds')}`;
+  if (seconds < 5400) return `in ${plural(Math.ceil(seconds / 60), 'minute', 'minutes')}`;
+  return `in ${plural(Math.ceil(seconds / 3600), 'hour', 'hours')}`;
+}
+
+function setupContact() {
+  const form = byId('contact-form');
+  if (!form) return;
+  form.noValidate = true;
+  const fields = [...form.querySelectorAll('input, textarea')].filter((f) => f.name !== 'website');
+  const status = byId('cf-status');
+  const submit = byId('cf-submit');
+  const fallback = form.dataset.fallback;
+  const say = (text, kind) => { status.textContent = text; status.className = `form-status ${kind || ''}`.trim(); };
+
+  for (const field of fields) {
+    field.addEventListener('blur', () => { if (field.value) showFieldError(field, problem(field)); });
+    field.addEventListener('input', () => { if (field.getAttribute('aria-invalid')) showFieldError(field, problem(field)); });
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (submit.disabled) return;
+    let first = null;
+    for (const field of fields) {
+      const message = problem(field);
+      showFieldError(field, message);
+      if (message && !first) first = field;
+    }
+    if (first) {
+      say('Please correct the marked fields.', 'error');
+      first.focus();
+      return;
+    }
+    const body = Object.fromEntries(fields.map((f) => [f.name, f.value.trim()]));
+    body.website = form.elements.website ? form.elements.website.value : '';
+    body.page = location.pathname;
+    submit.disabled = true;
+    form.setAttribute('aria-busy', 'true');
+    const label = submit.textContent;
+    submit.textContent = 'Sending…';
+    say('');
+    const result = await api('/contact', { method: 'POST', body, timeout: Math.max(TIMEOUT, 15000) });
+    submit.disabled = false;
+    form.removeAttribute('aria-busy');
+    submit.textContent = label;
+    if (result.status === 202 || (result.ok && result.data && result.data.status === 'accepted')) {
+      form.reset();
+      fields.forEach((f) => showFieldError(f, ''));
+      say('Thank you! Your message has been sent.', 'ok');
+    } else if (result.status === 400 && result.data && result.data.fields) {
+      let target = null;
+      for (const field of fields) {
+        const message = result.data.fields[field.name];
+        showFieldError(field, typeof message === 'string' ? capital(message) : '');
+        if (message && !target) target = field;
+      }
+      say('Please correct the marked fields.', 'error');
+      if (target) target.focus();
+    } else if (result.status === 429) {
+      const seconds = Number(result.headers.get('Retry-After')) || Number(result.data && result.data.retry_after);
+      say(`Too many messages were sent from here. Please try again ${retryText(seconds)}.`, 'error');
+    } else if (result.status === 413) {
+      say('The message is too long to send. Please shorten it.', 'error');
+    } else {
+      const detail = result.status === 400 && result.data && typeof result.data.message === 'string'
+        ? ` (${result.data.message})` : '';
+      say(`The message could not be sent right now${detail}. Please try again later${fallback ? ` or write to ${fallback}` : ''}.`, 'error');
+    }
+  });
+}
+
+// --- start ------------------------------------------------------------------------------
+
+function start() {
+  setupThemeToggle();
+  const page = document.body.dataset.page;
+  const tasks = [];
+  if (document.body.dataset.count) tasks.push(countView(document.body.dataset.count));
+  if (page === 'home') {
+    if (widgets.has('spotify')) tasks.push(spotify());
+    if (widgets.has('github')) tasks.push(github());
+    if (widgets.has('blog')) tasks.push(latestPosts());
+    setupContact();
+  } else if (page === 'blog') {
+    tasks.push(blogIndex());
+  } else if (page === 'post') {
+    tasks.push(blogPost());
+  }
+  // Every task handles its own failures; this keeps a bug in one from reaching the console as unhandled.
+  Promise.allSettled(tasks).then((results) => {
+    document.body.dataset.ready = 'true';
+    for (const r of results) if (r.status === 'rejected') console.warn('vitae widget failed:', r.reason);
+  });
+}
+
+start();
