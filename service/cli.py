@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from .db import get_storage
 from .outbox import outbox_cli
 from .sitebuild import site_cli
+from .spotify import spotify_cli
 from .storage import StorageError
 
 storage_cli = AppGroup("storage", help="Create, check, export and import the configured storage.")
@@ -86,4 +87,5 @@ def import_command(file):
 def init_app(app: Flask) -> None:
     app.cli.add_command(storage_cli)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(spotify_cli)
     app.cli.add_command(site_cli)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 
 #: (module, blueprint) pairs registered by `register`; feature modules add themselves here.
-BLUEPRINTS = ("health", "visitors", "contact")
+BLUEPRINTS = ("health", "visitors", "spotify", "github", "blog", "contact")
 
 
 def register(app: Flask) -> None:

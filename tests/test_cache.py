@@ -1,0 +1,215 @@
+"""The stale-while-revalidate cache (service/cache.py) over real SQLite and Redis stores.
+
+Fetchers here call the loopback fake upstream through the GitHub client, so a
+refresh is a real HTTP request and "one refresh" is counted by the server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from service import cache
+from service.db import get_storage
+from service.errors import APIError
+from service.upstream import UpstreamError
+from service.upstream import github as client
+
+from .fakes import Reply
+
+BACKENDS = ["sqlite", "redis"]
+TTL = 300
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request, make_app, upstream):
+    app = make_app(request.param, GITHUB_API_URL=upstream.url, UPSTREAM_TIMEOUT="0.5")
+    with app.app_context():
+        yield app
+
+
+def fetch_from(upstream, path="/thing"):
+    """A fetcher reading JSON from the fake upstream (what every widget's fetcher does, minus parsing)."""
+    def fetch(previous):
+        answer = client.get(upstream.url, path, read_timeout=0.5)
+        return cache.Entry(answer.data, state={"etag": answer.etag})
+    return fetch
+
+
+def test_fresh_value_is_served_without_calling_again(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
+    first = cache.cached("k", TTL, fetch_from(upstream))
+    assert (first.value, first.stale, first.age) == ({"n": 1}, False, 0)
+    assert first.max_age == TTL
+    clock.advance(TTL - 1)
+    for _ in range(50):
+        again = cache.cached("k", TTL, fetch_from(upstream))
+    assert (again.value, again.stale, again.age, again.max_age) == ({"n": 1}, False, TTL - 1, 1)
+    assert upstream.count("GET", "/thing") == 1
+
+
+def test_expired_value_is_refreshed_by_the_injected_clock(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}), Reply(200, json={"n": 2}))
+    cache.cached("k", TTL, fetch_from(upstream))
+    clock.advance(TTL)
+    result = cache.cached("k", TTL, fetch_from(upstream))
+    assert (result.value, result.stale, result.age) == ({"n": 2}, False, 0)
+    assert upstream.count("GET", "/thing") == 2
+
+
+@pytest.mark.parametrize("failure", [
+    Reply(500, json={"message": "boom"}),
+    Reply(502, body="<html>bad gateway</html>"),
+    Reply(200, body="{not json", headers={"Content-Type": "application/json"}),
+    Reply(200, json={"n": "late"}, delay=1.5),
+], ids=["500", "502-html", "malformed-json", "read-timeout"])
+def test_failed_refresh_serves_the_last_value_as_stale_and_is_remembered(app, upstream, clock, failure):
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}), failure, Reply(200, json={"n": 3}))
+    cache.cached("k", TTL, fetch_from(upstream))
+    clock.advance(TTL + 5)
+    started = time.monotonic()
+    result = cache.cached("k", TTL, fetch_from(upstream))
+    assert time.monotonic() - started < 1.4  # the read timeout (0.5 s) cut the hanging answer short
+    assert (result.value, result.stale, result.age) == ({"n": 1}, True, TTL + 5)
+    assert result.max_age == cache.FAILURE_TTL
+    # The failure is remembered: no upstream call for about a minute.
+    clock.advance(cache.FAILURE_TTL - 1)
+    for _ in range(10):
+        assert cache.cached("k", TTL, fetch_from(upstream)).stale
+    assert upstream.count("GET", "/thing") == 2
+    clock.advance(1)
+    result = cache.cached("k", TTL, fetch_from(upstream))
+    assert (result.value, result.stale) == ({"n": 3}, False)
+    assert upstream.count("GET", "/thing") == 3
+
+
+def test_nothing_cached_and_upstream_down_is_503_with_retry_after(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(503))
+    with pytest.raises(APIError) as caught:
+        cache.cached("k", TTL, fetch_from(upstream))
+    assert caught.value.status == 503 and caught.value.code == "upstream_unavailable"
+    assert caught.value.headers["Retry-After"] == str(cache.FAILURE_TTL)
+    with pytest.raises(APIError):
+        cache.cached("k", TTL, fetch_from(upstream))
+    assert upstream.count() == 1
+
+
+def test_an_upstream_asking_for_a_longer_wait_is_not_called_before_it(app, upstream, clock):
+    def fetch(previous):
+        raise UpstreamError("slow down", status=429, transient=True, retry_after=600)
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
+    cache.cached("k", TTL, fetch_from(upstream))
+    clock.advance(TTL)
+    assert cache.cached("k", TTL, fetch).stale
+    clock.advance(599)
+    assert cache.cached("k", TTL, fetch_from(upstream)).stale
+    assert upstream.count() == 1
+    clock.advance(1)
+    assert not cache.cached("k", TTL, fetch_from(upstream)).stale
+    assert upstream.count() == 2
+
+
+def test_a_refresh_in_progress_elsewhere_means_serve_stale_without_calling(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
+    cache.cached("k", TTL, fetch_from(upstream))
+    clock.advance(TTL)
+    assert get_storage().add("cache:k:lock", "another-worker", ttl=30)
+    result = cache.cached("k", TTL, fetch_from(upstream))
+    assert (result.value, result.stale) == ({"n": 1}, True)
+    assert upstream.count() == 1
+    assert get_storage().get("cache:k:lock") == "another-worker"  # not ours to release
+
+
+def test_with_nothing_cached_a_caller_waits_for_the_refresher(app, upstream, monkeypatch):
+    monkeypatch.setattr(cache, "WAIT", 3.0)
+    storage = get_storage()
+    assert storage.add("cache:k:lock", "another-worker", ttl=30)
+    entry = json.dumps({"value": {"n": 7}, "fetched_at": app.config["CLOCK"](), "state": None})
+    timer = threading.Timer(0.3, storage.set, ("cache:k", entry))
+    timer.start()
+    try:
+        result = cache.cached("k", TTL, fetch_from(upstream))
+    finally:
+        timer.cancel()
+    assert (result.value, result.stale) == ({"n": 7}, False)
+    assert upstream.count() == 0
+
+
+def test_waiting_for_a_refresher_is_bounded(app, upstream, monkeypatch):
+    monkeypatch.setattr(cache, "WAIT", 0.3)
+    assert get_storage().add("cache:k:lock", "stuck-worker", ttl=30)
+    started = time.monotonic()
+    with pytest.raises(APIError) as caught:
+        cache.cached("k", TTL, fetch_from(upstream))
+    assert caught.value.status == 503
+    assert time.monotonic() - started < 2
+    assert upstream.count() == 0
+
+
+def test_the_lock_is_released_when_a_fetcher_breaks(app, upstream, clock):
+    def broken(previous):
+        raise RuntimeError("bug")
+    with pytest.raises(RuntimeError):
+        cache.cached("k", TTL, broken)
+    assert get_storage().get("cache:k:lock") is None
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
+    assert cache.cached("k", TTL, fetch_from(upstream)).value == {"n": 1}
+
+
+def test_not_modified_keeps_the_value_and_renews_its_time(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}, headers={"ETag": '"v1"'}), Reply(304))
+
+    def conditional(previous):
+        answer = client.get(upstream.url, "/thing", etag=previous.state["etag"] if previous else None)
+        return previous if answer.status == 304 else cache.Entry(answer.data, state={"etag": answer.etag})
+    cache.cached("k", TTL, conditional)
+    clock.advance(TTL)
+    result = cache.cached("k", TTL, conditional)
+    assert (result.value, result.stale, result.age) == ({"n": 1}, False, 0)
+    assert upstream.calls("GET", "/thing")[1].headers["if-none-match"] == '"v1"'
+
+
+def test_an_unreadable_entry_is_refetched(app, upstream):
+    get_storage().set("cache:k", "{garbage")
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
+    assert cache.cached("k", TTL, fetch_from(upstream)).value == {"n": 1}
+
+
+def test_hold_pauses_an_upstream_by_the_injected_clock(app, clock):
+    cache.held("spotify")  # nothing held: no error
+    cache.hold("spotify", clock.now + 120)
+    with pytest.raises(UpstreamError) as caught:
+        cache.held("spotify")
+    assert caught.value.transient and caught.value.retry_after == pytest.approx(120)
+    cache.held("github")  # another upstream is not paused
+    clock.advance(120)
+    cache.held("spotify")
+
+
+def test_twenty_concurrent_requests_on_an_expired_entry_make_one_refresh(app, upstream, clock):
+    """No stampede: one caller refreshes (slowly), the other 19 serve the stale value meanwhile."""
+    app.config.update(GITHUB_USERNAME="octo", GITHUB_TOP_REPOS=0)
+    events = [{"type": "WatchEvent", "repo": {"name": "octo/a"}, "created_at": "2027-01-01T00:00:00Z"}]
+    upstream.script("GET", "/users/octo/events/public", Reply(200, json=events),
+                    Reply(200, json=events * 2, delay=0.4))
+    assert app.test_client().get("/api/github").status_code == 200
+    clock.advance(app.config["GITHUB_CACHE_TTL"] + 1)
+    barrier = threading.Barrier(20)
+    answers = []
+
+    def visitor():
+        barrier.wait()
+        answers.append(app.test_client().get("/api/github").get_json())
+    threads = [threading.Thread(target=visitor) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(answers) == 20
+    assert upstream.count("GET", "/users/octo/events/public") == 2  # the first fill + ONE refresh
+    assert sum(1 for a in answers if a["stale"]) >= 10  # most served the old value while it ran
+    assert all(len(a["events"]) in (1, 2) for a in answers)
+    assert len(app.test_client().get("/api/github").get_json()["events"]) == 2
