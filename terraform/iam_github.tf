@@ -168,8 +168,10 @@ data "aws_iam_policy_document" "release" {
     resources = ["${local.function_arn}:*"]
   }
 
+  # Lambda takes the execution role; Zappa also names it in its keep_warm
+  # EventBridge rule (PutRule RoleArn), which passes it to EventBridge.
   statement {
-    sid       = "PassExecutionRoleToLambda"
+    sid       = "PassExecutionRole"
     effect    = "Allow"
     actions   = ["iam:PassRole"]
     resources = [aws_iam_role.lambda.arn]
@@ -177,7 +179,7 @@ data "aws_iam_policy_document" "release" {
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
-      values   = ["lambda.amazonaws.com"]
+      values   = ["lambda.amazonaws.com", "events.amazonaws.com"]
     }
   }
 

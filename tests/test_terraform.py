@@ -574,7 +574,7 @@ def test_ci_roles_never_write_iam_or_delete_infrastructure(stack):
     }
     (pass_role,) = [s for s in statements(stack, "release") if s["actions"] == ["iam:PassRole"]]
     assert pass_role["resources"] == ["${aws_iam_role.lambda.arn}"]
-    assert condition(pass_role, "iam:PassedToService")["values"] == ["lambda.amazonaws.com"]
+    assert condition(pass_role, "iam:PassedToService")["values"] == ["lambda.amazonaws.com", "events.amazonaws.com"]
     invalidation = [r for a, r in _grants(stack, "release") if a == "cloudfront:CreateInvalidation"]
     assert invalidation == ["${aws_cloudfront_distribution.site.arn}"]
     lambda_updates = {r for a, r in _grants(stack, "release") if a == "lambda:UpdateFunctionCode"}
