@@ -32,6 +32,7 @@ it by file path for the build step.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 _FUNCTION_URL_HOST = ".lambda-url."
@@ -66,19 +67,47 @@ def lambda_handler(event: Any, context: Any) -> Any:
 def compile_bytecode() -> None:
     """Write hash-based ``.pyc`` files for the active virtualenv and the ``service`` package.
 
-    Raises `RuntimeError` when no virtualenv is active or a module does not compile.
+    Files whose ``.pyc`` already matches are left alone, so a second build
+    only reads and hashes. Third-party files that do not compile are skipped
+    (they are never imported); raises `RuntimeError` when a module of the
+    service does not compile or no virtualenv is active.
     """
-    import compileall
-    import os
-    import py_compile
     import sys
     import sysconfig
+    from py_compile import PycInvalidationMode
 
     if sys.prefix == sys.base_prefix:
         raise RuntimeError("activate the virtualenv Zappa packs before building")
-    project = os.path.dirname(os.path.abspath(__file__))
-    jobs = [(sysconfig.get_paths()["purelib"], py_compile.PycInvalidationMode.UNCHECKED_HASH),
-            (project, py_compile.PycInvalidationMode.CHECKED_HASH)]
-    for folder, mode in jobs:
-        if not compileall.compile_dir(folder, quiet=2, force=True, workers=0, invalidation_mode=mode):
-            raise RuntimeError(f"some modules under {folder} do not compile")
+    _compile_tree(sysconfig.get_paths()["purelib"], PycInvalidationMode.UNCHECKED_HASH)
+    broken = _compile_tree(os.path.dirname(os.path.abspath(__file__)), PycInvalidationMode.CHECKED_HASH)
+    if broken:
+        raise RuntimeError(f"these modules do not compile: {', '.join(broken)}")
+
+
+def _compile_tree(folder: str, mode) -> list[str]:
+    """Compile every ``.py`` under ``folder`` whose ``.pyc`` is missing or stale; the ones that fail."""
+    import importlib.util
+    import py_compile
+
+    flags = (0b01 if mode is py_compile.PycInvalidationMode.UNCHECKED_HASH else 0b11).to_bytes(4, "little")
+    broken = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if name != "__pycache__"]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            source = os.path.join(root, name)
+            cached = importlib.util.cache_from_source(source)
+            with open(source, "rb") as handle:
+                expected = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(handle.read())
+            try:
+                with open(cached, "rb") as handle:
+                    if handle.read(16) == expected:
+                        continue
+            except OSError:
+                pass
+            try:
+                py_compile.compile(source, cfile=cached, doraise=True, invalidation_mode=mode)
+            except (py_compile.PyCompileError, SyntaxError, ValueError):
+                broken.append(source)
+    return broken
