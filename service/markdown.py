@@ -6,8 +6,9 @@ is parsed) and then sanitises with an nh3 allowlist, which is what makes the
 output safe: no script/style/iframe/object/embed/form elements, no event
 handlers or other unlisted attributes, links only to http(s)/mailto or
 relative addresses and always with ``rel="noopener noreferrer nofollow"``,
-images only from absolute http(s) addresses. `plain` gives the text a
-reader sees (for excerpts and word counts).
+images only from absolute http(s) addresses, inputs only as disabled
+checkboxes. `plain` gives the text a reader sees (for excerpts and word
+counts).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def _cleaner():
     return nh3.Cleaner(
         tags=TAGS, clean_content_tags=DROPPED, attributes=ATTRIBUTES, attribute_filter=_filter,
         link_rel="noopener noreferrer nofollow", url_schemes={"http", "https", "mailto"},
-        tag_attribute_values={"input": {"type": {"checkbox"}}},
-        set_tag_attribute_values={"input": {"disabled": "disabled"}},
+        # The only inputs Markdown makes are task-list boxes: whatever a body writes becomes one, read-only.
+        set_tag_attribute_values={"input": {"type": "checkbox", "disabled": "disabled"}},
         filter_style_properties={"text-align"},
     )
 
