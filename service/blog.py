@@ -31,7 +31,8 @@ from .upstream import UpstreamError
 from .widgets import require
 
 PER_PAGE = 100
-MAX_PAGES = 10
+#: Pages read: the newest 400 posts, which keeps the list one storage value (DynamoDB: under 400 KB).
+MAX_PAGES = 4
 WORDS_PER_MINUTE = 200
 EXCERPT_CHARS = 200
 FEED_ENTRIES = 20

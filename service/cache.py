@@ -180,7 +180,8 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
                 return _serve(entry, ttl, now)
             raise _unavailable(wait) from None
         fresh = Entry(fresh.value, now, fresh.state)
-        storage.set(entry_key, json.dumps(dataclasses.asdict(fresh), separators=(",", ":")), ttl=KEEP)
+        storage.set(entry_key, json.dumps(dataclasses.asdict(fresh), separators=(",", ":"), ensure_ascii=False),
+                    ttl=KEEP)
         return _serve(fresh, ttl, now)
     finally:
         # Delete only our own lock; one that expired and was retaken belongs to someone else.

@@ -1,4 +1,4 @@
-"""The stale-while-revalidate cache (service/cache.py) over real SQLite and Redis stores.
+"""The stale-while-revalidate cache (service/cache.py) over real SQLite, Redis and DynamoDB (moto) stores.
 
 Fetchers here call the loopback fake upstream through the GitHub client, so a
 refresh is a real HTTP request and "one refresh" is counted by the server.
@@ -20,7 +20,7 @@ from service.upstream import github as client
 
 from .fakes import Reply
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "dynamodb"]
 TTL = 300
 
 
@@ -213,3 +213,25 @@ def test_twenty_concurrent_requests_on_an_expired_entry_make_one_refresh(app, up
     assert sum(1 for a in answers if a["stale"]) >= 10  # most served the old value while it ran
     assert all(len(a["events"]) in (1, 2) for a in answers)
     assert len(app.test_client().get("/api/github").get_json()["events"]) == 2
+
+
+def test_twenty_concurrent_first_requests_make_one_fetch_and_all_get_it(app, upstream):
+    """Nothing cached yet: one caller fetches, the others wait for its value instead of calling too."""
+    app.config.update(GITHUB_USERNAME="octo", GITHUB_TOP_REPOS=0)
+    events = [{"type": "WatchEvent", "repo": {"name": "octo/a"}, "created_at": "2027-01-01T00:00:00Z"}]
+    upstream.script("GET", "/users/octo/events/public", Reply(200, json=events, delay=0.3))
+    barrier = threading.Barrier(20)
+    answers = []
+
+    def visitor():
+        barrier.wait()
+        response = app.test_client().get("/api/github")
+        answers.append((response.status_code, response.get_json()))
+    threads = [threading.Thread(target=visitor) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert len(answers) == 20
+    assert all(status == 200 and len(body["events"]) == 1 for status, body in answers)
+    assert upstream.count("GET", "/users/octo/events/public") == 1
