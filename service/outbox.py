@@ -8,13 +8,16 @@ accepting, by ``flask outbox deliver`` and by the Lambda schedule through
 * it **claims** ready messages with a lease held in storage, so two workers
   never hold the same message; before each Telegram call it checks that the
   lease (and the caller's deadline) leaves room for the call's timeout, and
-  stops otherwise instead of racing the next holder;
+  gives the message back otherwise instead of racing the next holder;
 * a delivered message is **acked** (kept as ``done``); a message split in
   parts records each part sent, so a retry resumes after the last one;
 * a **transient** failure (timeout, connection error, 5xx, 429, a refused
   bot token) releases the message for a retry after an exponential backoff
-  (`backoff`, never sooner than Telegram's ``retry_after``) and pauses the
-  rest of the batch until then: Telegram is down or throttling the chat;
+  (`backoff`, never sooner than Telegram's ``retry_after``), and **pauses**
+  every worker (a value in storage) for ``retry_after``, or 10 s without
+  one: Telegram is down or throttling the chat, and one probe per pause is
+  all it should get. The pause is short on purpose: a message that fails on
+  its own backs off alone while the others go past it;
 * a **permanent** 4xx (chat not found, bot blocked) dead-letters the
   message at once with the reason, and so does a transient failure once the
   message is ``OUTBOX_MAX_AGE`` old; dead letters are kept, never deleted;
@@ -64,6 +67,7 @@ LEASE_RESERVE = 1.0
 DEFER = 1.0
 
 _NUMBER_KEY = "outbox:number"
+_PAUSE_KEY = "outbox:paused-until"
 
 
 def accept(storage: Storage, message: dict[str, Any], *, at: float) -> QueueItem:
@@ -86,6 +90,16 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     return max(delay, float(retry_after or 0))
 
 
+def paused_until(storage: Storage) -> float | None:
+    """When the current delivery pause ends (Unix time), or None."""
+    raw = storage.get(_PAUSE_KEY)
+    try:
+        until = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return until if until is not None and until > now() else None
+
+
 def _progress_key(item_id: str) -> str:
     return f"outbox:sent:{item_id}"
 
@@ -101,7 +115,7 @@ def _order(item: QueueItem) -> tuple:
 
 
 class _Run:
-    """One delivery run's state: settings, deadline, counts, and what this run settled."""
+    """One delivery run: settings, deadline, counts, and what this run settled or deferred."""
 
     def __init__(self, deadline: float | None, should_stop: Callable[[], bool] | None):
         config = current_app.config
@@ -117,7 +131,11 @@ class _Run:
         self.settled: set[str] = set()
         self.deferred: dict[str, float] = {}  # id -> ready_at given by this run
         self.counts = {"delivered": 0, "retrying": 0, "dead": 0, "deferred": 0}
-        self.pause_until: float | None = None
+        self.paused_until: float | None = None
+        self.halted = False  # out of lease or deadline: stop claiming
+
+    def summary(self) -> dict[str, Any]:
+        return {"configured": True, **self.counts, "paused_until": self.paused_until}
 
     def window(self, item: QueueItem) -> float:
         """Seconds a Telegram call may take now for ``item`` (lease and deadline permitting)."""
@@ -132,39 +150,53 @@ class _Run:
             self.storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, error=item.last_error,
                                  now=now())
 
+    def pause(self, until: float) -> None:
+        """Hold every worker back until ``until`` (the value's TTL only tidies up)."""
+        at = now()
+        self.paused_until = until
+        self.storage.set(_PAUSE_KEY, repr(until), ttl=max(until - at, 0) + 3600)
+
 
 def deliver(*, limit: int | None = None, deadline: float | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Deliver ready outbox messages to Telegram; return counts of what happened.
+    """Deliver ready outbox messages to Telegram; return what happened.
 
-    Runs until nothing is ready, ``limit`` messages were claimed, the
-    ``deadline`` (a `time.monotonic` value) is near, ``should_stop()`` is
-    true, or a transient failure pauses delivery. Needs an app context.
-    Without Telegram settings it claims nothing (messages stay pending).
-    Raises `StorageError` when the storage does not answer.
+    The answer: ``configured`` (False: Telegram is not set up, nothing was
+    claimed), counts ``delivered``, ``retrying``, ``dead``, ``deferred``
+    (waiting behind the sender's earlier message) and ``paused_until`` (Unix
+    time, when a transient failure, here or in another worker, paused
+    delivery). Runs until nothing is ready, ``limit`` messages were claimed,
+    the ``deadline`` (a `time.monotonic` value) is near, ``should_stop()`` is
+    true, or delivery pauses. Needs an app context. Raises `StorageError`
+    when the storage does not answer.
     """
     if not configured(current_app.config):
-        return {"configured": False, "delivered": 0, "retrying": 0, "dead": 0, "deferred": 0}
+        return {"configured": False, "delivered": 0, "retrying": 0, "dead": 0, "deferred": 0, "paused_until": None}
     run = _Run(deadline, should_stop)
     claimed = 0
-    while run.pause_until is None and (limit is None or claimed < limit) and not run.should_stop():
+    earlier: dict[str, list[QueueItem]] | None = None
+    while not run.halted and (limit is None or claimed < limit) and not run.should_stop():
         if deadline is not None and deadline - time.monotonic() < MIN_WINDOW:
+            break
+        run.paused_until = paused_until(run.storage)
+        if run.paused_until is not None:
             break
         size = BATCH if limit is None else min(BATCH, limit - claimed)
         batch = sorted(run.storage.claim(QUEUE, lease=run.lease, limit=size, now=now()), key=_order)
         if not batch:
             break
         claimed += len(batch)
-        earlier = _pending_by_sender(run.storage)
-        before = run.counts["delivered"] + run.counts["dead"] + run.counts["retrying"]
+        if earlier is None:  # once per run: it is stale only about messages that arrived during the run
+            earlier = _pending_by_sender(run.storage)
+        progress = sum(run.counts.values()) - run.counts["deferred"]
         for index, item in enumerate(batch):
-            if run.pause_until is not None or run.should_stop():
-                run.give_back(batch[index:], run.pause_until or now())
+            if run.halted or run.should_stop():
+                run.give_back(batch[index:], run.paused_until or now())
                 break
             _deliver_one(run, item, earlier)
-        if run.counts["delivered"] + run.counts["dead"] + run.counts["retrying"] == before:
+        if sum(run.counts.values()) - run.counts["deferred"] == progress:
             break  # everything claimed was deferred: claiming again now would only defer it again
-    return {"configured": True, **run.counts}
+    return run.summary()
 
 
 def _pending_by_sender(storage: Storage) -> dict[str, list[QueueItem]]:
@@ -197,10 +229,9 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
     sent = int(storage.get(_progress_key(item.id)) or 0) if len(parts) > 1 else 0
     for index in range(sent, len(parts)):
         window = run.window(item)
-        if window < MIN_WINDOW:
-            # not enough lease or deadline left for a call: give it back untouched, untried
+        if window < MIN_WINDOW:  # not enough lease or deadline left for a call: hand it back untried
             run.give_back([item], now())
-            run.pause_until = now()
+            run.halted = True
             return
         per_call = min(run.timeout, window / 2)
         try:
@@ -224,14 +255,16 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
 
 def _retry(run: _Run, item: QueueItem, exc: Exception) -> None:
     at = now()
+    retry_after = getattr(exc, "retry_after", None)
+    run.pause(at + (retry_after if retry_after else BACKOFF_BASE))
+    run.halted = True
     give_up = item.created_at + run.max_age
     if at >= give_up:
         _settle_dead(run, item, f"still failing after {run.max_age / 3600:g} h and {item.attempts} attempts: {exc}")
         return
-    ready_at = min(at + backoff(item.attempts, getattr(exc, "retry_after", None)), give_up)
+    ready_at = min(at + backoff(item.attempts, retry_after), give_up)
     run.storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, error=str(exc), now=at)
     run.counts["retrying"] += 1
-    run.pause_until = ready_at
     log.warning("outbox message %s not delivered (attempt %d), retrying in %.0f s: %s",
                 item.id, item.attempts, ready_at - at, exc)
 
@@ -296,8 +329,11 @@ def _summary_line(summary: dict[str, Any]) -> str:
     if not summary["configured"]:
         return ("Telegram is not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): messages stay in the outbox; "
                 "read them with `flask outbox list`")
-    return ("delivered {delivered}, retrying {retrying}, dead-lettered {dead}, waiting behind an earlier "
+    line = ("delivered {delivered}, retrying {retrying}, dead-lettered {dead}, waiting behind an earlier "
             "message {deferred}".format(**summary))
+    if summary["paused_until"]:
+        line += f"; Telegram delivery paused until {_when(summary['paused_until'])}"
+    return line
 
 
 def _storage_or_fail() -> Storage:
@@ -363,7 +399,7 @@ def list_command(state: str, limit: int, as_json: bool):
             click.echo(json.dumps(view, ensure_ascii=False))
             continue
         click.echo(f"── {view['id']}  {view['state']}  {view['received']}  attempts {view['attempts']}")
-        click.echo(f"From:    {view['name']} <{view['email']}>")
+        click.echo(f"{'From:':<9} {view['name']} <{view['email']}>")
         for label, key in (("Subject", "subject"), ("Page", "page"), ("Next try", "next_try"),
                            ("Error", "last_error")):
             if view[key]:
@@ -384,9 +420,11 @@ def status_command(as_json: bool):
     counts = storage.queue_counts(QUEUE)
     pending = storage.items(QUEUE, PENDING, limit=PENDING_SCAN)
     dead = storage.items(QUEUE, DEAD, limit=50)
+    pause = paused_until(storage)
     status = {
         "telegram_configured": configured(current_app.config),
         "counts": counts,
+        "paused_until": _when(pause) if pause else None,
         "oldest_pending": _item_view(pending[0]) if pending else None,
         "next_try": _when(min(item.ready_at for item in pending)) if pending else None,
         "dead": [{"id": item.id, "received": _when(item.created_at), "reason": item.last_error} for item in dead],
@@ -403,6 +441,8 @@ def status_command(as_json: bool):
                    f"attempts {oldest.attempts}" + (f", last error: {oldest.last_error}" if oldest.last_error else ""))
         soonest = min(item.ready_at for item in pending)
         click.echo("next try: " + ("now" if soonest <= at else f"in {_duration(soonest - at)}"))
+    if pause:
+        click.echo(f"delivery paused until {status['paused_until']} (Telegram failed or asked to wait)")
     for item in dead:
         click.echo(f"dead: {item.id}  received {_when(item.created_at)}  {item.last_error}")
 
