@@ -10,12 +10,14 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-deps system-deps site bench clean
+.PHONY: help run test test-deps system-deps site bench bench-site clean
 
 help:
 	@echo "make run    serve the site and API on http://$(HOST):$(PORT) (SQLite storage)"
 	@echo "make test   install test dependencies and run the whole suite"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make site   build the static site from site/resume.json into build/site"
+	@echo "make bench-site  Lighthouse scores of the home page and a post page"
 
 # --- virtualenvs -------------------------------------------------------------
 $(VENV)/.runtime: requirements.txt
@@ -28,7 +30,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # --- Debian packages the tests talk to (real servers, real browser) ----------
-APT_PACKAGES = redis-server
+APT_PACKAGES = redis-server chromium chromium-driver
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -66,7 +68,7 @@ $(VENV)/.infra-tests: $(VENV)/.dev tools/requirements-tests.txt
 	touch $@
 
 # --- the two commands ----------------------------------------------------------
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime site
 	$(VENV)/bin/flask --app service.wsgi storage init
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) service.wsgi:app
 
@@ -76,5 +78,19 @@ test: test-deps
 bench: test-deps
 	$(PY) -m bench
 
+# --- the static site (site/ -> build/site) and its Lighthouse benchmark --------
+site: $(VENV)/.runtime
+	$(VENV)/bin/flask --app service.wsgi site build
+
+# Lighthouse (npm, pinned in bench/site/package.json) on the home page and a
+# post page of a locally started service with fake upstreams; prints the four
+# scores of each page (bench/results/ keeps the full reports).
+bench-site: $(VENV)/.dev system-deps bench/site/node_modules/.installed
+	$(PY) bench/site/lighthouse.py
+
+bench/site/node_modules/.installed: bench/site/package.json bench/site/package-lock.json
+	npm ci --prefix bench/site --no-audit --no-fund --silent
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .tools .pytest_cache instance build test-artifacts
+	rm -rf $(VENV) $(TOOLS_VENV) .tools .pytest_cache instance build test-artifacts bench/site/node_modules

@@ -88,8 +88,9 @@ class Chromium:
         self.cdp("Emulation.setScriptExecutionDisabled", {"value": not enabled})
 
     def reset(self) -> None:
-        """Desktop viewport, light scheme, JavaScript on, no stored theme, console emptied."""
+        """Desktop viewport, light scheme, JavaScript on, empty HTTP cache, console emptied."""
         self.javascript(True)
+        self.cdp("Network.clearBrowserCache")
         self.cdp("Emulation.clearDeviceMetricsOverride")
         self.media("light")
         self.console()
@@ -219,7 +220,8 @@ POSTS = [
     issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3),
     issue(12, "Running a queue on SQLite", "Short notes on **SQLite** as a queue. " + "word " * 400,
           ["published", "sqlite", "performance"], 9),
-]
+] + [issue(number, f"Short note {number}", f"Note number {number}.", ["published", "notes"], 30 + 12 - number)
+     for number in range(11, 0, -1)]
 EVENTS = [
     {"type": "PushEvent", "repo": {"name": f"{GITHUB_USER}/vitae"}, "created_at": _iso(600),
      "payload": {"ref": "refs/heads/main", "size": 2, "head": "a" * 40,

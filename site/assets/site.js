@@ -41,7 +41,7 @@ function setupThemeToggle() {
   });
   system.addEventListener('change', sync);
   sync();
-  button.hidden = false;
+  button.classList.add('ready');
 }
 
 // --- small helpers -------------------------------------------------------------
@@ -163,16 +163,12 @@ function countView(path) {
 
 const spotifyState = { timer: null, refreshes: 0 };
 
+/** Fill the Spotify card; resolves to whether there is something to show. */
 async function spotify() {
-  const box = byId('spotify');
-  if (!box) return;
   clearInterval(spotifyState.timer);
   const result = await api('/spotify');
   const d = result.ok && result.data;
-  if (!d || typeof d.title !== 'string' || !d.title) {
-    box.hidden = true;
-    return;
-  }
+  if (!d || typeof d.title !== 'string' || !d.title) return false;
   byId('spotify-title').textContent = d.is_playing ? 'Now playing' : 'Last played';
   const link = byId('spotify-link');
   link.textContent = d.title;
@@ -194,7 +190,7 @@ async function spotify() {
     const played = relative(d.played_at);
     when.replaceChildren(...(played ? ['Played ', played] : []));
   }
-  box.hidden = false;
+  return true;
 }
 
 function showProgress(row, progress, total) {
@@ -209,7 +205,9 @@ function showProgress(row, progress, total) {
     if (position >= total) {
       clearInterval(spotifyState.timer);
       // The track has ended: ask what plays next (bounded, so a stuck answer cannot loop).
-      if (spotifyState.refreshes++ < 30) setTimeout(spotify, 3000);
+      if (spotifyState.refreshes++ < 30) {
+        setTimeout(async () => { byId('spotify').hidden = !(await spotify()); }, 3000);
+      }
     }
   };
   tick();
@@ -245,9 +243,8 @@ function describeEvent(e) {
 
 function capital(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
 
+/** Fill the GitHub card; resolves to whether there is something to show. */
 async function github() {
-  const box = byId('github');
-  if (!box) return;
   const result = await api('/github?limit=5');
   const events = result.ok && result.data && Array.isArray(result.data.events) ? result.data.events : [];
   const items = [];
@@ -260,9 +257,8 @@ async function github() {
     items.push(el('li', {}, url ? el('a', { href: url, text }) : text, detail,
       when ? el('span', { class: 'muted' }, when) : null));
   }
-  if (!items.length) { box.hidden = true; return; }
   byId('github-events').replaceChildren(...items);
-  box.hidden = false;
+  return items.length > 0;
 }
 
 // --- blog ---------------------------------------------------------------------------
@@ -284,17 +280,16 @@ function tagList(tags, label) {
 
 const validPost = (p) => p && Number.isInteger(p.number) && typeof p.title === 'string';
 
+/** Fill the latest-posts card; resolves to whether there is something to show. */
 async function latestPosts() {
-  const box = byId('latest-posts');
-  if (!box) return;
   const result = await api('/blog?per_page=3');
   const posts = result.ok && result.data && Array.isArray(result.data.posts) ? result.data.posts.filter(validPost) : [];
-  if (!posts.length) { box.hidden = true; return; }
+  if (!posts.length) return false;
   byId('latest-list').replaceChildren(...posts.map((post) => el('li', {},
     el('a', { href: postUrl(post.number), text: post.title }),
     el('span', { class: 'muted' }, postMeta(post, post.views)),
     tagList(post.tags, 'Tags'))));
-  box.hidden = false;
+  return true;
 }
 
 async function blogIndex() {
@@ -404,14 +399,15 @@ async function blogPost() {
 
 const CONTROL = /[\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F]/;
 const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
-const LABELS = { name: 'your name', email: 'your email address', subject: 'the subject', message: 'a message' };
+const REQUIRED = { name: 'Please enter your name.', email: 'Please enter your email address.',
+  message: 'Please write a message.' };
 
 /** The problem with one field as the API would see it (trimmed, counted in code points), or ''. */
 function problem(field) {
   const value = field.value.trim();
   const length = [...value].length;
   const max = Number(field.getAttribute('maxlength')) || 0;
-  if (field.required && !length) return `Please enter ${LABELS[field.name] || 'this field'}.`;
+  if (field.required && !length) return REQUIRED[field.name] || 'Please fill in this field.';
   if (max && length > max) return `Please keep this to ${count(max)} characters (now ${count(length)}).`;
   if (CONTROL.test(value)) return 'Please remove the control characters from this field.';
   if (field.type === 'email' && length && !EMAIL.test(value)) return 'Please enter an email address like name@example.com.';
@@ -498,6 +494,15 @@ function setupContact() {
   });
 }
 
+/**
+ * Load the side cards at once but show each only when every card above it
+ * has settled, so a late answer never pushes a visible card down.
+ */
+async function revealInOrder(cards) {
+  const loads = cards.filter(([id]) => byId(id)).map(([id, load]) => [id, load().catch(() => false)]);
+  for (const [id, loading] of loads) byId(id).hidden = !(await loading);
+}
+
 // --- start ------------------------------------------------------------------------------
 
 function start() {
@@ -506,9 +511,7 @@ function start() {
   const tasks = [];
   if (document.body.dataset.count) tasks.push(countView(document.body.dataset.count));
   if (page === 'home') {
-    if (widgets.has('spotify')) tasks.push(spotify());
-    if (widgets.has('github')) tasks.push(github());
-    if (widgets.has('blog')) tasks.push(latestPosts());
+    tasks.push(revealInOrder([['spotify', spotify], ['github', github], ['latest-posts', latestPosts]]));
     setupContact();
   } else if (page === 'blog') {
     tasks.push(blogIndex());
