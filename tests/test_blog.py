@@ -76,7 +76,8 @@ def test_views_come_from_the_visitor_counter(app, upstream):
     client = app.test_client()
     for path, times in (("/blog/2", 3), ("/blog/1", 1), ("/blog/1/", 1)):
         for _ in range(times):
-            assert client.post("/api/visitors", json={"path": path}, headers={"User-Agent": "Mozilla/5.0"}).status_code == 200
+            response = client.post("/api/visitors", json={"path": path}, headers={"User-Agent": "Mozilla/5.0"})
+            assert response.status_code == 200
     assert [(p["number"], p["views"]) for p in client.get("/api/blog").get_json()["posts"]] == [(2, 3), (1, 2)]
     assert client.get("/api/blog/2").get_json()["views"] == 3
 
