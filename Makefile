@@ -30,7 +30,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # --- Debian packages the tests talk to (real servers, real browser) ----------
-APT_PACKAGES = redis-server chromium chromium-driver
+# docker-compose (v1) only validates docker-compose.yml in tests/test_container.py; no engine runs.
+APT_PACKAGES = redis-server chromium chromium-driver docker-compose
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -75,7 +76,9 @@ run: $(VENV)/.runtime site
 test: test-deps
 	$(PY) -m pytest
 
+# The throughput benchmark's load generator (wrk) is installed here, not for `make test`.
 bench: test-deps
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES=wrk
 	$(PY) -m bench
 
 # --- the static site (site/ -> build/site) and its Lighthouse benchmark --------

@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1
+# Vitae: the Flask service under gunicorn, serving the built site and the API.
+#
+#   docker build -t vitae .          (docker compose up builds it too)
+#
+# The builder makes a virtualenv holding only requirements.txt and builds the
+# static site; the runtime image copies both and runs as an unprivileged user.
+# tests/test_container.py reads this file: it lints it with hadolint and runs
+# the same requirements, commands and environment without Docker.
+
+ARG PYTHON_VERSION=3.11
+
+# --- builder: runtime dependencies and the static site -------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH"
+
+WORKDIR /src
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt && python -m compileall -q /opt/venv
+
+COPY service/ service/
+COPY site/ site/
+RUN VITAE_INSTANCE_PATH=/tmp/vitae-build flask --app service.wsgi site build
+
+# --- runtime -------------------------------------------------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm
+
+ARG UID=10001
+LABEL org.opencontainers.image.title="vitae" \
+      org.opencontainers.image.description="A personal resume site you own: live widgets, cookieless visitor counter, contact via Telegram." \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.base.name="python:3.11-slim-bookworm"
+
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    FLASK_APP=service.wsgi \
+    SITE_DIR=/app/build/site \
+    VITAE_INSTANCE_PATH=/app/instance
+
+RUN groupadd --system --gid "${UID}" vitae \
+    && useradd --system --uid "${UID}" --gid vitae --home-dir /app --no-create-home --shell /usr/sbin/nologin vitae
+
+WORKDIR /app
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /src/build/site build/site
+COPY gunicorn.conf.py ./
+COPY service/ service/
+# Bytecode made at build time: the app's user cannot write next to the sources.
+RUN python -m compileall -q service \
+    && mkdir instance && chown vitae:vitae instance
+
+USER ${UID}:${UID}
+EXPOSE 8000
+
+# The origin secret is sent when one is set, so the check passes behind a CDN too.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/api/health', headers={'X-Origin-Verify': os.environ.get('ORIGIN_SECRET', '')}), timeout=4)"]
+
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "service.wsgi:app"]
