@@ -124,9 +124,11 @@ def api_base(value: str) -> str:
     return http_url(value)
 
 
-def widget_names(value: str) -> tuple[str, ...]:
-    """Comma-separated names of the site's live widgets; ``none`` for none."""
+def widget_names(value: str) -> tuple[str, ...] | None:
+    """Comma-separated names of the site's live widgets; ``none`` for none; ``auto`` (None): decided by the build."""
     known = ("visitors", "spotify", "github", "blog", "contact")
+    if value.strip().lower() == "auto":
+        return None
     if value.strip().lower() == "none":
         return ()
     names = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
@@ -218,8 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SITE_RESUME", "site/resume.json", text, "The JSON Resume file the site build renders."),
     Setting("SITE_API_BASE", "/api", api_base, "Where the site's widgets call the API: /api (same origin) or an "
             "https URL (then allow it in the Content-Security-Policy's connect-src)."),
-    Setting("SITE_WIDGETS", "visitors,spotify,github,blog,contact", widget_names, "Live widgets the built site "
-            "shows (comma-separated from visitors, spotify, github, blog, contact; or none)."),
+    Setting("SITE_WIDGETS", "auto", widget_names, "Live widgets the built site shows: comma-separated from "
+            "visitors, spotify, github, blog, contact; none; or auto (visitors and contact, plus each of spotify, "
+            "github and blog whose settings are set where the site is built)."),
     Setting("SITE_API_TIMEOUT", "8", number(1, 60), "Seconds a widget waits for the API before hiding itself."),
 )
 

@@ -37,6 +37,9 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 WIDGETS = ("visitors", "spotify", "github", "blog", "contact")
+#: Settings without which a widget's endpoint answers 503 not_configured (``SITE_WIDGETS=auto`` leaves it out).
+WIDGET_SETTINGS = {"spotify": ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"),
+                   "github": ("GITHUB_USERNAME",), "blog": ("BLOG_REPO",)}
 #: Pages written from templates: (template, output path, canonical path, counted path or None).
 PAGES = (
     ("index.html", "index.html", "/", "/"),
@@ -63,7 +66,10 @@ class SiteOptions:
 
     @classmethod
     def from_config(cls, config) -> SiteOptions:
-        return cls(site_url=config["SITE_URL"], api_base=config["SITE_API_BASE"], widgets=config["SITE_WIDGETS"],
+        widgets = config["SITE_WIDGETS"]
+        if widgets is None:  # auto
+            widgets = tuple(name for name in WIDGETS if all(config.get(s) for s in WIDGET_SETTINGS.get(name, ())))
+        return cls(site_url=config["SITE_URL"], api_base=config["SITE_API_BASE"], widgets=widgets,
                    api_timeout=config["SITE_API_TIMEOUT"])
 
 

@@ -301,6 +301,18 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
 
 
+def test_auto_widgets_follow_the_configured_upstreams(make_app, tmp_path):
+    """SITE_WIDGETS=auto (the default): visitors and contact, plus the widgets whose settings are present."""
+    out = tmp_path / "auto"
+    app = make_app(SITE_DIR=str(out), GITHUB_USERNAME="someone", SPOTIFY_CLIENT_ID="abc")
+    assert app.config["SITE_WIDGETS"] is None
+    assert app.test_cli_runner().invoke(args=["site", "build"]).exit_code == 0
+    html = read(out, "index.html")
+    assert 'data-widgets="contact github visitors"' in html
+    assert 'id="github"' in html and 'id="spotify"' not in html and 'id="latest-posts"' not in html
+    assert 'href="/blog/"' not in html  # no blog configured: no link to an empty blog
+
+
 def test_cli_reports_an_invalid_resume_and_exits_1(make_app, tmp_path):
     path = write_resume(tmp_path, _broken(lambda r: r["work"][2].update(startDate="June 2014")))
     result = make_app().test_cli_runner().invoke(args=["site", "build", "--resume", path, "--out",
