@@ -70,7 +70,9 @@ def is_email(address: str) -> bool:
     """Practical address syntax: ``local@domain``, a dot-atom local part of at most 64 characters, a
     domain of at least two labels (internationalised names allowed) with a non-numeric top label."""
     local, at, domain = address.rpartition("@")
-    if not at or not local or len(local) > 64 or len(address) > 254 or not _LOCAL.fullmatch(local):
+    if not at or not local or len(local) > 64 or len(address) > 254 or any(c.isspace() for c in address):
+        return False
+    if not _LOCAL.fullmatch(local):
         return False
     try:
         ascii_domain = domain.encode("idna").decode("ascii")

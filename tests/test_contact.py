@@ -114,6 +114,7 @@ CASES = [
     ("email-two-at", {"email": "ada@@example.com"}, {"email": "valid"}),
     ("email-no-dot", {"email": "ada@localhost"}, {"email": "valid"}),
     ("email-space", {"email": "ada lovelace@example.com"}, {"email": "valid"}),
+    ("email-no-break-space", {"email": "ada\u00a0l@example.com"}, {"email": "valid"}),
     ("email-double-dot", {"email": "ada@example..com"}, {"email": "valid"}),
     ("email-leading-dot", {"email": ".ada@example.com"}, {"email": "valid"}),
     ("email-hyphen-label", {"email": "ada@-example.com"}, {"email": "valid"}),

@@ -324,6 +324,24 @@ def test_a_long_message_resumes_after_the_part_that_failed(make_app, upstream, c
     assert store(app).get(f"outbox:sent:{store(app).items('outbox', DONE)[0].id}") is None
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hostile_input_arrives_escaped_and_inert(make_app, upstream, clock, backend):
+    from .test_telegram import HOSTILE, TelegramHTML
+
+    fake = FakeTelegram(upstream, clock)
+    app = telegram_app(make_app, backend, upstream)
+    fields = {key: HOSTILE[key] for key in ("name", "email", "subject", "message", "page")}
+    response = app.test_client().post("/api/contact", json=fields)
+    assert response.status_code == 202
+    assert deliver(app)["delivered"] == 1
+    [call] = upstream.calls("POST", PATH)
+    assert call.json()["parse_mode"] == "HTML" and call.json()["link_preview_options"] == {"is_disabled": True}
+    page = TelegramHTML(fake.delivered[0])
+    assert set(page.tags) <= {"b", "code", "pre"}
+    for value in fields.values():
+        assert value in page.inside("code", "pre")
+
+
 # -- without Telegram, and the commands -----------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", BACKENDS)

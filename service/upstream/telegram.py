@@ -40,7 +40,10 @@ class TokenFilter(logging.Filter):
     _TOKEN = re.compile(r"/bot[^/\s\"']+/")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the handler's problem, not a reason to drop it
+            return True
         if "/bot" in message:
             record.msg, record.args = self._TOKEN.sub("/bot<hidden>/", message), None
         return True
