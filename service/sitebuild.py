@@ -5,7 +5,7 @@
 
     index.html            the resume, complete without JavaScript, plus the live widgets' slots
     blog/index.html       the blog index (posts, tag filter and pages come from the API)
-    blog/post.html        one post: /blog/post.html?n=<issue number>
+    blog/post.html        one post: /blog/post.html?n=<issue number> (both only with the blog widget)
     404.html              served for missing paths (Flask here, CloudFront's error page on AWS)
     assets/site.<hash>.css, assets/site.<hash>.js   fingerprinted: cache them for ever
     favicon.svg, robots.txt, sitemap.xml, and the owner's photo when it is a local file
@@ -269,6 +269,8 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
         "year": modified[:4] or str(dt.date.today().year),
     }
     for template, output, canonical, counted in PAGES:
+        if output.startswith("blog/") and "blog" not in site["widgets"]:
+            continue
         page = {"canonical": site_url + canonical if canonical else None, "counted": counted, "output": output}
         files[output] = env.get_template(template).render(resume=resume, basics=basics, site=site,
                                                           page=page).encode()

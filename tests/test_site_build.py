@@ -211,6 +211,7 @@ def test_api_base_and_widget_choice_shape_the_pages(tmp_path):
     bare = read(tmp_path / "b", "index.html")
     assert "<aside" not in bare and "visitor-counter" not in bare and "/blog/" not in bare
     assert "/blog/" not in read(tmp_path / "b", "sitemap.xml")
+    assert not (tmp_path / "b" / "blog").exists()
 
 
 def test_text_from_the_resume_is_escaped(tmp_path):
@@ -296,7 +297,7 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact")
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 10 files into {out}" in result.output and "KB before compression" in result.output
+    assert f"built 8 files into {out}" in result.output  # no blog pages without the blog and "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
 

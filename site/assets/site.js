@@ -176,9 +176,11 @@ async function spotify() {
   if (url) link.href = url; else link.removeAttribute('href');
   const by = Array.isArray(d.artists) ? d.artists.filter((a) => typeof a === 'string').join(', ') : '';
   byId('spotify-artists').textContent = [by, d.album].filter(Boolean).join(' · ');
-  const cover = byId('spotify-cover');
   const image = webUrl(d.image_url);
-  if (image) { cover.src = image; cover.hidden = false; } else cover.hidden = true;
+  const cover = image ? el('img', { class: 'cover', src: image, alt: '', width: 64, height: 64 })
+    : el('span', { class: 'cover', hidden: true });
+  cover.id = 'spotify-cover';
+  byId('spotify-cover').replaceWith(cover);
 
   const when = byId('spotify-when');
   const row = byId('spotify-progress-row');
