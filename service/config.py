@@ -220,9 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SITE_RESUME", "site/resume.json", text, "The JSON Resume file the site build renders."),
     Setting("SITE_API_BASE", "/api", api_base, "Where the site's widgets call the API: /api (same origin) or an "
             "https URL (then allow it in the Content-Security-Policy's connect-src)."),
-    Setting("SITE_WIDGETS", "auto", widget_names, "Live widgets the built site shows: comma-separated from "
-            "visitors, spotify, github, blog, contact; none; or auto (visitors and contact, plus each of spotify, "
-            "github and blog whose settings are set where the site is built)."),
+    Setting("SITE_WIDGETS", "visitors,spotify,github,blog,contact", widget_names, "Live widgets the built site "
+            "shows: comma-separated from visitors, spotify, github, blog, contact; none; or auto (visitors and "
+            "contact, plus each of spotify, github and blog whose settings are set where the site is built)."),
     Setting("SITE_API_TIMEOUT", "8", number(1, 60), "Seconds a widget waits for the API before hiding itself."),
 )
 

@@ -291,6 +291,10 @@ def test_display_date(value, shown):
 # --- the command -----------------------------------------------------------------------------
 
 
+def test_every_widget_by_default(make_app):
+    assert make_app().config["SITE_WIDGETS"] == ("visitors", "spotify", "github", "blog", "contact")
+
+
 def test_cli_builds_from_the_settings(make_app, tmp_path):
     out = tmp_path / "from-settings"
     app = make_app(SITE_DIR=str(out), SITE_RESUME=EXAMPLE, SITE_URL="https://cv.example.org",
@@ -303,9 +307,9 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
 
 
 def test_auto_widgets_follow_the_configured_upstreams(make_app, tmp_path):
-    """SITE_WIDGETS=auto (the default): visitors and contact, plus the widgets whose settings are present."""
+    """SITE_WIDGETS=auto: visitors and contact, plus the widgets whose settings are present."""
     out = tmp_path / "auto"
-    app = make_app(SITE_DIR=str(out), GITHUB_USERNAME="someone", SPOTIFY_CLIENT_ID="abc")
+    app = make_app(SITE_DIR=str(out), SITE_WIDGETS="auto", GITHUB_USERNAME="someone", SPOTIFY_CLIENT_ID="abc")
     assert app.config["SITE_WIDGETS"] is None
     assert app.test_cli_runner().invoke(args=["site", "build"]).exit_code == 0
     html = read(out, "index.html")
