@@ -200,6 +200,10 @@ def test_queue_release_and_bury(storage):
     again = storage.claim("outbox", lease=30, now=now + 100)[0]
     assert again.attempts == 2 and again.last_error == "HTTP 500"
     assert storage.release("outbox", item.id, lease.token, ready_at=now, now=now) is False  # stale token
+    assert storage.release("outbox", item.id, again.token, ready_at=now + 100, now=now + 100)  # no error: cleared
+    cleared = storage.claim("outbox", lease=30, now=now + 100)[0]
+    assert cleared.last_error is None and cleared.attempts == 3
+    again = cleared
     assert storage.bury("outbox", item.id, again.token, reason="chat not found", now=now + 101)
     assert storage.claim("outbox", lease=30, now=now + 10_000) == []
     dead = storage.items("outbox", DEAD)

@@ -208,7 +208,10 @@ class Storage(abc.ABC):
         self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
         now: float | None = None,
     ) -> bool:
-        """Give a leased record back, claimable again at ``ready_at``; False if the lease was lost."""
+        """Give a leased record back, claimable again at ``ready_at``; False if the lease was lost.
+
+        ``last_error`` becomes ``error`` (None clears it); `ack` keeps it, `bury` sets the reason.
+        """
 
     @abc.abstractmethod
     def bury(self, queue: str, item_id: str, token: str, *, reason: str, now: float | None = None) -> bool:

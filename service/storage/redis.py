@@ -93,7 +93,7 @@ end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'token', '', 'updated_at', ARGV[4])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'last_error', ARGV[6]) end
 if ARGV[3] == 'pending' then
-  redis.call('HSET', KEYS[1], 'ready_at', ARGV[5])
+  redis.call('HSET', KEYS[1], 'ready_at', ARGV[5], 'last_error', ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 else
   redis.call('ZREM', KEYS[2], ARGV[1])
