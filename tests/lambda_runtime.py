@@ -31,6 +31,15 @@ EDGE_IP = "130.176.16.7"  # a CloudFront edge address: the function URL's caller
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")  # sent as is, others base64
 
 
+def zappa(venv: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``zappa`` from ``venv`` in the project folder ``cwd``, as an operator with the virtualenv activated would."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV"))}
+    environ.update({"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                    **(env or {})})
+    return subprocess.run([str(venv / "bin" / "zappa"), *args], cwd=cwd, env=environ, capture_output=True,
+                          text=True, timeout=600)
+
+
 def function_url_event(method: str, path: str, *, query: str = "", headers: dict[str, str] | None = None,
                        body: bytes | str | None = None, viewer_ip: str = "203.0.113.10",
                        forwarded_for: str | None = None, origin_secret: str | None = None,

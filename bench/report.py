@@ -1,0 +1,106 @@
+"""The machine a run was measured on, the results as a Markdown table, and the README's ``## Benchmarks`` block.
+
+`write_readme` replaces only the block between the ``bench:deploy`` markers
+in the ``## Benchmarks`` section (adding it at the section's top the first
+time), so other rows there, such as the Lighthouse scores, stay as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+from pathlib import Path
+
+BEGIN = "<!-- bench:deploy:begin (written by `make bench`) -->"
+END = "<!-- bench:deploy:end -->"
+HEADING = "## Benchmarks"
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1]) / 1024 / 1024
+    except (OSError, TypeError):
+        memory = 0.0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cores": str(os.cpu_count()), "memory": f"{memory:.0f} GB", "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}", "load": f"{load:.1f}"}
+
+
+def _rate(run: dict) -> str:
+    return f"{run['rps']:,.0f} req/s, p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms"
+
+
+def table(results: dict, host: dict[str, str]) -> str:
+    """The Markdown block: machine line, one table, notes."""
+    lines = [f"Measured {host['date']} on {host['cpu']} ({host['cores']} cores, {host['memory']} RAM), "
+             f"Python {host['python']}, {host['system']}; load average {host['load']} at the start. "
+             "Each figure sits next to its reference from the same run: compare the ratios, not the absolutes.", "",
+             "| Benchmark | Vitae | Reference | Ratio | Target |", "|---|---|---|---|---|"]
+    cold = results.get("cold")
+    if cold:
+        median, runs = cold["median_ms"], cold["runs"]
+        lines.append(f"| Lambda cold start, first `POST /api/visitors` (median of {runs}) | {median['vitae']:.0f} ms "
+                     f"| (a) minimal Flask + one `UpdateItem`, same Zappa: {median['a']:.0f} ms "
+                     f"| {cold['ratio_to_a']:.2f} x (a) | at most 1.15 x (a) |")
+        lines.append(f"| | | (b) bare boto3 handler, same `UpdateItem`: {median['b']:.0f} ms "
+                     f"| {cold['ratio_to_b']:.2f} x (b) | |")
+        size = cold["size"]
+        lines.append(f"| Lambda package (zip) | {size['vitae']['zip_mb']:.1f} MB | (a) {size['a']['zip_mb']:.1f} MB "
+                     f"| {size['vitae']['zip_mb'] / size['a']['zip_mb']:.2f} x (a) | at most 15 MB |")
+        lines.append(f"| Lambda package, unzipped | {size['vitae']['installed_mb']:.1f} MB "
+                     f"| (a) {size['a']['installed_mb']:.1f} MB "
+                     f"| {size['vitae']['installed_mb'] / size['a']['installed_mb']:.2f} x (a) "
+                     "| Lambda's limit: 250 MB |")
+    through = results.get("throughput")
+    if through:
+        settings = through["settings"]
+        lines.append(f"| Self-hosted `POST /api/visitors` (median of {settings['rounds']} runs) "
+                     f"| {_rate(through['post'])} | one Redis `INCR`, same gunicorn: {_rate(through['post_reference'])} "
+                     f"| {through['ratio_post']:.2f} x | at least 0.8 x |")
+        lines.append(f"| Self-hosted `GET /api/visitors` | {_rate(through['get_visitors'])} | | | |")
+        lines.append(f"| Self-hosted `GET /api/github` (cached) | {_rate(through['get_github'])} | | | |")
+    lines.append("")
+    if cold:
+        lines.append(f"Cold start: a fresh interpreter (bytecode writing off, only the package and the libraries "
+                     f"Lambda's runtime provides on its path) answers its first event against DynamoDB served by "
+                     f"moto over HTTP on loopback, so network time is near zero and import and set-up time "
+                     f"dominate; minima {cold['min_ms']['vitae']:.0f} / {cold['min_ms']['a']:.0f} / "
+                     f"{cold['min_ms']['b']:.0f} ms. (a) is packaged with the production stage's settings "
+                     "(exclusions, hash-based bytecode) and enters through the same precompiled "
+                     "`zappa.handler`. MB are 10^6 bytes.")
+    if through:
+        settings = through["settings"]
+        lines.append(f"Throughput: wrk {settings['threads']} threads, {settings['connections']} connections, "
+                     f"{settings['duration']} s per run on the same machine as gunicorn ({settings['workers']} "
+                     f"workers x {settings['threads_per_worker']} threads, gunicorn.conf.py) and Redis; each request "
+                     f"comes from one of 20,000 visitor addresses with a CORS origin, so the rate limit, unique "
+                     f"visitor marker, CORS and JSON access log all do their work "
+                     f"({through['post']['non_2xx']} non-2xx answers).")
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, block: str) -> None:
+    """Put ``block`` between the markers inside the ``## Benchmarks`` section, leaving the rest untouched."""
+    text = readme.read_text(encoding="utf-8")
+    wrapped = f"{BEGIN}\n{block}\n{END}"
+    if BEGIN in text and END in text:
+        start, end = text.index(BEGIN), text.index(END) + len(END)
+        text = text[:start] + wrapped + text[end:]
+    else:
+        match = re.search(rf"^{re.escape(HEADING)}\s*$", text, re.M)
+        if not match:
+            raise RuntimeError(f"README has no '{HEADING}' section")
+        rest = text[match.end():].lstrip("\n")
+        text = f"{text[:match.end()]}\n\n{wrapped}\n" + (f"\n{rest}" if rest else "")
+    readme.write_text(text, encoding="utf-8")

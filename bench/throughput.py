@@ -1,0 +1,184 @@
+"""Self-hosted throughput: the service under gunicorn as the image runs it, with Redis on loopback, under wrk.
+
+The service is started with the Dockerfile's ``CMD`` and runtime ``ENV`` (read
+from the Dockerfile, the virtualenv built from the requirements file it
+installs) and a compose-like environment: password-protected Redis, a proxy
+in front (``TRUSTED_PROXIES=1``: wrk sends each request as from one of 20,000
+visitor addresses, so the rate limit and the unique-visitor marker do real
+work), an allowed CORS origin that every request names, INFO logging and the
+JSON access log written to a file. The reference is `bench.apps.incr` (one
+Redis ``INCR`` per ``POST /api/visitors``) under the same gunicorn config.
+
+Runs alternate service / reference so both see the same machine, and each
+figure is the median of ``rounds`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tests import venvs
+from tests.dockerfile import parse_dockerfile
+from tests.fakes import FakeUpstream, Reply
+from tests.servers import RedisServer, free_port, wait_for_port
+
+ROOT = venvs.ROOT
+REDIS_PASSWORD = "bench-redis-password-0123456789"  # noqa: S105 - loopback only
+SITE = "https://vitae.example"
+VISITORS = 20_000
+POST_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"path": "/"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Origin"] = "%(site)s"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+request = function()
+  local n = math.random(1, %(visitors)d)
+  wrk.headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.floor(n / 65536), math.floor(n / 256) %% 256, n %% 256)
+  return wrk.format()
+end
+"""
+GET_SCRIPT = """
+wrk.headers["Origin"] = "%(site)s"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+request = function()
+  local n = math.random(1, %(visitors)d)
+  wrk.headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.floor(n / 65536), math.floor(n / 256) %% 256, n %% 256)
+  return wrk.format()
+end
+"""
+
+
+def _image_environment(venv: Path, instance: Path) -> tuple[list[str], dict[str, str]]:
+    """The runtime stage's CMD and ENV with the image's paths mapped to this machine."""
+    runtime = parse_dockerfile((ROOT / "Dockerfile").read_text())[-1]
+    environ = {"HOME": str(instance), "LANG": "C.UTF-8"}
+    for name, value in runtime.env.items():
+        if name == "PATH":
+            value = value.replace("/opt/venv", str(venv)).replace("$PATH", "/usr/bin:/bin")
+        elif name == "VITAE_INSTANCE_PATH":
+            value = str(instance)
+        environ[name] = value
+    return runtime.cmd, environ
+
+
+class Server:
+    """A gunicorn process on a free loopback port; ``stop`` sends SIGTERM as ``docker stop`` does."""
+
+    def __init__(self, argv: list[str], environ: dict[str, str], log: Path):
+        self.port = free_port()
+        environ = {**environ, "BIND": f"127.0.0.1:{self.port}"}
+        self.log = open(log, "w")
+        binary = shutil.which(argv[0], path=environ["PATH"])
+        self.process = subprocess.Popen([binary, *argv[1:]], cwd=ROOT, env=environ, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, timeout=30)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def _request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None) -> int:
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+        "X-Forwarded-For": "10.255.255.1", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, script: Path, *, duration: int, connections: int, threads: int) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 latency (ms), and the count of non-2xx answers."""
+    binary = shutil.which("wrk")
+    if not binary:
+        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian package wrk)")
+    result = subprocess.run([binary, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
+                             str(script), url], capture_output=True, text=True, timeout=duration + 60, check=True)
+    out = result.stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+            "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1]),
+            "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1]),
+            "non_2xx": int(errors[1]) if errors else 0}
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int = 16, threads: int = 2,
+            log=print) -> dict:
+    """Service vs reference for POST /api/visitors, and the service alone for GET /api/visitors and a cached
+    GET /api/github; medians over ``rounds`` alternating runs."""
+    venv = venvs.virtualenv("container", "requirements.txt")
+    redis = RedisServer(password=REDIS_PASSWORD).start()
+    github = FakeUpstream().start()
+    github.script("GET", "/users/octo/events/public", Reply(200, json=[], headers={"ETag": '"e1"'}))
+    github.script("GET", "/users/octo/repos", Reply(200, json=[], headers={"ETag": '"r1"'}))
+    cmd, environ = _image_environment(venv, work / "instance")
+    (work / "instance").mkdir(exist_ok=True)
+    service_env = {**environ, "STORAGE_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{redis.port}/0",
+                   "SECRET_KEY": "bench-secret-key-0123456789", "SITE_URL": SITE, "ALLOWED_ORIGINS": SITE,
+                   "TRUSTED_PROXIES": "1", "LOG_LEVEL": "INFO", "GITHUB_API_URL": github.url,
+                   "GITHUB_USERNAME": "octo", "GITHUB_CACHE_TTL": "3600", "SITE_DIR": str(work / "no-site")}
+    reference_env = {**environ, "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{redis.port}/1"}
+    scripts = {}
+    for name, template in (("post", POST_SCRIPT), ("get", GET_SCRIPT)):
+        scripts[name] = work / f"{name}.lua"
+        scripts[name].write_text(template % {"site": SITE, "visitors": VISITORS})
+    reference_cmd = [*cmd[:-1], "bench.apps.incr:app"]
+    service = Server(cmd, service_env, work / "service.log")
+    reference = Server(reference_cmd, reference_env, work / "reference.log")
+    options = {"duration": duration, "connections": connections, "threads": threads}
+    try:
+        assert _request(f"{service.url}/api/github") == 200  # fills the cache: the runs read it
+        for server in (service, reference):  # warm both: first requests load lazily imported code
+            wrk(f"{server.url}/api/visitors", scripts["post"], duration=2, connections=connections, threads=threads)
+        post, post_reference = [], []
+        for round_number in range(rounds):
+            log(f"throughput round {round_number + 1}/{rounds}: POST /api/visitors, service then reference...")
+            post.append(wrk(f"{service.url}/api/visitors", scripts["post"], **options))
+            post_reference.append(wrk(f"{reference.url}/api/visitors", scripts["post"], **options))
+        log("throughput: GET /api/visitors and a cached GET /api/github...")
+        get_visitors = wrk(f"{service.url}/api/visitors?path=/", scripts["get"], **options)
+        get_github = wrk(f"{service.url}/api/github", scripts["get"], **options)
+        github_calls = github.count("GET")
+    finally:
+        service.stop()
+        reference.stop()
+        github.stop()
+        redis.cleanup()
+    access = [json.loads(line) for line in (work / "service.log").read_text().splitlines() if line.startswith("{")]
+    results = {"post": _median_run(post), "post_reference": _median_run(post_reference),
+               "get_visitors": get_visitors, "get_github": get_github}
+    results["ratio_post"] = results["post"]["rps"] / results["post_reference"]["rps"]
+    results["settings"] = {**options, "rounds": rounds, "workers": os.environ.get("WEB_CONCURRENCY", "2"),
+                           "threads_per_worker": os.environ.get("GUNICORN_THREADS", "4")}
+    results["github_upstream_calls"] = github_calls
+    results["access_log_lines"] = len(access)
+    return results
+
+
+if __name__ == "__main__":  # a quick look: python -m bench.throughput
+    with tempfile.TemporaryDirectory() as folder:
+        print(json.dumps(measure(Path(folder), duration=3, rounds=1), indent=2))
