@@ -277,7 +277,7 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
     for name in ("robots.txt", "sitemap.xml"):
         files[name] = env.get_template(name).render(site=site).encode()
 
-    home = len(files["index.html"]) + sum(len(files[a.lstrip("/")]) for a in assets.values()) + len(files["favicon.svg"])
+    home = sum(len(files[name]) for name in ("index.html", "favicon.svg", *(a.lstrip("/") for a in assets.values())))
     if photo_file:
         with open(os.path.join(resume_dir, photo_file), "rb") as handle:
             files[photo_file] = handle.read()
@@ -297,7 +297,7 @@ def _write_all(out_dir: str, files: dict[str, bytes]) -> None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as handle:
                 handle.write(data)
-        os.chmod(temp, 0o755)
+        os.chmod(temp, 0o755)  # noqa: S103 (mkdtemp made it 0700; a web root is readable by the server's user)
         old = None
         if os.path.exists(out_dir):
             old = tempfile.mkdtemp(prefix=".site-old-", dir=parent)

@@ -118,9 +118,8 @@ class Chromium:
             time.sleep(0.05)
 
     def visible(self, selector: str) -> bool:
-        return bool(self.js("const e = document.querySelector(arguments[0]);"
-                            "return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';",
-                            selector))
+        return bool(self.js("const e = document.querySelector(arguments[0]); return !!e && "
+                            "e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';", selector))
 
     def text(self, selector: str) -> str:
         return self.js("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector)
@@ -188,7 +187,7 @@ class LiveService:
 
 GITHUB_USER = "testauthor"
 BLOG_REPO = f"{GITHUB_USER}/notes"
-TELEGRAM_TOKEN = "123456:test-token"  # noqa: S105 (a fake bot token for the fake Telegram)
+TELEGRAM_TOKEN = "123456:test-token"
 XSS_BODY = "\n\n".join([
     "Before the payloads.",
     "<script>window.__xss = 'script'</script>",

@@ -22,16 +22,24 @@ import os
 import re
 import shutil
 import time
-import urllib.request
 
 import pytest
+import requests
 
 from service import create_app
 from service.config import SETTINGS
 from service.sitebuild import SiteOptions, build
 
-from .browser import (ARTIFACTS, POSTS, Chromium, LiveService, browser_missing, hang_upstreams, script_upstreams,
-                      upstream_settings)
+from .browser import (
+    ARTIFACTS,
+    POSTS,
+    Chromium,
+    LiveService,
+    browser_missing,
+    hang_upstreams,
+    script_upstreams,
+    upstream_settings,
+)
 from .conftest import FakeClock
 from .fakes import FakeUpstream, Reply
 
@@ -128,13 +136,9 @@ def browser(chromium, services):
 
 
 def api(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    """Call the service directly (not through the page): status and JSON body."""
+    response = requests.request(method, url, json=body, timeout=10)
+    return response.status_code, response.json()
 
 
 # --- the resume ---------------------------------------------------------------------------------
@@ -416,8 +420,8 @@ def test_a_post_carrying_an_xss_payload_does_not_run_it(browser, services):
 
 
 def test_unknown_posts_say_so(browser, services):
-    for query, message in (("?n=999", "There is no post with this number."),
-                           ("?n=abc", "This address does not name a post."), ("", "This address does not name a post.")):
+    unnamed = "This address does not name a post."
+    for query, message in (("?n=999", "There is no post with this number."), ("?n=abc", unnamed), ("", unnamed)):
         browser.open(services["live"] + "/blog/post.html" + query)
         assert browser.text("h1") == "Post not found"
         assert browser.text("#post-status") == message
@@ -459,8 +463,10 @@ def test_theme_follows_the_system_and_the_toggle_is_remembered(browser, services
 
 
 CONTRAST = """
-function lum(c) { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b; }
+function lum(c) {
+  const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
 function rgb(s) { const m = s.match(/[\\d.]+/g).map(Number); return m; }
 function background(el) { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
   if (c.length < 4 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; }
