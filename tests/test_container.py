@@ -42,6 +42,7 @@ HADOLINT = ROOT / ".venv-tools" / "bin" / "hadolint"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 REDIS_PASSWORD = "compose-redis-password-0123456789"  # noqa: S105 - made up, loopback only
 TOKEN = "123456789:AAE-compose_TOKEN-value"  # noqa: S105 - a made-up token the fake accepts
+SITE_URL = "https://compose.example"
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.I)
 
 
@@ -168,7 +169,8 @@ def test_compose_file_validates_and_needs_the_redis_password(tmp_path):
 def test_compose_services_are_wired_for_health_and_durability():
     services = COMPOSE["services"]
     app, worker, redis = services["app"], services["worker"], services["redis"]
-    assert app["build"] == "." and app["env_file"] == ".env" and app["restart"] == "unless-stopped"
+    assert app["build"]["context"] == "." and app["env_file"] == ".env" and app["restart"] == "unless-stopped"
+    assert set(app["build"]["args"]) <= set(BUILDER.args), "a build argument the Dockerfile does not declare"
     assert any(str(port).endswith(":8000") for port in app["ports"])
     assert app["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert app["healthcheck"]["test"] == ["CMD", *RUNTIME.healthcheck[0]]
@@ -243,9 +245,12 @@ def telegram():
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    """The runtime image's file system, made by the Dockerfile's own steps: {container path: local path}."""
+def image(tmp_path_factory, dotenv):
+    """The runtime image's file system, made by the Dockerfile's own steps with the compose file's build
+    arguments: {container path: local path}."""
     venv = venvs.virtualenv("container", installed_requirements())
+    build_args = {name: interpolate(str(value), dotenv)
+                  for name, value in COMPOSE["services"]["app"]["build"].get("args", {}).items()}
     root = tmp_path_factory.mktemp("image")
     paths = {VENV_IN_IMAGE: venv, BUILDER.workdir: root / "src", RUNTIME.workdir: root / "app"}
 
@@ -278,7 +283,8 @@ def image(tmp_path_factory):
             elif stage is BUILDER and "site build" in rest:
                 environ = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(root), "LANG": "C.UTF-8",
                            **{k: v.replace(f"{VENV_IN_IMAGE}/bin:$PATH", f"{venv}/bin:/usr/bin:/bin")
-                              for k, v in stage.env.items()}}
+                              for k, v in stage.env.items()},
+                           **stage.args, **{k: v for k, v in build_args.items() if k in stage.args}}
                 result = subprocess.run(["bash", "-c", rest], cwd=local(stage.workdir, "/"), env=environ,
                                         capture_output=True, text=True, timeout=120)
                 assert result.returncode == 0, result.stderr
@@ -316,7 +322,7 @@ def _resolve(argv: list[str], environ: dict[str, str]) -> list[str]:
 @pytest.fixture(scope="module")
 def dotenv(telegram):
     """What the operator writes into .env (on top of .env.example)."""
-    return {"REDIS_PASSWORD": REDIS_PASSWORD, "SECRET_KEY": "compose-secret-key-0123456789",
+    return {"REDIS_PASSWORD": REDIS_PASSWORD, "SECRET_KEY": "compose-secret-key-0123456789", "SITE_URL": SITE_URL,
             "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "4242", "TELEGRAM_API_URL": telegram.url,
             "OUTBOX_INLINE_SECONDS": "0", "OUTBOX_POLL_SECONDS": "0.2", "VISITOR_RATE_LIMIT": "60/minute"}
 
@@ -366,9 +372,10 @@ def test_container_answers_health_and_its_healthcheck_passes(app_container, imag
     assert check.returncode == 0, check.stderr
 
 
-def test_container_serves_the_built_site(app_container):
+def test_container_serves_the_site_built_with_the_compose_build_arguments(app_container):
     status, headers, body = http(f"{app_container['url']}/")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<html" in body.lower()
+    assert f'<link rel="canonical" href="{SITE_URL}/'.encode() in body
 
 
 def test_container_counts_views_in_the_password_protected_redis(app_container, redis_with_password):
