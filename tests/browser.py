@@ -214,7 +214,8 @@ def issue(number: int, title: str, body: str, labels: list[str], days_ago: float
 
 
 POSTS = [
-    issue(14, "Measuring before optimising", "I **measured** first.\n\n```python\nprint('hi')\n```\n\n"
+    issue(14, "Measuring before optimising", "# Method\n\nI **measured** first.\n\n## Code\n\n"
+          "```python\nprint('hi')\n```\n\n"
           "| a | b |\n|---|---|\n| 1 | 2 |\n", ["published", "performance"], 1),
     issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3),
     issue(12, "Running a queue on SQLite", "Short notes on **SQLite** as a queue. " + "word " * 400,

@@ -432,6 +432,14 @@ def test_unknown_posts_say_so(browser, services):
 PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/post.html?n=14", "/blog/post.html?n=12")
 
 
+def test_post_headings_sit_under_the_page_title(browser, services):
+    browser.open(services["live"] + "/blog/post.html?n=14")
+    headings = browser.js("return [...document.querySelectorAll('main h1, main h2, main h3, main h4')]"
+                          ".map(h => h.tagName + ' ' + h.textContent)")
+    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code"]
+    assert browser.js("return document.querySelector('#post-body pre code').className") == "language-python"
+
+
 def test_no_console_errors_on_any_page(browser, services):
     for path in PAGES:
         browser.open(services["live"] + path)

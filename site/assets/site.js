@@ -364,7 +364,23 @@ function cleanHTML(html) {
     if (node.tagName === 'A' && node.hasAttribute('href')) node.setAttribute('rel', 'noopener noreferrer nofollow');
   }
   drop.forEach((node) => node.remove());
+  demoteHeadings(template.content);
   return template.content;
+}
+
+/** The post's own headings start at h2 under the page's h1, keeping their relative levels. */
+function demoteHeadings(fragment) {
+  const headings = [...fragment.querySelectorAll('h1, h2, h3, h4, h5, h6')];
+  if (!headings.length) return;
+  const shift = 2 - Math.min(...headings.map((h) => Number(h.tagName[1])));
+  if (shift <= 0) return;
+  for (const heading of headings) {
+    const level = Math.min(6, Number(heading.tagName[1]) + shift);
+    const replacement = document.createElement(`h${level}`);
+    for (const attr of heading.attributes) replacement.setAttribute(attr.name, attr.value);
+    replacement.append(...heading.childNodes);
+    heading.replaceWith(replacement);
+  }
 }
 
 async function blogPost() {
