@@ -1,7 +1,7 @@
 """The machine a run was measured on, the results as a Markdown table, and the README's ``## Benchmarks`` block.
 
 `write_readme` replaces only the block between the ``bench:deploy`` markers
-in the ``## Benchmarks`` section (adding it at the section's top the first
+in the ``## Benchmarks`` section (adding it at the section's end the first
 time), so other rows there, such as the Lighthouse scores, stay as they are.
 """
 
@@ -97,10 +97,12 @@ def write_readme(readme: Path, block: str) -> None:
     if BEGIN in text and END in text:
         start, end = text.index(BEGIN), text.index(END) + len(END)
         text = text[:start] + wrapped + text[end:]
-    else:
+    else:  # first run: at the end of the section, after whatever it already holds
         match = re.search(rf"^{re.escape(HEADING)}\s*$", text, re.M)
         if not match:
             raise RuntimeError(f"README has no '{HEADING}' section")
-        rest = text[match.end():].lstrip("\n")
-        text = f"{text[:match.end()]}\n\n{wrapped}\n" + (f"\n{rest}" if rest else "")
+        following = re.search(r"^## ", text[match.end():], re.M)
+        end = match.end() + following.start() if following else len(text)
+        section = text[:end].rstrip("\n")
+        text = f"{section}\n\n{wrapped}\n" + (f"\n{text[end:]}" if following else "")
     readme.write_text(text, encoding="utf-8")

@@ -285,7 +285,7 @@ def test_counting_views_uses_dynamodb_and_tells_visitors_apart(function):
 
 
 def test_requests_runs_without_charset_detection_and_says_nothing(function):
-    """charset_normalizer is left out (a fifth of a cold start); requests falls back to UTF-8, and the
+    """charset_normalizer is left out (about 20 ms of a cold start); requests falls back to UTF-8, and the
     stage's PYTHONWARNINGS keeps its import-time warning out of the logs."""
     call(function, "GET", "/api/health")
     assert "character detection" not in function.logs()
