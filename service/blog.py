@@ -214,10 +214,10 @@ def feed(items: list[dict[str, Any]]) -> bytes:
     add(root, "generator", "Vitae")
     for item in latest:
         entry = add(root, "entry")
-        url = f"{site}/blog/{item['number']}"
-        add(entry, "id", url)
+        # the id stays /blog/<n> (stable); the link is the page that works on static hosting too
+        add(entry, "id", f"{site}/blog/{item['number']}")
         add(entry, "title", item["title"])
-        add(entry, "link", rel="alternate", type="text/html", href=url)
+        add(entry, "link", rel="alternate", type="text/html", href=f"{site}/blog/post.html?n={item['number']}")
         add(entry, "published", item.get("created_at") or updated)
         add(entry, "updated", item.get("updated_at") or item.get("created_at") or updated)
         for tag in item["tags"]:
