@@ -142,8 +142,8 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
     """The value under ``key``, refreshed through ``fetch`` when older than ``ttl`` (see module docstring).
 
     Raises a 503 `APIError` when there is no value and the upstream fails;
-    any exception of ``fetch`` other than `UpstreamError` propagates (the
-    lock is released), and so does `StorageError`.
+    a parsing error in ``fetch`` (ValueError, KeyError, TypeError, ...) counts
+    as a failed refresh; `StorageError` propagates (the lock is released).
     """
     storage = get_storage()
     entry_key, failed_key, lock_key = f"cache:{key}", f"cache:{key}:failed", f"cache:{key}:lock"
@@ -169,7 +169,11 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
             return _serve(latest, ttl, now)
         entry = latest or entry
         try:
-            fresh = fetch(entry)
+            try:
+                fresh = fetch(entry)
+            except (ArithmeticError, AttributeError, KeyError, TypeError, ValueError) as exc:
+                # an answer of a shape the parser did not expect is a failed refresh, remembered as one
+                raise UpstreamError(f"malformed upstream answer ({type(exc).__name__})") from exc
         except UpstreamError as exc:
             wait = max(FAILURE_TTL, min(exc.retry_after or 0, MAX_HOLD))
             _pause(storage, failed_key, now + wait, now)
@@ -180,7 +184,8 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
                 return _serve(entry, ttl, now)
             raise _unavailable(wait) from None
         fresh = Entry(fresh.value, now, fresh.state)
-        storage.set(entry_key, json.dumps(dataclasses.asdict(fresh), separators=(",", ":"), ensure_ascii=False),
+        # ASCII-escaped: a lone surrogate in an upstream string cannot break the store's encoding
+        storage.set(entry_key, json.dumps(dataclasses.asdict(fresh), separators=(",", ":")),
                     ttl=KEEP)
         return _serve(fresh, ttl, now)
     finally:

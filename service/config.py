@@ -41,7 +41,7 @@ def rate(text: str) -> Rate | None:
     if text.strip().lower() in ("off", "none", "0"):
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*", text.lower())
-    if not match or match[3] not in _PERIODS or int(match[1]) < 1:
+    if not match or match[3] not in _PERIODS or int(match[1]) < 1 or int(match[2] or 1) < 1:
         raise ValueError("expected N/second, N/minute, N/hour or N/day (or 'off')")
     return Rate(int(match[1]), int(match[2] or 1) * _PERIODS[match[3]])
 
@@ -192,7 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OUTBOX_INLINE_SECONDS", "2", number(0, 10), "Longest the contact API spends delivering right after "
             "accepting (0: leave it all to the worker)."),
     # -- live widgets: Spotify, GitHub, blog ------------------------------------------
-    Setting("UPSTREAM_TIMEOUT", "5", number(0.05, 60), "Seconds to wait for an upstream's answer (Spotify, "
+    Setting("UPSTREAM_TIMEOUT", "5", number(0.05, 10), "Seconds to wait for an upstream's answer (Spotify, "
             "GitHub) before serving the cached value."),
     Setting("SPOTIFY_API_URL", "https://api.spotify.com/v1", http_url, "Spotify Web API base URL."),
     Setting("SPOTIFY_ACCOUNTS_URL", "https://accounts.spotify.com", http_url, "Spotify accounts (OAuth) base URL."),

@@ -61,6 +61,8 @@ BATCH = 10
 PENDING_SCAN = 1000
 #: A Telegram call is started only with at least this much lease / deadline left (seconds).
 MIN_WINDOW = 0.5
+#: Seconds to wait for a TCP connection to Telegram.
+CONNECT_TIMEOUT = 1.0
 #: Lease time kept in reserve for the ack after the last call.
 LEASE_RESERVE = 1.0
 #: How long a deferred message (waiting behind its sender's earlier one) waits at least.
@@ -233,9 +235,12 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
             run.give_back([item], now())
             run.halted = True
             return
-        per_call = min(run.timeout, window / 2)
+        # The whole window goes to the read: a read timeout cut short would often fire after Telegram
+        # already took the message, and the retry would send it twice. Connecting is quick or fails.
+        per_call = min(run.timeout, window)
         try:
-            send_message(run.api_url, run.token, run.chat_id, parts[index], timeout=(per_call, per_call))
+            send_message(run.api_url, run.token, run.chat_id, parts[index],
+                         timeout=(min(CONNECT_TIMEOUT, per_call), per_call))
         except UpstreamError as exc:
             if exc.transient:
                 _retry(run, item, exc)
@@ -293,7 +298,7 @@ def deliver_soon() -> None:
 def work(stop: threading.Event, interval: float) -> None:
     """Deliver until ``stop`` is set: at once while messages keep coming, else every ``interval`` s.
 
-    A storage outage is logged and waited out; the message being sent when
+    A storage outage or any other failed round is logged and waited out; the message being sent when
     ``stop`` is set is finished first.
     """
     if not configured(current_app.config):
@@ -303,6 +308,9 @@ def work(stop: threading.Event, interval: float) -> None:
             summary = deliver(should_stop=stop.is_set)
         except StorageError as exc:
             log.warning("outbox delivery paused, storage not answering: %s", exc)
+            summary = {}
+        except Exception:  # a long-running worker outlives one bad round; the messages stay stored
+            log.exception("outbox delivery round failed; trying again in %s s", interval)
             summary = {}
         if not (summary.get("delivered") or summary.get("dead")):
             stop.wait(interval)

@@ -50,7 +50,7 @@ def init_app(app: Flask) -> None:
         if not request.path.startswith("/api/") and request.path != "/api":
             return
         secret = app.config["ORIGIN_SECRET"]
-        if secret and not hmac.compare_digest(request.headers.get("X-Origin-Verify", ""), secret):
+        if secret and not hmac.compare_digest(request.headers.get("X-Origin-Verify", "").encode(), secret.encode()):
             raise APIError(403, "forbidden", "requests must come through the site's CDN")
         origin = request.headers.get("Origin")
         if allowed and origin and request.method not in ("GET", "HEAD", "OPTIONS"):

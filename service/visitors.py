@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from urllib.parse import unquote
 
+from .clock import utc_date
 from .config import Rate
 from .errors import APIError
 from .privacy import subject_hash, visitor_hash
@@ -81,7 +82,7 @@ def read(storage: Storage, path: str) -> dict:
 def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
           rate: Rate | None) -> dict:
     """Count one view of ``path``; raise a 429 `APIError` when the visitor's rate limit is full."""
-    date = dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()
+    date = utc_date(now)
     unique = None
     if not visit.opted_out:
         unique = (f"visitor:{date}:{visitor_hash(secret, date, visit.ip, visit.user_agent, site)}", VISITOR_TTL)

@@ -25,7 +25,7 @@ def query_int(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise APIError(400, f"invalid_{name}", f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -34,7 +34,10 @@ def web_url(value: Any) -> str | None:
     """``value`` if it is an absolute http(s) URL (safe for an href or img src), else None."""
     if not isinstance(value, str):
         return None
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
     return value if parts.scheme in ("http", "https") and parts.netloc else None
 
 

@@ -159,6 +159,29 @@ def test_the_lock_is_released_when_a_fetcher_breaks(app, upstream, clock):
     assert cache.cached("k", TTL, fetch_from(upstream)).value == {"n": 1}
 
 
+def test_an_answer_the_parser_cannot_read_is_a_remembered_failure(app, upstream, clock):
+    upstream.script("GET", "/thing", Reply(200, json={"title": "ok"}), Reply(200, json={"surprise": []}))
+
+    def parse(previous):
+        answer = client.get(upstream.url, "/thing", read_timeout=0.5)
+        return cache.Entry({"title": answer.data["title"]})  # KeyError on the second answer
+    assert cache.cached("k", TTL, parse).value == {"title": "ok"}
+    clock.advance(TTL)
+    for _ in range(5):
+        result = cache.cached("k", TTL, parse)
+        assert (result.value, result.stale) == ({"title": "ok"}, True)
+    assert upstream.count("GET", "/thing") == 2  # remembered: not refetched on every request
+
+
+def test_a_lone_surrogate_from_upstream_is_stored_and_served(app, upstream):
+    upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text"}',
+                                           headers={"Content-Type": "application/json"}))
+    first = cache.cached("k", TTL, fetch_from(upstream))
+    assert first.value == {"title": "broken \ud800 text"}
+    assert cache.cached("k", TTL, fetch_from(upstream)).value == first.value
+    assert upstream.count("GET", "/thing") == 1
+
+
 def test_not_modified_keeps_the_value_and_renews_its_time(app, upstream, clock):
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}, headers={"ETag": '"v1"'}), Reply(304))
 

@@ -334,7 +334,8 @@ def test_turnstile_pass_and_fail(make_app, upstream, backend):
 def test_turnstile_missing_token_fails_without_asking(make_app, upstream):
     client = _turnstile_app(make_app, upstream).test_client()
     for body in (GOOD, {**GOOD, "cf-turnstile-response": ""}, {**GOOD, "cf-turnstile-response": ["x"]},
-                 {**GOOD, "cf-turnstile-response": "x" * 3000}):
+                 {**GOOD, "cf-turnstile-response": "x" * 3000}, {**GOOD, "cf-turnstile-response": "\ud800"},
+                 {**GOOD, "cf-turnstile-response": "t\u00f6ken"}):
         response = post(client, body)
         assert response.status_code == 400 and response.get_json()["error"] == "turnstile_failed"
     assert upstream.count() == 0
@@ -374,3 +375,20 @@ def test_a_hanging_telegram_does_not_hold_the_answer(make_app, upstream):
     assert elapsed < 1.5, elapsed
     [item] = stored(app)[PENDING]  # still there for the worker
     assert item.attempts == 1 and "timed out" in item.last_error
+
+
+def test_failed_turnstile_checks_do_not_use_up_the_global_limit(make_app, upstream):
+    app = make_app(TURNSTILE_SECRET="0x-test-secret", TURNSTILE_VERIFY_URL=upstream.url + SITEVERIFY,
+                   CONTACT_GLOBAL_RATE_LIMIT="2/day", CONTACT_RATE_LIMIT="off")
+    upstream.script("POST", SITEVERIFY, *[Reply(200, json={"success": False, "error-codes": ["bad"]})] * 5,
+                    Reply(200, json={"success": True, "error-codes": []}))
+    client = app.test_client()
+    for n in range(5):
+        assert post(client, {**GOOD, "cf-turnstile-response": "bot"}, ip=f"192.0.2.{n}").status_code == 400
+    assert post(client, {**GOOD, "cf-turnstile-response": "human"}).status_code == 202
+
+
+@pytest.mark.parametrize("referer", ["http://[", "http://[::1", "::::", "http://a b/c"])
+def test_a_malformed_referer_is_ignored(client, referer):
+    response = post(client, GOOD, headers={"Referer": referer})
+    assert response.status_code == 202

@@ -458,3 +458,14 @@ def test_the_loop_worker_delivers_and_stops_cleanly_on_sigterm(make_app, upstrea
     log.close()
     assert fake.ids() == ids
     assert "outbox worker started" in lines and lines[-1] == "outbox worker stopped"
+
+
+def test_a_slow_telegram_answer_inside_the_inline_budget_is_one_delivery(make_app, upstream, clock):
+    """Telegram answering in 1.3 s is still a delivery within a 2 s inline budget: acked, never resent."""
+    fake = FakeTelegram(upstream, clock, delay=1.3)
+    app = telegram_app(make_app, "sqlite", upstream, TELEGRAM_TIMEOUT="5", OUTBOX_INLINE_SECONDS="2")
+    message_id = submit(app.test_client(), "ada", "slow but fine")
+    assert fake.ids() == [message_id]
+    assert [item.id for item in store(app).items(outbox.QUEUE, DONE)] == [message_id]
+    clock.advance(3600)
+    assert deliver(app)["delivered"] == 0 and fake.ids() == [message_id]

@@ -143,7 +143,7 @@ def test_visitor_rate_limit_refuses_without_counting(make_app, clock, backend):
 def test_daily_days_bounds(client):
     assert len(client.get("/api/visitors/daily").json) == 30
     assert len(client.get("/api/visitors/daily?days=365").json) == 365
-    for bad in ("0", "366", "-1", "x", "1.5"):
+    for bad in ("0", "366", "-1", "x", "1.5", "\u00b2", "\u0663"):  # superscript two and Arabic-Indic three
         answer = client.get(f"/api/visitors/daily?days={bad}")
         assert answer.status_code == 400 and answer.json["error"] == "invalid_days"
 

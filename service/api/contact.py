@@ -52,7 +52,11 @@ def _submitted() -> dict[str, Any]:
 
 def _page(data: dict[str, Any]) -> str:
     """The page the form was sent from: the ``page`` field, else the Referer's path; '' if neither is usable."""
-    for candidate in (data.get("page"), urlsplit(request.referrer or "").path or None):
+    try:
+        referrer_path = urlsplit(request.referrer or "").path or None
+    except ValueError:  # a malformed Referer is just not usable
+        referrer_path = None
+    for candidate in (data.get("page"), referrer_path):
         if isinstance(candidate, str):
             try:
                 return normalise_path(candidate)
@@ -98,13 +102,15 @@ def submit():
     config = current_app.config
     storage = get_storage()
     ip = request.remote_addr or ""
+    # the human check comes first: bots that fail it must not use up the form's global limit
+    turnstile = _turnstile(data, ip) if config["TURNSTILE_SECRET"] else None
     enforce(storage, config["CONTACT_RATE_LIMIT"], "contact", subject_hash(config["SECRET_KEY"], utc_date(at), ip),
             at, "too many messages from this address; please try again later")
     enforce(storage, config["CONTACT_GLOBAL_RATE_LIMIT"], "contact-all", "all", at,
             "the contact form takes no more messages for now; please try again later")
     message["page"] = _page(data)
-    if config["TURNSTILE_SECRET"]:
-        message["turnstile"] = _turnstile(data, ip)
+    if turnstile is not None:
+        message["turnstile"] = turnstile
     item = outbox.accept(storage, message, at=at)
     outbox.deliver_soon()
     return _accepted(item.id)

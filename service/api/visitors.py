@@ -9,6 +9,7 @@ from ..clock import now
 from ..db import get_storage
 from ..errors import APIError
 from ..privacy import is_bot, opted_out
+from ..widgets import query_int
 
 bp = Blueprint("visitors", __name__)
 
@@ -45,10 +46,8 @@ def read_counts():
 
 @bp.get("/visitors/daily")
 def daily():
-    raw = request.args.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= 365:
-        raise APIError(400, "invalid_days", "days must be a whole number from 1 to 365")
-    response = jsonify(visitors.daily(get_storage(), int(raw), now()))
+    days = query_int("days", 30, 1, 365)
+    response = jsonify(visitors.daily(get_storage(), days, now()))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 

@@ -320,7 +320,8 @@ class DynamoDBStorage(Storage):
             try:
                 self._call("update_item", Key=self._key(self._qpk(queue, PENDING), item.id),
                            UpdateExpression="SET #t = :t, ready_at = :r, updated_at = :now ADD attempts :one",
-                           ConditionExpression="#t = :seen",
+                           # the token alone can come back to "" after another claim and release
+                           ConditionExpression="#t = :seen AND ready_at <= :now",
                            ExpressionAttributeNames={"#t": "token"},
                            ExpressionAttributeValues={":t": _s(token), ":r": _n(now + lease), ":now": _n(now),
                                                       ":one": _n(1), ":seen": _s(item.token or "")})

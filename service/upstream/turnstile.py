@@ -28,7 +28,7 @@ def verify(verify_url: str, secret: str, token: str, remote_ip: str | None = Non
     same as a failed check.
     """
     global _session
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         return False, ["missing-input-response" if not token else "invalid-input-response"]
     form = {"secret": secret, "response": token}
     if remote_ip:

@@ -186,7 +186,8 @@ async function spotify() {
   const row = byId('spotify-progress-row');
   if (d.is_playing && d.duration_ms > 0) {
     when.replaceChildren(d.type === 'episode' ? 'Podcast episode' : '');
-    showProgress(row, Number(d.progress_ms) || 0, Number(d.duration_ms));
+    // the answer may have waited in a cache for `age` seconds while the track played on
+    showProgress(row, (Number(d.progress_ms) || 0) + (Number(d.age) || 0) * 1000, Number(d.duration_ms));
   } else {
     row.hidden = true;
     const played = relative(d.played_at);
