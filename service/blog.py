@@ -130,7 +130,8 @@ def _fetch_posts(repo: str, label: str, author: str, previous: cache.Entry | Non
         pages.append({"etag": answer.etag, "count": len(kept)})
         if not has_next:
             break
-    found.sort(key=lambda post: post["number"], reverse=True)
+    # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
+    # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
     return cache.Entry(found, state={"pages": pages})
 
 

@@ -185,6 +185,27 @@ def test_the_author_defaults_to_the_owner_and_can_be_set(make_app, upstream):
     assert upstream.calls("GET", ISSUES)[-1].query["labels"] == ["Blog"]
 
 
+def test_a_transferred_issue_does_not_shift_a_reused_page(app, upstream, clock):
+    """A post moved in from another repository has a new (high) number but its old date: GitHub lists it
+    by date, on a later page; reusing a 304 page must still give every post exactly once."""
+    transferred = {**issue(500, "Moved here"), "created_at": "2026-06-01T10:00:00Z"}
+    pages = {1: [issue(n) for n in range(20, 10, -1)], 2: [transferred, *[issue(n) for n in range(10, 0, -1)]]}
+
+    def answer(request):
+        page = int(request.query["page"][0])
+        if request.headers.get("if-none-match") == f'"p{page}"' and page == 1:
+            return Reply(304)
+        link = {"Link": f'<{upstream.url}{ISSUES}?page=2>; rel="next"'} if page == 1 else {}
+        return Reply(200, json=pages[page], headers={"ETag": f'"p{page}"', **link})
+    upstream.script("GET", ISSUES, answer)
+    client = app.test_client()
+    before = [p["number"] for p in client.get("/api/blog?per_page=50").get_json()["posts"]]
+    clock.advance(TTL)
+    after = [p["number"] for p in client.get("/api/blog?per_page=50").get_json()["posts"]]
+    assert sorted(after) == sorted(before) == sorted([500, *range(1, 21)])
+    assert after == before and after.index(500) == 10  # by date: after the newer posts of page 1
+
+
 def test_list_pages_are_conditional_and_a_304_page_is_reused(app, upstream, clock):
     first = [issue(n) for n in range(200, 100, -1)]
     second = [issue(n) for n in range(100, 90, -1)]
