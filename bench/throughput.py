@@ -32,27 +32,35 @@ from tests.fakes import FakeUpstream, Reply
 from tests.servers import RedisServer, free_port, wait_for_port
 
 ROOT = venvs.ROOT
-REDIS_PASSWORD = "bench-redis-password-0123456789"  # noqa: S105 - loopback only
+REDIS_PASSWORD = "bench-redis-password-0123456789"
 SITE = "https://vitae.example"
 VISITORS = 20_000
-POST_SCRIPT = """
+# Every connection is closed after 50 requests and reopened: otherwise whichever gunicorn worker accepts
+# wrk's connections first keeps them for the whole run, and a run measures one worker or two by chance.
+_VISITOR = """
+local sent = 0
+local function visitor()
+  sent = sent + 1
+  local n = math.random(1, %(visitors)d)
+  local a, b, c = math.floor(n / 65536), math.floor(n / 256) %% 256, n %% 256
+  wrk.headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", a, b, c)
+  wrk.headers["Connection"] = (sent %% 50 == 0) and "close" or nil
+end
+wrk.headers["Origin"] = "%(site)s"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+"""
+POST_SCRIPT = _VISITOR + """
 wrk.method = "POST"
 wrk.body = '{"path": "/"}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Origin"] = "%(site)s"
-wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
 request = function()
-  local n = math.random(1, %(visitors)d)
-  wrk.headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.floor(n / 65536), math.floor(n / 256) %% 256, n %% 256)
+  visitor()
   return wrk.format()
 end
 """
-GET_SCRIPT = """
-wrk.headers["Origin"] = "%(site)s"
-wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+GET_SCRIPT = _VISITOR + """
 request = function()
-  local n = math.random(1, %(visitors)d)
-  wrk.headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.floor(n / 65536), math.floor(n / 256) %% 256, n %% 256)
+  visitor()
   return wrk.format()
 end
 """
@@ -77,7 +85,7 @@ class Server:
     def __init__(self, argv: list[str], environ: dict[str, str], log: Path):
         self.port = free_port()
         environ = {**environ, "BIND": f"127.0.0.1:{self.port}"}
-        self.log = open(log, "w")
+        self.log = open(log, "w")  # noqa: SIM115 - open while gunicorn runs, closed by stop()
         binary = shutil.which(argv[0], path=environ["PATH"])
         self.process = subprocess.Popen([binary, *argv[1:]], cwd=ROOT, env=environ, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -95,10 +103,10 @@ class Server:
 
 
 def _request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None) -> int:
-    request = urllib.request.Request(url, data=body, method=method, headers={
+    request = urllib.request.Request(url, data=body, method=method, headers={  # noqa: S310 - loopback URLs
         "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
         "X-Forwarded-For": "10.255.255.1", **(headers or {})})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http://127.0.0.1 only
         return response.status
 
 
