@@ -112,7 +112,7 @@ def services(clean_env, tmp_path_factory, site_dir, fake, hanging, clock):
         "live": _service(tmp_path_factory, "live", site_dir, CLOCK=clock, CONTACT_RATE_LIMIT="50/hour",
                          **upstream_settings(fake)),
         "bare": _service(tmp_path_factory, "bare", site_dir, CONTACT_RATE_LIMIT="1/hour"),
-        "slow": _service(tmp_path_factory, "slow", site_dir, UPSTREAM_TIMEOUT="25", VISITOR_RATE_LIMIT="1/hour",
+        "slow": _service(tmp_path_factory, "slow", site_dir, UPSTREAM_TIMEOUT="10", VISITOR_RATE_LIMIT="1/hour",
                          **upstream_settings(hanging)),
     }
     script_upstreams(fake, cover_url=f"{started['live'].url}/photo.svg")
