@@ -40,10 +40,10 @@ from .servers import RedisServer, free_port, wait_for_port
 ROOT = venvs.ROOT
 HADOLINT = ROOT / ".venv-tools" / "bin" / "hadolint"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-REDIS_PASSWORD = "compose-redis-password-0123456789"  # noqa: S105 - made up, loopback only
-TOKEN = "123456789:AAE-compose_TOKEN-value"  # noqa: S105 - a made-up token the fake accepts
+REDIS_PASSWORD = "compose-redis-password-0123456789"
+TOKEN = "123456789:AAE-compose_TOKEN-value"
 SITE_URL = "https://compose.example"
-SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.I)
+SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|AUTH", re.I)
 
 
 DOCKERFILE_TEXT = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -55,7 +55,8 @@ VENV_IN_IMAGE = "/opt/venv"
 
 def installed_requirements() -> str:
     """The requirements file the builder's ``pip install -r`` installs."""
-    files = [m[1] for kind, rest in BUILDER.steps if kind == "RUN" for m in re.finditer(r"pip install [^&]*-r (\S+)", rest)]
+    runs = [rest for kind, rest in BUILDER.steps if kind == "RUN"]
+    files = [match[1] for rest in runs for match in re.finditer(r"pip install [^&]*-r (\S+)", rest)]
     assert len(files) == 1, files
     return files[0]
 
@@ -115,7 +116,7 @@ def _ignore_rules() -> list[tuple[bool, re.Pattern]]:
 
 
 def in_build_context(path: str) -> bool:
-    """Whether Docker sends ``path`` (relative to the repository) with the build context: the last matching rule wins."""
+    """Whether Docker sends ``path`` (relative to the repository) with the build context (last matching rule wins)."""
     included = True
     for negate, rule in _ignore_rules():
         if rule.fullmatch(path):
@@ -336,7 +337,7 @@ def app_container(image, redis_with_password, dotenv, tmp_path_factory):
     default_bind = re.search(r'^bind = os.environ.get\("BIND", "([^"]+)"\)', GUNICORN_CONF, re.M)[1]
     assert "BIND" not in environ and default_bind.rsplit(":", 1)[1] == published == RUNTIME.expose[0]
     environ["BIND"] = f"127.0.0.1:{port}"  # what the port mapping does for the container's 8000
-    log = open(tmp_path_factory.mktemp("logs") / "app.log", "w+")
+    log = open(tmp_path_factory.mktemp("logs") / "app.log", "w+")  # noqa: SIM115 - open while gunicorn runs
     process = subprocess.Popen(_resolve(RUNTIME.cmd, environ), cwd=image["app"], env=environ, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -354,11 +355,11 @@ def app_container(image, redis_with_password, dotenv, tmp_path_factory):
 
 def http(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
+    request = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310 - loopback URLs
         "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
         **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http://127.0.0.1 only
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
@@ -428,7 +429,7 @@ def test_worker_command_delivers_the_outbox_to_telegram(app_container, image, re
     assert status == 202, body
     assert telegram.count("POST", path) == 0  # OUTBOX_INLINE_SECONDS=0: the worker's job
     environ = container_environment(image, "worker", redis_with_password.port, dotenv)
-    log = open(tmp_path / "worker.log", "w+")
+    log = open(tmp_path / "worker.log", "w+")  # noqa: SIM115 - open while the worker runs
     worker = subprocess.Popen(_resolve(COMPOSE["services"]["worker"]["command"], environ), cwd=image["app"],
                               env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
