@@ -30,7 +30,7 @@ from tests.lambda_runtime import LambdaProcess, function_url_event, zappa
 from tests.servers import MotoServer
 
 ROOT = venvs.ROOT
-ORIGIN_SECRET = "bench-origin-secret-0123456789abcdef"  # noqa: S105 - loopback only
+ORIGIN_SECRET = "bench-origin-secret-0123456789abcdef"
 TABLE = "vitae"
 
 
@@ -85,7 +85,7 @@ def measure(work: Path, runs: int = 11, log=print) -> dict:
     bare = _bare(work)
     moto = MotoServer().start()
     try:
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto only
+        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                           AWS_DEFAULT_REGION="eu-west-1")
         from service.storage import open_storage
 

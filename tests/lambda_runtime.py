@@ -119,7 +119,7 @@ class LambdaProcess:
         }
         environ.update(env or {})
         args = [str(BASE_PYTHON), "-S", "-B", str(BOOTSTRAP), handler] + (["--probe-routes"] if probe_routes else [])
-        self.log = tempfile.TemporaryFile("w+")
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the process's log, read by logs()
         self.process = subprocess.Popen(args, cwd=package, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.log, text=True)
 

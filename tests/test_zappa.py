@@ -17,7 +17,6 @@ import re
 import subprocess
 import tomllib
 import zipfile
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -27,7 +26,15 @@ from service.config import SETTINGS as APP_SETTINGS
 from . import venvs
 from .fakes import FakeUpstream, Reply
 from .lambda_runtime import (
-    EDGE_IP, REGION, SITE_HOST, URL_HOST, LambdaProcess, function_url_event, response_json, scheduled_event, zappa,
+    EDGE_IP,
+    REGION,
+    SITE_HOST,
+    URL_HOST,
+    LambdaProcess,
+    function_url_event,
+    response_json,
+    scheduled_event,
+    zappa,
 )
 from .servers import MotoServer
 
@@ -37,8 +44,8 @@ STAGE = "production"
 FUNCTION = f"{SETTINGS[STAGE]['project_name']}-{STAGE}"
 HANDLER = SETTINGS[STAGE]["lambda_handler"]
 MAX_PACKAGE_BYTES = 15_000_000
-ORIGIN_SECRET = "origin-secret-for-tests-0123456789abcdef"  # noqa: S105 - made up, loopback only
-TOKEN = "123456789:AAE-lambda_TOKEN-value"  # noqa: S105 - a made-up token the fake accepts
+ORIGIN_SECRET = "origin-secret-for-tests-0123456789abcdef"
+TOKEN = "123456789:AAE-lambda_TOKEN-value"
 OUTBOX_TASK = "service.tasks.deliver_outbox"
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}
 ISSUE = {"number": 7, "title": "Hello from Lambda", "state": "open", "user": {"login": "octo"},
@@ -107,7 +114,7 @@ def _dev_packages() -> set[str]:
     for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
-            names.add(re.split(r"[\[=<>~ ]", line, 1)[0].lower().replace("-", "_"))
+            names.add(re.split(r"[\[=<>~ ]", line, maxsplit=1)[0].lower().replace("-", "_"))
     return names
 
 
@@ -196,8 +203,8 @@ def upstreams():
 def _lambda_env(moto_server, upstreams) -> dict[str, str]:
     """The function's environment as Zappa and deploy.yml leave it: the stage's ``aws_environment_variables``
     and the secrets set on the function (not in the package)."""
-    return {**SETTINGS[STAGE]["aws_environment_variables"], "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint, "SECRET_KEY": "lambda-secret-key-0123456789",
-            "ORIGIN_SECRET": ORIGIN_SECRET, "SITE_URL": f"https://{SITE_HOST}",
+    return {**SETTINGS[STAGE]["aws_environment_variables"], "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
+            "SECRET_KEY": "lambda-secret-key-0123456789", "ORIGIN_SECRET": ORIGIN_SECRET, "SITE_URL": f"https://{SITE_HOST}",
             "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "4242", "TELEGRAM_API_URL": upstreams.url,
             "OUTBOX_INLINE_SECONDS": "0", "GITHUB_API_URL": upstreams.url, "BLOG_REPO": "octo/blog"}
 
@@ -349,7 +356,7 @@ def _client(aws, service):
     import boto3
 
     return boto3.client(service, region_name=REGION, endpoint_url=aws.endpoint, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")  # noqa: S106 - moto's dummy keys
+                        aws_secret_access_key="testing")
 
 
 def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tmp_path):
