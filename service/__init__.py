@@ -13,8 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 __version__ = "0.1.0"
+
+
+class NoSessions(SessionInterface):
+    """A session interface that never opens a session (``session`` is Flask's read-only null session)."""
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -22,6 +33,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import api, cli, config as settings, db, errors, logs, security, site
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
+    # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a
+    # signing serializer on every request because SECRET_KEY is set).
+    app.session_interface = NoSessions()
     environ = dict(os.environ)
     environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, str | int | float)})
     app.config.update(settings.load(environ))

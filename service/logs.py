@@ -1,21 +1,25 @@
 """Logs as one JSON object per line on stdout, each with the request id.
 
 The request id comes from a well-formed incoming ``X-Request-Id`` (so a proxy's
-id carries through) or is made here, and is echoed in the response header.
+id carries through) or is made here, and is echoed in the response header. It
+is a WSGI middleware rather than Flask hooks: it runs on every request, and
+a plain header list costs a fraction of two hooks and werkzeug's Headers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, has_request_context, request
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Where the request id lives in the WSGI environ.
+ENVIRON_KEY = "vitae.request_id"
 _HANDLER_MARK = "_vitae_json"
 
 
@@ -28,7 +32,7 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if has_request_context():
-            entry["request_id"] = getattr(g, "request_id", None)
+            entry["request_id"] = request.environ.get(ENVIRON_KEY)
             entry["method"] = request.method
             entry["path"] = request.path
         if record.exc_info:
@@ -62,15 +66,23 @@ def configure(level: str) -> None:
         root.addHandler(handler)
 
 
+class RequestIds:
+    """WSGI middleware: give every request an id (``environ[ENVIRON_KEY]``) and answer it as ``X-Request-Id``."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        environ[ENVIRON_KEY] = request_id
+
+        def start(status, headers, exc_info=None):
+            headers.append(("X-Request-Id", request_id))
+            return start_response(status, headers, exc_info)
+        return self.app(environ, start)
+
+
 def init_app(app: Flask) -> None:
     configure(app.config["LOG_LEVEL"])
-
-    @app.before_request
-    def assign_request_id():
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-
-    @app.after_request
-    def echo_request_id(response):
-        response.headers["X-Request-Id"] = getattr(g, "request_id", "")
-        return response
+    app.wsgi_app = RequestIds(app.wsgi_app)

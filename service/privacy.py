@@ -8,6 +8,7 @@ set and no IP address is stored anywhere, rate-limit keys included.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -18,13 +19,12 @@ _BOTS = re.compile(
     r"headless|phantomjs|selenium|puppeteer|playwright|lighthouse|pagespeed|chrome-lighthouse|"
     r"uptime|pingdom|statuscake|monitor|scrapy|httrack|feedfetcher|ahrefs|semrush|bingpreview|"
     r"\bvalidator\b|\bw3c_",
-    re.IGNORECASE,
-)
+)  # matched against the lowercased User-Agent: much faster than IGNORECASE on every counted view
 
 
 def is_bot(user_agent: str) -> bool:
     """True for an empty User-Agent and for known bots and headless browsers."""
-    return not user_agent.strip() or bool(_BOTS.search(user_agent))
+    return not user_agent.strip() or bool(_BOTS.search(user_agent.lower()))
 
 
 def opted_out(headers) -> bool:
@@ -32,6 +32,7 @@ def opted_out(headers) -> bool:
     return headers.get("DNT", "").strip() == "1" or headers.get("Sec-GPC", "").strip() == "1"
 
 
+@functools.lru_cache(maxsize=8)  # a handful of (key, day) pairs: computed once a day, not per view
 def daily_salt(secret: str, date: str) -> bytes:
     return hmac.new(secret.encode(), f"visitor-salt:{date}".encode(), hashlib.sha256).digest()
 

@@ -43,27 +43,30 @@ return {1, n}
 
 # KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys.
 # ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr.
-# Returns {allowed, new_unique, read values...}.
+# Returns {allowed, new_unique, read values...}; a read key just incremented reuses INCR's answer.
 _HIT = """
 local nincr, nuincr = tonumber(ARGV[6]), tonumber(ARGV[7])
+local counted = {}
 local function read_all()
   local out = {}
-  for i = 3 + nincr + nuincr, #KEYS do out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+  for i = 3 + nincr + nuincr, #KEYS do
+    out[#out + 1] = counted[KEYS[i]] or tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
   return out
 end
 if ARGV[1] == '1' then
-  local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if n >= tonumber(ARGV[2]) then
+  local n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  if n > tonumber(ARGV[2]) then
+    redis.call('DECR', KEYS[1])  -- a refused call is not counted
     local out = read_all(); table.insert(out, 1, 0); table.insert(out, 1, 0); return out
   end
-  n = redis.call('INCR', KEYS[1])
-  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 end
-for i = 3, 2 + nincr do redis.call('INCR', KEYS[i]) end
+for i = 3, 2 + nincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
 local new = 0
 if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
   new = 1
-  for i = 3 + nincr, 2 + nincr + nuincr do redis.call('INCR', KEYS[i]) end
+  for i = 3 + nincr, 2 + nincr + nuincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
 end
 local out = read_all(); table.insert(out, 1, new); table.insert(out, 1, 1); return out
 """

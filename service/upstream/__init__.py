@@ -10,7 +10,10 @@ an upstream's requested wait in seconds.
 
 from __future__ import annotations
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
 
 from .. import __version__
 
@@ -38,6 +41,7 @@ class UpstreamError(Exception):
 
 def session() -> requests.Session:
     """A new session with the product's User-Agent (one per upstream, reused across calls)."""
+    import requests
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
     return s
@@ -45,5 +49,6 @@ def session() -> requests.Session:
 
 def classify(exc: requests.RequestException) -> UpstreamError:
     """Turn a requests failure (timeout, refused connection, ...) into a transient `UpstreamError`."""
+    import requests
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     return UpstreamError(f"upstream {kind}: {type(exc).__name__}", transient=True)

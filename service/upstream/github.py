@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
 
 from . import TIMEOUT, UpstreamError, classify, session
 
@@ -63,6 +64,7 @@ def _number(value: str | None) -> float | None:
 def get(base_url: str, path: str, *, params: dict[str, Any] | None = None, token: str | None = None,
         etag: str | None = None, read_timeout: float = TIMEOUT[1]) -> Answer:
     """GET ``base_url + path``; conditional on ``etag`` when given. Raises `UpstreamError` (see module)."""
+    import requests
     headers = {}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -12,10 +12,11 @@ tokens, secrets or the upstream's body.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import requests
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
 
 from . import TIMEOUT, UpstreamError, classify, session
 
@@ -71,6 +72,7 @@ def authorize_url(accounts_url: str, client_id: str, redirect_uri: str, scopes: 
 
 def _token(accounts_url: str, client_id: str, client_secret: str, form: dict[str, str],
            read_timeout: float) -> dict[str, Any]:
+    import requests
     try:
         response = _session_().post(f"{accounts_url}/api/token", data=form, auth=(client_id, client_secret),
                                     timeout=(TIMEOUT[0], read_timeout), allow_redirects=False)
@@ -112,6 +114,7 @@ def exchange_code(accounts_url: str, client_id: str, client_secret: str, code: s
 def get(api_url: str, path: str, access_token: str, *, params: dict[str, Any] | None = None,
         read_timeout: float = TIMEOUT[1]) -> Any:
     """GET a Web API path: its JSON, or None for 204 (nothing to report). Raises `UpstreamError`."""
+    import requests
     try:
         response = _session_().get(f"{api_url}{path}", params=params, timeout=(TIMEOUT[0], read_timeout),
                                    headers={"Authorization": f"Bearer {access_token}"}, allow_redirects=False)

@@ -19,9 +19,10 @@ import html
 import logging
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
 
 from . import TIMEOUT, UpstreamError, classify, session
 
@@ -121,6 +122,7 @@ def send_message(api_url: str, token: str, chat_id: str, text: str, *,
     A 2xx counts as sent even if its body is odd: sending again would
     duplicate the message.
     """
+    import requests
     url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
     body = {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True}}

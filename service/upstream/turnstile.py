@@ -6,7 +6,10 @@ is sent along (``remoteip``) as Cloudflare recommends.
 
 from __future__ import annotations
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
 
 from . import UpstreamError, classify, session
 
@@ -27,6 +30,7 @@ def verify(verify_url: str, secret: str, token: str, remote_ip: str | None = Non
     gives no readable answer: the check did not happen, which is not the
     same as a failed check.
     """
+    import requests
     global _session
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         return False, ["missing-input-response" if not token else "invalid-input-response"]
