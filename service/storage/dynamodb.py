@@ -42,6 +42,7 @@ below), BatchGetItem 100 keys per call (chunked here).
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
@@ -116,6 +117,8 @@ class DynamoDBStorage(Storage):
         self.shards = options["shards"] or shards
         self._options = options
         self._client = None
+        self._pool = None
+        self._pool_pid = 0
 
     # -- the client ---------------------------------------------------------------------
     @property
@@ -217,9 +220,17 @@ class DynamoDBStorage(Storage):
         self._call("put_item", Item=self._value_item(key, value, ttl))
 
     def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        # An UpdateItem, not a PutItem, with the same effect: a counted view then needs only UpdateItem
+        # and BatchGetItem, and each operation a cold Lambda first uses costs it a few milliseconds.
+        now = time.time()
+        values = {":v": _s(value), ":now": _n(now)}
+        if ttl is None:
+            expression = "SET v = :v REMOVE n, expires_at"
+        else:
+            expression, values[":exp"] = "SET v = :v, expires_at = :exp REMOVE n", _n(now + ttl)
         try:
-            self._call("put_item", Item=self._value_item(key, value, ttl), ConditionExpression=_NOT_LIVE,
-                       ExpressionAttributeValues={":now": _n(time.time())})
+            self._call("update_item", Key=self._key(f"v#{key}"), UpdateExpression=expression,
+                       ConditionExpression=_NOT_LIVE, ExpressionAttributeValues=values)
         except _ConditionFailed:
             return False
         return True
@@ -250,21 +261,34 @@ class DynamoDBStorage(Storage):
             return False, int(item.get("n", {}).get("N", limit.max))
 
     def hit(self, hit: Hit) -> HitResult:
+        """Four round trips at most: the limit; the increments and the unique marker together; the
+        unique increments together; the read-back (one BatchGetItem)."""
         if hit.limit is not None and not self.limit(hit.limit)[0]:
             return HitResult(False, False, self.counters(hit.read))
-        known: dict[str, int] = {}
-        for key in hit.incr:
-            value = self._add_to(key, 1)
-            if not key.startswith(HOT_PREFIX):
-                known[key] = value
-        new = hit.unique is not None and self.add(hit.unique[0], "1", hit.unique[1])
+        calls = [lambda key=key: self._add_to(key, 1) for key in hit.incr]
+        if hit.unique is not None:
+            calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
+        results = self._together(calls)
+        new = bool(results.pop()) if hit.unique is not None else False
+        known = {key: value for key, value in zip(hit.incr, results) if not key.startswith(HOT_PREFIX)}
         if new:
-            for key in hit.unique_incr:
-                value = self._add_to(key, 1)
-                if not key.startswith(HOT_PREFIX):
-                    known[key] = value
+            unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr])
+            known.update((key, value) for key, value in zip(hit.unique_incr, unique_values)
+                         if not key.startswith(HOT_PREFIX))
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
+
+    def _together(self, calls: list) -> list:
+        """Run independent calls concurrently (a counted view's increments touch different items)."""
+        if len(calls) <= 1:
+            return [call() for call in calls]
+        self.client  # noqa: B018 - create the client here, not in several threads at once
+        if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool, self._pool_pid = ThreadPoolExecutor(8, thread_name_prefix="dynamodb"), os.getpid()
+        futures = [self._pool.submit(call) for call in calls]
+        return [future.result() for future in futures]
 
     # -- queues -------------------------------------------------------------------------------
     @staticmethod
