@@ -148,8 +148,9 @@ resource "aws_cloudfront_distribution" "site" {
       }
 
       # The origin request policy forwards every viewer header except Host
-      # (a function URL only answers to its own host name); Zappa's handler
-      # restores the viewer's host from this header for url_for/redirects.
+      # (a function URL only answers to its own host name); the app's Lambda
+      # entry (service/aws_lambda.py) restores the viewer's host from this
+      # header for url_for/redirects.
       custom_header {
         name  = "cloudfront-host"
         value = var.domain_name
