@@ -30,7 +30,8 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from . import api, cli, config as settings, db, errors, logs, security, site
+    from . import api, cli, db, errors, logs, security, site
+    from . import config as settings
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
     # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a

@@ -197,7 +197,7 @@ def feed(items: list[dict[str, Any]]) -> bytes:
     site = current_app.config["SITE_URL"]
     latest = items[:FEED_ENTRIES]
     updated = max((item["updated_at"] for item in latest if item.get("updated_at")), default=None) or (
-        dt.datetime.fromtimestamp(clock_now(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        dt.datetime.fromtimestamp(clock_now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     root = ET.Element("feed", xmlns=ATOM)
 
     def add(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:

@@ -13,4 +13,4 @@ def now() -> float:
 
 def utc_date(timestamp: float) -> str:
     """``YYYY-MM-DD`` of a Unix time, in UTC."""
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).date().isoformat()

@@ -127,7 +127,7 @@ def render(item_id: str, payload: Mapping[str, Any], limit: int | None = None) -
     limit = limit or MAX_LENGTH
     number = payload.get("number")
     title = f"Contact form #{number}" if isinstance(number, int) else "Contact form"
-    received = dt.datetime.fromtimestamp(float(payload["received_at"]), dt.timezone.utc)
+    received = dt.datetime.fromtimestamp(float(payload["received_at"]), dt.UTC)
     lines: list[tuple[str, str, bool]] = [  # (label, value, written by the visitor)
         ("From", payload["name"], True),
         ("Email", payload["email"], True),

@@ -101,7 +101,7 @@ def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str,
 
 def daily(storage: Storage, days: int, now: float) -> list[dict]:
     """Views and unique visitors for the last ``days`` UTC days, oldest first, today included."""
-    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     dates = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
     counts = storage.counters([f"site:day:{d}:{kind}" for d in dates for kind in ("views", "uniques")])
     return [{"date": d, "views": counts[f"site:day:{d}:views"], "unique_visitors": counts[f"site:day:{d}:uniques"]}

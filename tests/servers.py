@@ -88,8 +88,8 @@ class MotoServer:
     """moto's server on a free loopback port (DynamoDB and friends over real HTTP)."""
 
     def __init__(self):
-        from moto.server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
 
         class AtomicMotoServer(ThreadedMotoServer):

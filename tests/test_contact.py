@@ -351,7 +351,7 @@ def test_turnstile_unreachable_keeps_the_message_flagged(make_app, upstream):
 
 # -- delivery right after accepting ------------------------------------------------------------------
 
-TOKEN = "42:inline-token"  # noqa: S105
+TOKEN = "42:inline-token"
 
 
 def test_delivered_right_after_accepting_when_telegram_answers(make_app, upstream):

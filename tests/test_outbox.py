@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from service import outbox, tasks
-from service.storage import DEAD, DONE, PENDING, open_storage
+from service.storage import DEAD, DONE, PENDING
 
 from .conftest import BACKENDS
 from .fakes import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "987654321:AAH-outbox_TEST-token"  # noqa: S105 - made up; the fake accepts anything
+TOKEN = "987654321:AAH-outbox_TEST-token"
 PATH = f"/bot{TOKEN}/sendMessage"
 OK = {"ok": True, "result": {"message_id": 1}}
 
@@ -149,7 +149,7 @@ def test_200_messages_survive_a_failing_telegram_exactly_once_in_sender_order(ma
     # the pauses honoured Telegram's retry_after and grew while it kept failing
     statuses = [status for _, status in fake.attempts]
     assert statuses.count(429) == 6 and statuses.count(504) == 6 and statuses.count(500) == 6
-    for (at, status), (next_at, _) in zip(fake.attempts, fake.attempts[1:]):
+    for (at, status), (next_at, _) in zip(fake.attempts, fake.attempts[1:], strict=False):
         if status == 429:
             assert next_at - at >= 30
         elif status in (500, 504):
@@ -166,7 +166,7 @@ def test_a_killed_worker_s_messages_are_delivered_after_its_lease(make_app, upst
     for n in range(3):
         ids.append(submit(app.test_client(), "kim", f"kim #{n}"))
         clock.advance(0.01)
-    log = open(tmp_path / "worker.log", "w")
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
     worker = subprocess.Popen([sys.executable, "-m", "flask", "outbox", "deliver"], cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT,
                               env=worker_env(app, OUTBOX_LEASE_SECONDS="10", TELEGRAM_TIMEOUT="30"))
@@ -441,7 +441,7 @@ def test_scheduled_event_delivers_with_one_app_per_container(make_app, upstream,
 def test_the_loop_worker_delivers_and_stops_cleanly_on_sigterm(make_app, upstream, clock, tmp_path):
     fake = FakeTelegram(upstream)
     app = telegram_app(make_app, "sqlite", upstream)
-    log = open(tmp_path / "worker.log", "w+")
+    log = open(tmp_path / "worker.log", "w+")  # noqa: SIM115 - open while the worker runs
     worker = subprocess.Popen([sys.executable, "-m", "flask", "outbox", "deliver", "--loop", "--interval", "0.1"],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=worker_env(app))
     try:

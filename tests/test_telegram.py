@@ -15,7 +15,7 @@ from service.upstream.telegram import MAX_LENGTH, send_message, split, utf16_len
 from .fakes import Reply
 from .servers import free_port
 
-TOKEN = "123456789:AAE-test_TOKEN-value"  # noqa: S105 - a made-up token the fake accepts
+TOKEN = "123456789:AAE-test_TOKEN-value"
 PATH = f"/bot{TOKEN}/sendMessage"
 HOSTILE = {
     "name": '<a href="https://evil.example/">click</a> & </b><b>',

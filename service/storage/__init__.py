@@ -9,7 +9,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from .base import (
-    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
+    DEAD,
+    DONE,
+    PENDING,
+    QUEUE_STATES,
+    ConfigurationError,
+    Hit,
+    HitResult,
+    Limit,
+    QueueItem,
+    Storage,
     StorageError,
 )
 

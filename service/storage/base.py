@@ -245,8 +245,8 @@ class Storage(abc.ABC):
         data.
         """
 
-    def init(self) -> None:
+    def init(self) -> None:  # noqa: B027 - an optional step with a default, not part of the abstract contract
         """Create tables or schema if needed; idempotent. Default: nothing."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional step with a default
         """Release connections. Default: nothing."""

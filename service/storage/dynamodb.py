@@ -51,8 +51,21 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .base import (
-    DEAD, DONE, HOT_PREFIX, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem,
-    Storage, StorageError, batches, clock, new_id,
+    DEAD,
+    DONE,
+    HOT_PREFIX,
+    PENDING,
+    QUEUE_STATES,
+    ConfigurationError,
+    Hit,
+    HitResult,
+    Limit,
+    QueueItem,
+    Storage,
+    StorageError,
+    batches,
+    clock,
+    new_id,
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
@@ -270,10 +283,10 @@ class DynamoDBStorage(Storage):
             calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
         results = self._together(calls)
         new = bool(results.pop()) if hit.unique is not None else False
-        known = {key: value for key, value in zip(hit.incr, results) if not key.startswith(HOT_PREFIX)}
+        known = {key: value for key, value in zip(hit.incr, results, strict=True) if not key.startswith(HOT_PREFIX)}
         if new:
             unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr])
-            known.update((key, value) for key, value in zip(hit.unique_incr, unique_values)
+            known.update((key, value) for key, value in zip(hit.unique_incr, unique_values, strict=True)
                          if not key.startswith(HOT_PREFIX))
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})

@@ -28,8 +28,20 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .base import (
-    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
-    StorageError, batches, clock, new_id,
+    DEAD,
+    DONE,
+    PENDING,
+    QUEUE_STATES,
+    ConfigurationError,
+    Hit,
+    HitResult,
+    Limit,
+    QueueItem,
+    Storage,
+    StorageError,
+    batches,
+    clock,
+    new_id,
 )
 
 # KEYS[1] window key; ARGV[1] max, ARGV[2] window ms. Returns {allowed, count}.
@@ -109,7 +121,7 @@ return 1
 def client_from_url(url: str) -> tuple[redis.Redis, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ConfigurationError(f"malformed Redis URL: expected redis://[:password@]host:port/db")
+        raise ConfigurationError("malformed Redis URL: expected redis://[:password@]host:port/db")
     try:
         parts.port  # noqa: B018 - raises on a non-numeric port
         prefix = parse_qs(parts.query).get("prefix", ["vitae:"])[0]
@@ -173,7 +185,7 @@ class RedisStorage(Storage):
         if not keys:
             return {}
         values = self._call(self.client.mget, [self._c(k) for k in keys])
-        return {key: int(value or 0) for key, value in zip(keys, values)}
+        return {key: int(value or 0) for key, value in zip(keys, values, strict=True)}
 
     # -- values --------------------------------------------------------------------
     def get(self, key: str) -> str | None:
@@ -204,7 +216,7 @@ class RedisStorage(Storage):
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
                 hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr)]
         allowed, new, *values = self._call(self._hit_script, keys=keys, args=args)
-        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values))))
+        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)))
 
     # -- queues ----------------------------------------------------------------------
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
@@ -263,7 +275,7 @@ class RedisStorage(Storage):
         pipe = self.client.pipeline(transaction=False)
         for state in QUEUE_STATES:
             pipe.zcard(self._q(queue, state))
-        return dict(zip(QUEUE_STATES, self._call(pipe.execute)))
+        return dict(zip(QUEUE_STATES, self._call(pipe.execute), strict=True))
 
     # -- operations ------------------------------------------------------------------
     def check(self) -> None:

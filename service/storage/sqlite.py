@@ -28,8 +28,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .base import (
-    DEAD, DONE, PENDING, QUEUE_STATES, ConfigurationError, Hit, HitResult, Limit, QueueItem, Storage,
-    StorageError, batches, clock, new_id,
+    DEAD,
+    DONE,
+    PENDING,
+    QUEUE_STATES,
+    ConfigurationError,
+    Hit,
+    HitResult,
+    Limit,
+    QueueItem,
+    Storage,
+    StorageError,
+    batches,
+    clock,
+    new_id,
 )
 
 SCHEMA = """
