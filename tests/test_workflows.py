@@ -146,9 +146,8 @@ def test_ci_runs_the_readme_test_command_with_pip_cache(ci):
     test = ci["jobs"]["test"]
     assert "make test" in [step.get("run") for step in steps(test)]
     assert "make test" in (ROOT / "README.md").read_text()
-    assert step_using(test, "actions/setup-python")["with"]["cache"] == "pip"
+    assert test["container"].startswith("python:3.11-")  # Debian as root: make test installs its packages
     assert step_using(test, "hashicorp/setup-terraform")["with"]["terraform_wrapper"] is False
-    assert "sudo make system-deps" in runs(test)
 
 
 def test_ci_runs_every_linter(ci):
