@@ -114,6 +114,11 @@ class QueueItem:
         return dataclasses.asdict(self)
 
     @classmethod
+    def new(cls, queue: str, payload: dict[str, Any], now: float) -> QueueItem:
+        """A fresh pending record, claimable at once."""
+        return cls(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now, ready_at=now)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueueItem:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})

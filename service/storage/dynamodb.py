@@ -65,7 +65,6 @@ from .base import (
     StorageError,
     batches,
     clock,
-    new_id,
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
@@ -323,26 +322,29 @@ class DynamoDBStorage(Storage):
                          ready_at=float(item["ready_at"]["N"]), token=item["token"]["S"] or None,
                          last_error=item["last_error"]["S"] or None)
 
+    def _pages(self, operation: str, **request) -> Iterator[dict[str, Any]]:
+        """Every answer of a paginated ``query`` or ``scan``, following ``LastEvaluatedKey``."""
+        while True:
+            answer = self._call(operation, **request)
+            yield answer
+            if "LastEvaluatedKey" not in answer:
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
     def _query(self, pk: str, limit: int | None = None, **kwargs) -> Iterator[dict[str, Any]]:
-        """Items of one partition in sort-key order, following pagination."""
+        """Items of one partition in sort-key order (at most ``limit``)."""
         request: dict[str, Any] = {"KeyConditionExpression": "pk = :pk", "ConsistentRead": True, **kwargs}
         request.setdefault("ExpressionAttributeValues", {})[":pk"] = _s(pk)
         seen = 0
-        while True:
-            answer = self._call("query", **request)
+        for answer in self._pages("query", **request):
             for item in answer.get("Items", []):
                 yield item
                 seen += 1
                 if limit is not None and seen >= limit:
                     return
-            if "LastEvaluatedKey" not in answer:
-                return
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
-        now = clock(now)
-        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
-                         ready_at=now)
+        item = QueueItem.new(queue, payload, clock(now))
         self._call("put_item", Item=self._queue_item(item))
         return item
 
@@ -413,19 +415,10 @@ class DynamoDBStorage(Storage):
         return [self._from_item(raw) for raw in self._query(self._qpk(queue, state), limit=limit)]
 
     def queue_counts(self, queue: str) -> dict[str, int]:
-        counts = {}
-        for state in QUEUE_STATES:
-            request: dict[str, Any] = {"KeyConditionExpression": "pk = :pk", "Select": "COUNT",
-                                       "ExpressionAttributeValues": {":pk": _s(self._qpk(queue, state))}}
-            total = 0
-            while True:
-                answer = self._call("query", **request)
-                total += answer.get("Count", 0)
-                if "LastEvaluatedKey" not in answer:
-                    break
-                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-            counts[state] = total
-        return counts
+        return {state: sum(answer.get("Count", 0) for answer in self._pages(
+                    "query", KeyConditionExpression="pk = :pk", Select="COUNT",
+                    ExpressionAttributeValues={":pk": _s(self._qpk(queue, state))}))
+                for state in QUEUE_STATES}
 
     # -- operations -----------------------------------------------------------------------------
     def check(self) -> None:
@@ -456,9 +449,7 @@ class DynamoDBStorage(Storage):
         now = time.time()
         counters: dict[str, int] = {}
         values, queue = [], []
-        request: dict[str, Any] = {"ConsistentRead": True}
-        while True:
-            answer = self._call("scan", **request)
+        for answer in self._pages("scan", ConsistentRead=True):
             for item in answer.get("Items", []):
                 pk = item["pk"]["S"]
                 if pk.startswith("c#"):
@@ -473,9 +464,6 @@ class DynamoDBStorage(Storage):
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
-            if "LastEvaluatedKey" not in answer:
-                break
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         for key in sorted(counters):
             yield {"type": "counter", "key": key, "value": counters[key]}
         yield from sorted(values, key=lambda r: r["key"])

@@ -41,7 +41,6 @@ from .base import (
     StorageError,
     batches,
     clock,
-    new_id,
 )
 
 # KEYS[1] window key; ARGV[1] max, ARGV[2] window ms. Returns {allowed, count}.
@@ -220,9 +219,7 @@ class RedisStorage(Storage):
 
     # -- queues ----------------------------------------------------------------------
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
-        now = clock(now)
-        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
-                         ready_at=now)
+        item = QueueItem.new(queue, payload, clock(now))
         self._store(item)
         return item
 

@@ -41,7 +41,6 @@ from .base import (
     StorageError,
     batches,
     clock,
-    new_id,
 )
 
 SCHEMA = """
@@ -245,9 +244,7 @@ class SQLiteStorage(Storage):
         )
 
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
-        now = clock(now)
-        item = QueueItem(id=new_id(now), queue=queue, payload=payload, created_at=now, updated_at=now,
-                         ready_at=now)
+        item = QueueItem.new(queue, payload, clock(now))
         with self._tx() as conn:
             self._insert(conn, item)
         return item
