@@ -10,6 +10,7 @@ an upstream's requested wait in seconds.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
@@ -37,6 +38,16 @@ class UpstreamError(Exception):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A header holding a number of seconds or a count (``Retry-After``, rate-limit headers) as a
+    finite, non-negative float; None when absent or unreadable (an HTTP date, ``nan``, ``-1``)."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
 
 
 def session() -> requests.Session:

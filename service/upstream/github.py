@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from . import TIMEOUT, UpstreamError, classify, session
+from . import TIMEOUT, UpstreamError, classify, header_seconds, session
 
 _session: requests.Session | None = None
 _NEXT = re.compile(r'<[^>]*>\s*;\s*rel="?next"?')
@@ -54,13 +54,6 @@ def _session_() -> requests.Session:
     return _session
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def get(base_url: str, path: str, *, params: dict[str, Any] | None = None, token: str | None = None,
         etag: str | None = None, read_timeout: float = TIMEOUT[1]) -> Answer:
     """GET ``base_url + path``; conditional on ``etag`` when given. Raises `UpstreamError` (see module)."""
@@ -75,9 +68,9 @@ def get(base_url: str, path: str, *, params: dict[str, Any] | None = None, token
                                    timeout=(TIMEOUT[0], read_timeout), allow_redirects=False)
     except requests.RequestException as exc:
         raise classify(exc) from None
-    remaining = _number(response.headers.get("X-RateLimit-Remaining"))
-    reset = _number(response.headers.get("X-RateLimit-Reset"))
-    retry_after = _number(response.headers.get("Retry-After"))
+    remaining = header_seconds(response.headers.get("X-RateLimit-Remaining"))
+    reset = header_seconds(response.headers.get("X-RateLimit-Reset"))
+    retry_after = header_seconds(response.headers.get("Retry-After"))
     status = response.status_code
     if status in (403, 429) and (remaining == 0 or retry_after is not None):
         raise RateLimited(f"GitHub rate limit reached (HTTP {status})", status=status, retry_after=retry_after,

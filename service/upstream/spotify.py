@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from . import TIMEOUT, UpstreamError, classify, session
+from . import TIMEOUT, UpstreamError, classify, header_seconds, session
 
 _session: requests.Session | None = None
 
@@ -38,13 +38,6 @@ def _session_() -> requests.Session:
     return _session
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 def _json(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -57,10 +50,10 @@ def _common_failures(response: requests.Response) -> None:
     status = response.status_code
     if status == 429:
         raise UpstreamError("Spotify rate limit reached (HTTP 429)", status=429, transient=True,
-                            retry_after=_retry_after(response))
+                            retry_after=header_seconds(response.headers.get("Retry-After")))
     if status >= 500:
         raise UpstreamError(f"Spotify answered HTTP {status}", status=status, transient=True,
-                            retry_after=_retry_after(response))
+                            retry_after=header_seconds(response.headers.get("Retry-After")))
 
 
 def authorize_url(accounts_url: str, client_id: str, redirect_uri: str, scopes: list[str], state: str) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from . import TIMEOUT, UpstreamError, classify, session
+from . import TIMEOUT, UpstreamError, classify, header_seconds, session
 
 #: Telegram's limit for one message: characters after entity parsing, counted in UTF-16 code units.
 MAX_LENGTH = 4096
@@ -141,7 +141,7 @@ def send_message(api_url: str, token: str, chat_id: str, text: str, *,
         parameters = answer.get("parameters")
         wait = parameters.get("retry_after") if isinstance(parameters, dict) else None
         if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:
-            wait = _header_seconds(response.headers.get("Retry-After"))
+            wait = header_seconds(response.headers.get("Retry-After"))
         raise UpstreamError(message, status=429, transient=True, retry_after=wait)
     if response.status_code in _CREDENTIALS:
         raise UpstreamError(f"{message} (check TELEGRAM_BOT_TOKEN)", status=response.status_code, transient=True)
@@ -156,10 +156,3 @@ def _json(response: requests.Response) -> dict[str, Any]:
         return {}
     return data if isinstance(data, dict) else {}
 
-
-def _header_seconds(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
