@@ -45,6 +45,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from . import cache
 from .clock import now
 from .db import get_storage
 from .storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
@@ -69,7 +70,8 @@ LEASE_RESERVE = 1.0
 DEFER = 1.0
 
 _NUMBER_KEY = "outbox:number"
-_PAUSE_KEY = "outbox:paused-until"
+#: The upstream name under which a delivery pause is held (`cache.hold`), shared by every worker.
+TELEGRAM = "telegram"
 
 
 def accept(storage: Storage, message: dict[str, Any], *, at: float) -> QueueItem:
@@ -90,16 +92,6 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before retry number ``attempts`` + 1: 10, 20, 40, ... up to an hour, at least ``retry_after``."""
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 20))
     return max(delay, float(retry_after or 0))
-
-
-def paused_until(storage: Storage) -> float | None:
-    """When the current delivery pause ends (Unix time), or None."""
-    raw = storage.get(_PAUSE_KEY)
-    try:
-        until = float(raw) if raw is not None else None
-    except ValueError:
-        return None
-    return until if until is not None and until > now() else None
 
 
 def _progress_key(item_id: str) -> str:
@@ -153,10 +145,9 @@ class _Run:
                                  now=now())
 
     def pause(self, until: float) -> None:
-        """Hold every worker back until ``until`` (the value's TTL only tidies up)."""
-        at = now()
+        """Hold every worker back until ``until``."""
         self.paused_until = until
-        self.storage.set(_PAUSE_KEY, repr(until), ttl=max(until - at, 0) + 3600)
+        cache.hold(TELEGRAM, until)
 
 
 def deliver(*, limit: int | None = None, deadline: float | None = None,
@@ -180,7 +171,7 @@ def deliver(*, limit: int | None = None, deadline: float | None = None,
     while not run.halted and (limit is None or claimed < limit) and not run.should_stop():
         if deadline is not None and deadline - time.monotonic() < MIN_WINDOW:
             break
-        run.paused_until = paused_until(run.storage)
+        run.paused_until = cache.held_until(TELEGRAM)
         if run.paused_until is not None:
             break
         size = BATCH if limit is None else min(BATCH, limit - claimed)
@@ -428,7 +419,7 @@ def status_command(as_json: bool):
     counts = storage.queue_counts(QUEUE)
     pending = storage.items(QUEUE, PENDING, limit=PENDING_SCAN)
     dead = storage.items(QUEUE, DEAD, limit=50)
-    pause = paused_until(storage)
+    pause = cache.held_until(TELEGRAM)
     status = {
         "telegram_configured": configured(current_app.config),
         "counts": counts,
