@@ -1,7 +1,25 @@
 """AWS Lambda glue for Zappa: the entry point behind CloudFront, and the bytecode build step.
 
-`lambda_handler` (zappa_settings.json ``lambda_handler``) answers every
-event through Zappa's own handler after two fixes for function-URL events:
+`lambda_handler` (zappa_settings.json ``lambda_handler``) answers two kinds
+of events and refuses every other one without running anything:
+
+* function-URL requests (payload 2.0 with ``requestContext.http``), passed
+  to Zappa's handler with only the fields a function URL sends;
+* this stage's own schedule: the event EventBridge sends for the rule
+  ``<function>-<task>`` Zappa creates for each of `SCHEDULED_TASKS` (the
+  stage's ``events``), in this function's region and account, exactly in the
+  shape Zappa's rule target writes.
+
+Zappa's handler also runs ``{"command": "module.function"}``, ``exec()``s
+``{"raw_command": ...}``, calls Django's ``manage`` and dispatches S3, SNS,
+SQS, Lex, Cognito and authorizer events and any ``Scheduled Event`` whose
+rule name ends in ``-module.function``. Anyone allowed to call ``Invoke``
+could use those, so they never reach it: a refused event is logged as a
+WARNING naming its kind (never its content) and answered with our error
+shape. The function's resource policy is the other half
+(`secure_function_policy`).
+
+Function-URL events get two fixes first:
 
 * The host. A function URL answers only to its own host name, so CloudFront
   sends ``Host: <id>.lambda-url.<region>.on.aws`` and adds ``cloudfront-host:
@@ -15,7 +33,16 @@ event through Zappa's own handler after two fixes for function-URL events:
   the second-to-last entry ``REMOTE_ADDR``: addresses a visitor writes in
   front are ignored, so ``TRUSTED_PROXIES`` stays 0 on Lambda.
 
-Other events (the outbox schedule) pass through unchanged.
+`secure_function_policy` (zappa_settings.json ``callbacks.post``) runs in
+the ``zappa`` command after ``deploy`` and ``update``. With a function URL
+and ``authorizer: NONE``, Zappa 0.63 grants ``lambda:InvokeFunction`` to
+``*`` without any condition (Sid ``FunctionURLAllowPublicAccessInvoke``), so
+any AWS account knowing the function's ARN could invoke it directly. The
+callback replaces that statement, under the same Sid, with one conditioned
+on ``lambda:InvokedViaFunctionUrl = true`` (what AWS requires besides
+``lambda:InvokeFunctionUrl`` for a public function URL), and removes any
+other public ``InvokeFunction`` grant without that condition. Zappa skips a
+Sid that already exists, so later updates keep the safe statement.
 
 `compile_bytecode` (zappa_settings.json ``prebuild_script``) runs in the
 ``zappa`` command before it packs the virtualenv and the project. Lambda's
@@ -32,10 +59,24 @@ it by file path for the build step.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from typing import Any
 
 _FUNCTION_URL_HOST = ".lambda-url."
+log = logging.getLogger(__name__)
+
+#: The functions the stage's ``events`` schedule (zappa_settings.json; a test keeps them in step).
+SCHEDULED_TASKS = frozenset({"service.tasks.deliver_outbox"})
+#: What a function URL puts into a payload-2.0 event; anything else an invoker adds is dropped.
+_FUNCTION_URL_FIELDS = ("version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
+                        "queryStringParameters", "requestContext", "body", "pathParameters", "isBase64Encoded")
+#: Exactly the fields of the input template Zappa 0.63 gives its schedule rules' targets (core.schedule_events).
+_SCHEDULE_FIELDS = frozenset({"time", "detail-type", "source", "account", "region", "detail", "version",
+                              "resources", "id", "kwargs"})
+#: Zappa's Sid for the public ``lambda:InvokeFunction`` statement of a function URL with authorizer NONE.
+PUBLIC_INVOKE_SID = "FunctionURLAllowPublicAccessInvoke"
 
 
 def adapt_function_url_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +96,125 @@ def adapt_function_url_event(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def is_function_url_event(event: Any) -> bool:
+    """Whether ``event`` has the shape of a function-URL request (payload 2.0 with ``requestContext.http``)."""
+    if not isinstance(event, dict) or event.get("version") != "2.0":
+        return False
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    return (isinstance(http, dict) and all(isinstance(http.get(name), str) for name in ("method", "path", "sourceIp"))
+            and isinstance(event.get("rawPath"), str) and isinstance(event.get("headers", {}), dict))
+
+
+def _rule_name(function_name: str, task: str) -> str:
+    """The name Zappa 0.63 gives the schedule rule of ``task`` (core.get_scheduled_event_name, one expression)."""
+    def name(prefix: str) -> str:
+        return f"{prefix:.{max(0, 63 - len(task))}}-{task}"[:64]
+
+    found = name(function_name)
+    return found if len(found) < 64 else name(hashlib.sha1(function_name.encode()).hexdigest())  # noqa: S324 - Zappa's name
+
+
+def is_own_schedule_event(event: Any, context: Any) -> bool:
+    """Whether ``event`` is what EventBridge sends for one of this function's `SCHEDULED_TASKS` rules.
+
+    The rule must be in the function's own partition, region and account
+    (from ``context.invoked_function_arn``) and named as Zappa names it.
+    """
+    if not isinstance(event, dict) or set(event) != _SCHEDULE_FIELDS:
+        return False
+    if (event["detail-type"], event["source"], event["detail"], event["kwargs"]) != ("Scheduled Event", "aws.events",
+                                                                                      {}, {}):
+        return False
+    arn = str(getattr(context, "invoked_function_arn", "")).split(":")
+    if len(arn) < 7 or (event["account"], event["region"]) != (arn[4], arn[3]):
+        return False
+    prefix = f"arn:{arn[1]}:events:{arn[3]}:{arn[4]}:rule/"
+    allowed = {prefix + _rule_name(arn[6], task) for task in SCHEDULED_TASKS}
+    return isinstance(event["resources"], list) and len(event["resources"]) == 1 and event["resources"][0] in allowed
+
+
+def _kind(event: Any) -> str:
+    """A name for a refused event's kind, from a fixed list: nothing the sender wrote is logged."""
+    if not isinstance(event, dict):
+        return f"a {type(event).__name__}, not an object"
+    for key in ("raw_command", "command", "manage", "Records", "awslogs", "triggerSource", "bot", "httpMethod"):
+        if key in event:
+            return f"a '{key}' event"
+    if event.get("detail-type") == "Scheduled Event":
+        return "a schedule that is not this stage's"
+    if event.get("version") == "2.0":
+        return "a payload-2.0 event that is not a function-URL request"
+    return "an event of no known kind"
+
+
 def lambda_handler(event: Any, context: Any) -> Any:
-    """Answer one Lambda event through Zappa's handler."""
+    """Answer a function-URL request or this stage's schedule through Zappa's handler; refuse anything else.
+
+    A refused event runs nothing, is logged as a WARNING naming only its
+    kind, and gets ``{"error": "refused", "message": ...}``.
+    """
+    if is_function_url_event(event):
+        event = adapt_function_url_event({name: event[name] for name in _FUNCTION_URL_FIELDS if name in event})
+    elif not is_own_schedule_event(event, context):
+        log.warning("refused a direct invocation: %s (only function-URL requests and this stage's schedule run)",
+                    _kind(event))
+        return {"error": "refused", "message": "this function answers only its URL and its own schedule"}
     from zappa.handler import lambda_handler as zappa_handler
 
-    if isinstance(event, dict):
-        adapt_function_url_event(event)
     return zappa_handler(event, context)
+
+
+def _public(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    return principal == "*" or (isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"]))
+
+
+def _grants_invoke(statement: dict[str, Any]) -> bool:
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else actions
+    return statement.get("Effect", "Allow") == "Allow" and any(
+        action in ("lambda:InvokeFunction", "lambda:*", "*") for action in actions)
+
+
+def _via_function_url_only(statement: dict[str, Any]) -> bool:
+    """Whether the statement holds only for invocations through the function URL."""
+    for test in (statement.get("Condition") or {}).values():
+        for key, value in (test or {}).items():
+            if key.lower() == "lambda:invokedviafunctionurl" and str(value).lower() == "true":
+                return True
+    return statement.get("InvokedViaFunctionUrl") in (True, "true")  # how moto 5.2 shows the same condition
+
+
+def secure_function_policy(cli: Any) -> None:
+    """Zappa ``callbacks.post``: leave no public ``lambda:InvokeFunction`` without the function-URL condition.
+
+    ``cli`` is Zappa's ``ZappaCLI`` after ``deploy`` or ``update``. Every
+    statement granting ``lambda:InvokeFunction`` to ``*`` without
+    ``lambda:InvokedViaFunctionUrl = true`` is removed; with a public
+    function URL, Zappa's statement is put back under its Sid with that
+    condition (the function URL needs it). Raises botocore's ``ClientError``
+    when the policy cannot be read or changed (the command then fails).
+    """
+    import json
+
+    client, name = cli.zappa.lambda_client, cli.lambda_name
+    try:
+        statements = json.loads(client.get_policy(FunctionName=name)["Policy"])["Statement"]
+    except client.exceptions.ResourceNotFoundException:
+        statements = []
+    kept = set()
+    for statement in statements:
+        if _public(statement) and _grants_invoke(statement) and not _via_function_url_only(statement):
+            client.remove_permission(FunctionName=name, StatementId=statement["Sid"])
+            print(f"function policy: removed the unconditioned public invoke statement {statement['Sid']}")
+        else:
+            kept.add(statement.get("Sid"))
+    public_url = cli.use_function_url and cli.function_url_config.get("authorizer") == "NONE"
+    if public_url and PUBLIC_INVOKE_SID not in kept:
+        client.add_permission(FunctionName=name, StatementId=PUBLIC_INVOKE_SID, Action="lambda:InvokeFunction",
+                              Principal="*", InvokedViaFunctionUrl=True)
+        print(f"function policy: {PUBLIC_INVOKE_SID} allows lambda:InvokeFunction through the function URL only")
 
 
 def compile_bytecode() -> None:

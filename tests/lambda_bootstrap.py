@@ -17,6 +17,7 @@ URL, and werkzeug's own trailing-slash redirect.
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -66,6 +67,8 @@ def add_probe_routes() -> None:
 def main() -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # the package's prints and logs must not mix with the answers
+    # Lambda's runtime gives the root logger a handler writing the level first, before the handler loads.
+    logging.basicConfig(format="[%(levelname)s]\t%(message)s")
     module_name, function_name = sys.argv[1].rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), function_name)
     if "--probe-routes" in sys.argv[2:]:

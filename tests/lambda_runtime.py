@@ -25,6 +25,7 @@ from .venvs import BASE_PYTHON
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # the account of the context's invoked_function_arn (lambda_bootstrap.py)
 URL_HOST = f"abcdefghijklmnopqrstuvwxyz012345.lambda-url.{REGION}.on.aws"
 SITE_HOST = "vitae.example"
 EDGE_IP = "130.176.16.7"  # a CloudFront edge address: the function URL's caller
@@ -88,11 +89,12 @@ def function_url_event(method: str, path: str, *, query: str = "", headers: dict
 
 
 def scheduled_event(function_name: str, task: str) -> dict[str, Any]:
-    """The EventBridge event Zappa's schedule rule ``<function_name>-<task>`` sends."""
+    """The event Zappa's schedule rule ``<function_name>-<task>`` sends: EventBridge's fields through the input
+    template Zappa gives the rule's target, which adds ``kwargs``."""
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{function_name}-{task}"], "detail": {},
+        "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function_name}-{task}"], "detail": {}, "kwargs": {},
     }
 
 

@@ -21,11 +21,13 @@ from urllib.parse import unquote
 
 import pytest
 
+from service.aws_lambda import PUBLIC_INVOKE_SID, SCHEDULED_TASKS
 from service.config import SETTINGS as APP_SETTINGS
 
 from . import venvs
 from .fakes import FakeUpstream, Reply
 from .lambda_runtime import (
+    ACCOUNT,
     EDGE_IP,
     REGION,
     SITE_HOST,
@@ -98,6 +100,8 @@ def test_settings_match_the_project_and_keep_secrets_out():
         assert settings["memory_size"] >= 256 and 3 <= settings["timeout_seconds"] <= 30
         assert {"boto3*", "botocore*", "tests"} <= set(settings["exclude"])
         assert {"function": OUTBOX_TASK, "expression": "rate(5 minutes)"} in settings["events"]
+        assert {event["function"] for event in settings["events"]} == SCHEDULED_TASKS  # the entry point's list
+        assert settings["callbacks"] == {"post": "service.aws_lambda.secure_function_policy"}
         assert settings["environment_variables"]["STORAGE_URL"].startswith("dynamodb://vitae")
         assert settings["environment_variables"]["TRUSTED_PROXIES"] == "0"
         assert not secret_names & set(settings["environment_variables"])
@@ -322,6 +326,71 @@ def test_contact_message_is_delivered_by_the_scheduled_event(function, upstreams
     assert "Ada Lovelace" in message.json()["text"] and message.json()["chat_id"] in ("4242", 4242)
 
 
+# -- direct invocations -------------------------------------------------------------------------------------
+
+
+def _forged_schedule(**changes):
+    event = scheduled_event(FUNCTION, OUTBOX_TASK)
+    event.update(changes)
+    return event
+
+
+#: Events an AWS account allowed to call Invoke could send, each carrying a marker that must not be logged.
+DIRECT_EVENTS = {
+    "raw_command": lambda touch, marker: {"raw_command": f"open({str(touch)!r}, 'w').write({marker!r})"},
+    "command": lambda touch, marker: {"command": OUTBOX_TASK, "note": marker},
+    "manage": lambda touch, marker: {"manage": f"shell -c {marker}"},
+    "s3-record": lambda touch, marker: {"Records": [{"s3": {"configurationId": marker, "bucket": {"name": "b"},
+                                                            "object": {"key": "k"}}}]},
+    "other-rule": lambda touch, marker: _forged_schedule(
+        resources=[f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{marker}-builtins.print"]),
+    "other-account": lambda touch, marker: _forged_schedule(
+        account="210987654321", resources=[f"arn:aws:events:{REGION}:210987654321:rule/{FUNCTION}-{OUTBOX_TASK}"],
+        id=marker),
+    "schedule-with-kwargs": lambda touch, marker: _forged_schedule(kwargs={"marker": marker}),
+    "url-shape-without-http": lambda touch, marker: {"version": "2.0", "rawPath": "/api/health",
+                                                     "requestContext": {}, "raw_command": marker},
+    "not-an-object": lambda touch, marker: [marker],
+}
+
+
+@pytest.fixture()
+def fresh_process(unzipped, runtime_libraries, vitae_table, moto_server, upstreams):
+    """A cold function answering with ``handler`` (the stage's entry point unless a test passes Zappa's own)."""
+    started = []
+
+    def start(handler=HANDLER):
+        started.append(LambdaProcess(unzipped, runtime_libraries, handler, env=_lambda_env(moto_server, upstreams),
+                                     function_name=FUNCTION))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_zappa_alone_runs_what_a_direct_invocation_sends(fresh_process, tmp_path):
+    """Why the entry point refuses: Zappa's handler exec()s raw_command and runs command."""
+    touched = tmp_path / "ran"
+    bare = fresh_process("handler.lambda_handler")
+    bare.invoke(DIRECT_EVENTS["raw_command"](touched, "zappa-ran-it"))
+    assert touched.read_text() == "zappa-ran-it"
+    assert "pending" in bare.invoke(DIRECT_EVENTS["command"](touched, "x"))  # the outbox task's summary
+
+
+@pytest.mark.parametrize("kind", sorted(DIRECT_EVENTS))
+def test_entry_point_refuses_direct_invocations_without_running_or_logging_them(fresh_process, tmp_path, kind):
+    touched = tmp_path / "ran"
+    marker = f"marker-{kind}-7f3a"
+    function = fresh_process()
+    answer = function.invoke(DIRECT_EVENTS[kind](touched, marker))
+    assert answer == {"error": "refused", "message": "this function answers only its URL and its own schedule"}
+    logs = function.stop()
+    assert not touched.exists()
+    assert "[WARNING]\trefused a direct invocation" in logs
+    assert marker not in logs and "Result of" not in logs and "Traceback" not in logs
+
+
 # -- the lifecycle against moto ------------------------------------------------------------------------------
 
 
@@ -359,6 +428,18 @@ def _client(aws, service):
                         aws_secret_access_key="testing")
 
 
+def _assert_invoke_only_through_the_url(lam) -> None:
+    """The function's policy lets ``*`` invoke only through the function URL (the deploy callback's work)."""
+    policy = json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])
+    public_invoke = [s for s in policy["Statement"] if s["Principal"] in ("*", {"AWS": "*"})
+                     and s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Sid"] for s in public_invoke] == [PUBLIC_INVOKE_SID]
+    # moto 5.2 keeps the parameter as given: add_permission(..., InvokedViaFunctionUrl=True)
+    assert public_invoke[0].get("InvokedViaFunctionUrl") is True, public_invoke
+    assert not [s for s in policy["Statement"] if s["Principal"] in ("*", {"AWS": "*"})
+                and s["Action"] not in ("lambda:InvokeFunction", "lambda:InvokeFunctionUrl")]
+
+
 def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tmp_path):
     iam, lam, events, s3 = (_client(aws, name) for name in ("iam", "lambda", "events", "s3"))
     # What `terraform apply` makes first: the execution role and the package bucket.
@@ -391,6 +472,7 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
     policy = json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])
     assert any(s["Action"] == "lambda:InvokeFunctionUrl" and s["Principal"] == "*" and '"NONE"' in json.dumps(s)
                for s in policy["Statement"])
+    _assert_invoke_only_through_the_url(lam)
     rules = {rule["Name"]: rule for rule in events.list_rules()["Rules"]}
     schedule = rules[f"{FUNCTION}-{OUTBOX_TASK}"]
     assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["State"] == "ENABLED"
@@ -408,6 +490,7 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
     assert updated["CodeSha256"] != config["CodeSha256"]
     assert len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) > versions_before
     assert lam.get_function_url_config(FunctionName=FUNCTION)["FunctionUrl"] == url["FunctionUrl"]
+    _assert_invoke_only_through_the_url(lam)
 
     status = run("status")
     assert FUNCTION in status and url["FunctionUrl"].rstrip("/") in status
