@@ -25,9 +25,11 @@ resource "aws_cloudfront_origin_access_control" "site" {
 # from the edge for N seconds (at most max_ttl). That is the difference
 # between paying for every /api read and paying for one per edge per N
 # seconds, which is what keeps the top of the cost table down. Managed
-# CachingDisabled could never cache. Query strings are in the key (?page=2);
-# cookies and headers are not: the API answers the same to everyone for
-# what it lets CloudFront cache.
+# CachingDisabled could never cache. Only the query parameters the API reads
+# are in the key (tests/test_terraform.py compares them with service/), so
+# `&x=N` cannot turn one cached answer into a new origin call; cookies and
+# headers are not either: the API answers the same to everyone for what it
+# lets CloudFront cache.
 resource "aws_cloudfront_cache_policy" "api" {
   name        = "${local.name}-api"
   comment     = "Honours the API's Cache-Control; caches nothing by default."
@@ -48,7 +50,11 @@ resource "aws_cloudfront_cache_policy" "api" {
     }
 
     query_strings_config {
-      query_string_behavior = "all"
+      query_string_behavior = "whitelist"
+
+      query_strings {
+        items = ["days", "limit", "page", "path", "per_page", "tag"]
+      }
     }
   }
 }

@@ -406,10 +406,38 @@ data "aws_iam_policy_document" "infrastructure_write" {
   }
 
   statement {
-    sid       = "CertificateWrite"
+    sid       = "CertificateTags"
     effect    = "Allow"
-    actions   = ["acm:AddTagsToCertificate", "acm:RequestCertificate"]
+    actions   = ["acm:AddTagsToCertificate"]
     resources = ["arn:${local.partition}:acm:us-east-1:${local.account_id}:certificate/*"]
+  }
+
+  # acm:RequestCertificate has no resource type (the certificate does not
+  # exist yet), so only "*" grants it; the conditions scope it instead: DNS
+  # validation, and only the site's own names.
+  statement {
+    sid       = "CertificateRequest"
+    effect    = "Allow"
+    actions   = ["acm:RequestCertificate"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "acm:DomainNames"
+      values   = local.aliases
+    }
+
+    condition {
+      test     = "Null"
+      variable = "acm:DomainNames"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "acm:ValidationMethod"
+      values   = ["DNS"]
+    }
   }
 
   # Only the site's names and the certificate's validation records.

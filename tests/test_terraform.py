@@ -10,6 +10,7 @@ actionlint from .tools; `terraform` itself is on the development machines
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -376,10 +377,39 @@ def test_api_paths_go_to_the_function_url_with_the_origin_secret(stack):
     api_cache = resource(stack, "aws_cloudfront_cache_policy", "api")
     assert (api_cache["min_ttl"], api_cache["default_ttl"]) == (0, 0)
     key = block(api_cache, "parameters_in_cache_key_and_forwarded_to_origin")
-    assert block(key, "query_strings_config")["query_string_behavior"] == "all"
+    assert block(key, "query_strings_config")["query_string_behavior"] == "whitelist"
     assert block(key, "cookies_config")["cookie_behavior"] == "none"
     assert behaviour["response_headers_policy_id"] == "${aws_cloudfront_response_headers_policy.site.id}"
     assert local(stack, "${local.api_enabled}") == "${var.api_origin_domain != null}"
+
+
+def _query_parameters_the_api_reads() -> set[str]:
+    """Names passed to ``request.args.get(...)`` or ``query_int(...)`` anywhere in service/ (a helper passing on
+    its own parameter, like ``query_int`` itself, is followed through its callers)."""
+    names = set()
+    for path in (ROOT / "service").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        passed_on = {id(call) for function in ast.walk(tree) if isinstance(function, ast.FunctionDef)
+                     for call in ast.walk(function) if isinstance(call, ast.Call) and call.args
+                     and isinstance(call.args[0], ast.Name) and call.args[0].id in {a.arg for a in function.args.args}}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args or id(node) in passed_on:
+                continue
+            called = ast.unparse(node.func)
+            if called in ("request.args.get", "request.args.getlist") or called.split(".")[-1] == "query_int":
+                assert isinstance(node.args[0], ast.Constant), f"{path}: a query parameter named at run time"
+                names.add(node.args[0].value)
+    return names
+
+
+def test_api_cache_key_holds_only_the_query_parameters_the_api_reads(stack):
+    """Any other parameter (``&x=N``) maps to the same cached answer instead of a new origin call."""
+    api_cache = resource(stack, "aws_cloudfront_cache_policy", "api")
+    strings = block(block(api_cache, "parameters_in_cache_key_and_forwarded_to_origin"), "query_strings_config")
+    assert strings["query_string_behavior"] == "whitelist"
+    items = block(strings, "query_strings")["items"]
+    assert {"days", "page", "path"} <= _query_parameters_the_api_reads()
+    assert sorted(items) == sorted(_query_parameters_the_api_reads())
 
 
 def test_response_headers_policy(stack):
@@ -546,6 +576,28 @@ def test_deploy_role_trusts_only_main_and_its_environment(stack):
     ]
 
 
+#: Write actions IAM cannot scope to a resource (the service authorization reference lists no resource type).
+UNSCOPABLE_ACTIONS = {"acm:RequestCertificate"}
+
+
+def test_certificate_request_is_granted_for_the_site_s_names_only(stack):
+    """acm:RequestCertificate has no resource type: a statement scoped to ``certificate/*`` grants nothing."""
+    write = statements(stack, "infrastructure_write")
+    (request,) = [s for s in write if "acm:RequestCertificate" in s["actions"]]
+    assert request["actions"] == ["acm:RequestCertificate"] and request["resources"] == ["*"]
+    conditions = {(c["test"], c["variable"]): c["values"] for c in request["condition"]}
+    assert conditions == {
+        ("ForAllValues:StringEquals", "acm:DomainNames"): "${local.aliases}",
+        ("Null", "acm:DomainNames"): ["false"],
+        ("StringEquals", "acm:ValidationMethod"): ["DNS"],
+    }
+    assert stack["locals"]["aliases"] == (
+        "${var.www_redirect ? [var.domain_name, local.www_domain] : [var.domain_name]}")
+    (tags,) = [s for s in write if "acm:AddTagsToCertificate" in s["actions"]]
+    assert tags["actions"] == ["acm:AddTagsToCertificate"]
+    assert tags["resources"] == ["arn:${local.partition}:acm:us-east-1:${local.account_id}:certificate/*"]
+
+
 def _grants(stack: dict, document: str) -> list[tuple[str, str]]:
     return [(action, resource_) for s in statements(stack, document)
             for action in s["actions"] for resource_ in s["resources"]]
@@ -557,8 +609,8 @@ def test_ci_roles_never_write_iam_or_delete_infrastructure(stack):
             assert action != "*" and not action.endswith(":*"), (document, action)
             if action.startswith("iam:"):
                 assert action in {"iam:PassRole"} or action.startswith(("iam:Get", "iam:List")), action
-            if resource_ == "*":
-                assert action.split(":")[1].startswith("List"), (document, action)
+            if resource_ == "*":  # only actions that have no resource type, scoped by conditions where they write
+                assert action.split(":")[1].startswith("List") or action in UNSCOPABLE_ACTIONS, (document, action)
     write = _grants(stack, "infrastructure_write")
     assert not [a for a, _ in write if "Delete" in a]
     deletes = {(a, r) for a, r in _grants(stack, "release") if "Delete" in a}
