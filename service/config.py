@@ -163,6 +163,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(CORS); browser POSTs from other origins get 403."),
     Setting("ORIGIN_SECRET", "", text, "When set, /api requests must carry it in X-Origin-Verify (only the "
             "CDN can call the API).", secret=True),
+    Setting("ORIGIN_SECRET_PREVIOUS", "", text, "During a rotation, the origin secret being replaced: accepted "
+            "as well as ORIGIN_SECRET until CloudFront sends the new one everywhere (then unset it).", secret=True),
     Setting("VISITOR_RATE_LIMIT", "60/minute", rate, "Counted views per visitor IP (N/second|minute|hour|day, "
             "or off)."),
     Setting("MAX_BODY_BYTES", "65536", integer(1024, 10 * 1024 * 1024), "Largest request body accepted (413 "

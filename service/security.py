@@ -9,7 +9,9 @@
   origin nor listed is refused with 403 (only when ``ALLOWED_ORIGINS`` is set).
 * With ``ORIGIN_SECRET`` set, ``/api`` answers only requests carrying it in
   ``X-Origin-Verify`` (CloudFront adds it), so the Lambda URL cannot be
-  called around the CDN.
+  called around the CDN. During a rotation ``ORIGIN_SECRET_PREVIOUS`` is
+  accepted too; the header is compared with every accepted secret in
+  constant time, so neither the match nor which one matched shows in timing.
 * Every response carries the baseline security headers.
 """
 
@@ -59,16 +61,26 @@ PREFLIGHT = [
 ]
 
 
+def carries_secret(sent: str, accepted: tuple[bytes, ...]) -> bool:
+    """Whether ``sent`` equals one of ``accepted``, compared with each of them in constant time (no early exit)."""
+    matched = False
+    for secret in accepted:
+        matched |= hmac.compare_digest(sent.encode(), secret)
+    return matched
+
+
 def init_app(app: Flask) -> None:
     allowed = frozenset(app.config["ALLOWED_ORIGINS"])
     site_origin = _origin(app.config["SITE_URL"])
-    secret = app.config["ORIGIN_SECRET"].encode()
+    origin_secrets = tuple(value.encode() for value in (app.config["ORIGIN_SECRET"],
+                                                        app.config["ORIGIN_SECRET_PREVIOUS"])
+                           if value)
 
     @app.before_request
     def guard_api():
         if not _is_api(request.path):
             return
-        if secret and not hmac.compare_digest(request.headers.get("X-Origin-Verify", "").encode(), secret):
+        if origin_secrets and not carries_secret(request.headers.get("X-Origin-Verify", ""), origin_secrets):
             raise APIError(403, "forbidden", "requests must come through the site's CDN")
         origin = request.headers.get("Origin")
         if allowed and origin and request.method not in ("GET", "HEAD", "OPTIONS"):

@@ -187,6 +187,21 @@ def test_origin_secret_guards_the_api(make_app):
     assert client.get("/api/health", headers={"X-Origin-Verify": "cdn-only-7f3a"}).status_code == 200
 
 
+def test_origin_secret_rotation_accepts_the_previous_secret_until_it_is_unset(make_app):
+    """Rotation: the function takes the new secret with the old one as previous, then CloudFront switches."""
+    during = make_app(ORIGIN_SECRET="new-secret-2b", ORIGIN_SECRET_PREVIOUS="old-secret-1a").test_client()
+    for sent in ("old-secret-1a", "new-secret-2b"):
+        assert during.get("/api/health", headers={"X-Origin-Verify": sent}).status_code == 200
+    for sent in ("", "old-secret-1", "new-secret-2b-", "guess"):
+        _is_error(during.get("/api/health", headers={"X-Origin-Verify": sent}), 403, "forbidden")
+    _is_error(during.get("/api/health"), 403, "forbidden")
+    after = make_app(ORIGIN_SECRET="new-secret-2b").test_client()
+    _is_error(after.get("/api/health", headers={"X-Origin-Verify": "old-secret-1a"}), 403, "forbidden")
+    assert after.get("/api/health", headers={"X-Origin-Verify": "new-secret-2b"}).status_code == 200
+    previous_only = make_app(ORIGIN_SECRET_PREVIOUS="old-secret-1a").test_client()  # never an open API
+    _is_error(previous_only.get("/api/health"), 403, "forbidden")
+
+
 def test_security_headers_on_every_response(client):
     for response in (client.get("/api/health"), client.get("/api/missing")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
