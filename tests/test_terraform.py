@@ -245,6 +245,16 @@ def test_environment_and_shards_are_constrained(stack):
     assert ">= 1" in shards and "<= 100" in shards and "floor(" in shards
 
 
+def test_counter_shards_default_is_the_app_s(stack):
+    """deploy.yml hands counter_shards to the function (DYNAMODB_COUNTER_SHARDS): its default must be the count
+    functions deployed before ran with, since reads sum only shards 0..N-1."""
+    from service.config import SETTINGS
+
+    (app_default,) = [int(s.default) for s in SETTINGS if s.name == "DYNAMODB_COUNTER_SHARDS"]
+    assert stack["variable"]["counter_shards"]["default"] == app_default
+    assert stack["output"]["counter_shards"]["value"] == "${var.counter_shards}"
+
+
 def test_every_output_is_described(stack):
     assert {"lambda_role_arn", "dynamodb_table_name", "site_bucket", "cloudfront_distribution_id",
             "zappa_bucket", "deploy_role_arn"} <= set(stack["output"])
