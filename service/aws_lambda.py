@@ -112,7 +112,7 @@ def _rule_name(function_name: str, task: str) -> str:
         return f"{prefix:.{max(0, 63 - len(task))}}-{task}"[:64]
 
     found = name(function_name)
-    return found if len(found) < 64 else name(hashlib.sha1(function_name.encode()).hexdigest())  # noqa: S324 - Zappa's name
+    return found if len(found) < 64 else name(hashlib.sha1(function_name.encode(), usedforsecurity=False).hexdigest())
 
 
 def is_own_schedule_event(event: Any, context: Any) -> bool:
