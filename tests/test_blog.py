@@ -417,6 +417,20 @@ def test_no_xss_payload_in_an_issue_body_survives(sqlite_app, upstream, payload)
     assert "After." in post["html"]  # the rest of the post is still there
 
 
+@pytest.mark.parametrize("link", [
+    '<a href="//evil.example/x">x</a>', '<a href="/\\evil.example/x">x</a>', '<a href=" //evil.example/x">x</a>',
+    '<a href="/\t/evil.example/x">x</a>', '<a href="\\\\evil.example/x">x</a>', "[x](//evil.example/x)",
+], ids=["two-slashes", "slash-backslash", "leading-space", "slash-tab-slash", "two-backslashes", "markdown"])
+def test_links_that_only_look_local_become_off_site_links(sqlite_app, upstream, link):
+    # a browser opens each of these at evil.example: they get what every off-site link gets, an absolute URL
+    serve(upstream, [issue(9, body=f"{link} and [home](/blog/2) and [top](#top)")])
+    rendered = sqlite_app.test_client().get("/api/blog/9").get_json()["html"]
+    rel = 'rel="noopener noreferrer nofollow"'
+    assert f'<a href="https://evil.example/x" {rel}>x</a>' in rendered, rendered
+    assert f'<a href="/blog/2" {rel}>home</a>' in rendered and f'<a href="#top" {rel}>top</a>' in rendered
+    assert audit(rendered) == []
+
+
 def test_the_audit_itself_catches_unsafe_html():
     assert audit('<a href="javascript:alert(1)">x</a>')
     assert audit('<img src="x.png" onerror="alert(1)">')
