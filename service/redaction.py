@@ -113,11 +113,18 @@ def install() -> None:
 
         def factory(*args, **kwargs) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            # a malformed record (arguments that do not fit) is left for the handler to report
+            # Only a record that holds a secret is rewritten: others keep their msg and args for whoever
+            # reads them (gunicorn's access log passes its atoms as args). A malformed record (arguments
+            # that do not fit) is left for the handler to report.
             with contextlib.suppress(Exception):
-                record.msg, record.args = redact(record.getMessage()), None
+                message = record.getMessage()
+                cleaned = redact(message)
+                if cleaned != message:
+                    record.msg, record.args = cleaned, None
             if record.exc_info and record.exc_info[0] is not None:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+                text = logging.Formatter().formatException(record.exc_info)
+                if redact(text) != text:
+                    record.exc_text = redact(text)
             if record.stack_info:
                 record.stack_info = redact(record.stack_info)
             return record

@@ -137,3 +137,20 @@ def test_errors_stored_before_redaction_are_hidden_when_shown(make_app, clock):
                             ["outbox", "list", "--json"])}
     assert all("Telegram answered 400" in output for output in outputs.values()), outputs
     assert_nowhere(outputs)
+
+
+def test_a_log_line_or_traceback_quoting_a_secret_is_redacted(make_app, caplog, capsys):
+    make_app(GITHUB_TOKEN=SECRETS["GITHUB_TOKEN"])
+    log = logging.getLogger("service.anything")
+    try:
+        raise RuntimeError(f"GitHub said: Authorization: Bearer {SECRETS['GITHUB_TOKEN']}")
+    except RuntimeError:
+        log.exception("refresh failed with %s", quote(SECRETS["GITHUB_TOKEN"], safe=""))
+    log.warning("an ordinary line %s", "stays as it is")
+    [failed, ordinary] = caplog.records[-2:]
+    assert failed.getMessage() == "refresh failed with <hidden>"
+    assert "Bearer <hidden>" in failed.exc_text
+    assert ordinary.args == ("stays as it is",)  # untouched when there is nothing to hide
+    texts = {"caplog": caplog.text, "stdout": capsys.readouterr().out}
+    assert "Bearer <hidden>" in texts["stdout"]
+    assert_nowhere(texts)
