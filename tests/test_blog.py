@@ -12,6 +12,7 @@ import pytest
 from service import markdown
 
 from .fakes import Reply
+from .storagecalls import StorageCalls
 
 ISSUES = "/repos/octo/blog/issues"
 TTL = 300
@@ -204,6 +205,18 @@ def test_a_transferred_issue_does_not_shift_a_reused_page(app, upstream, clock):
     after = [p["number"] for p in client.get("/api/blog?per_page=50").get_json()["posts"]]
     assert sorted(after) == sorted(before) == sorted([500, *range(1, 21)])
     assert after == before and after.index(500) == 10  # by date: after the newer posts of page 1
+
+
+def test_cached_blog_answers_cost_a_bounded_few_storage_calls(app, upstream):
+    serve(upstream, [issue(n, labels=("published", "notes")) for n in range(120, 0, -1)])
+    client = app.test_client()
+    for url in ("/api/blog", "/api/blog/7"):  # fill the caches
+        client.get(url)
+    for url, bound in (("/api/blog?per_page=50", (2, 51)), ("/api/blog?per_page=50&page=3&tag=notes&x=1", (2, 51)),
+                       ("/api/blog?page=10000", (1, 1)), ("/api/blog/7", (3, 3)), ("/api/blog/feed.xml", (1, 1))):
+        with StorageCalls(app) as cost:
+            assert client.get(url).status_code == 200, url
+        assert cost.calls <= bound[0] and cost.items <= bound[1], (url, cost.calls, cost.items)
 
 
 def test_list_pages_are_conditional_and_a_304_page_is_reused(app, upstream, clock):
