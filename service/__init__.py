@@ -30,7 +30,7 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from . import api, cli, db, errors, logs, security, site
+    from . import api, cli, db, errors, logs, redaction, security, site
     from . import config as settings
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
+    redaction.init_app(app)
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)

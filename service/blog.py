@@ -138,7 +138,7 @@ def _fetch_posts(repo: str, label: str, author: str, previous: cache.Entry | Non
 def with_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one call."""
     keys = {item["number"]: visitors.page_key(f"/blog/{item['number']}") for item in items}
-    counts = get_storage().counters(list(keys.values())) if keys else {}
+    counts = get_storage().counters(list(keys.values()), consistent=False) if keys else {}
     return [{**item, "views": counts.get(keys[item["number"]], 0)} for item in items]
 
 

@@ -160,7 +160,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXIES", "0", integer(0, 10), "Proxies in front of the app whose X-Forwarded-For is "
             "trusted (0: the socket address is the client)."),
     Setting("ALLOWED_ORIGINS", "", origins, "Comma-separated origins allowed to call the API from a browser "
-            "(CORS); browser POSTs from other origins get 403."),
+            "(CORS) besides the site's own (SITE_URL's); browser POSTs from any other origin get 403 (empty: "
+            "only the site's own)."),
     Setting("ORIGIN_SECRET", "", text, "When set, /api requests must carry it in X-Origin-Verify (only the "
             "CDN can call the API).", secret=True),
     Setting("ORIGIN_SECRET_PREVIOUS", "", text, "During a rotation, the origin secret being replaced: accepted "

@@ -4,8 +4,12 @@
 `APIError` ``{"error": "invalid", "fields": {name: problem}}`` listing every
 bad field at once. Strings are Unicode-normalised (NFC) and trimmed; line
 breaks are normalised to ``\\n`` and allowed only in ``message``; every
-other control character is refused, as are lone surrogates. Lengths count
-characters (code points) after cleaning. Unknown fields are ignored.
+other control character is refused, as are lone surrogates; one-line fields
+also refuse the line and paragraph separators (U+2028/U+2029) and the
+bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+U+2066-U+2069), which could make a name or subject read differently from
+what it says. Lengths count characters (code points) after cleaning.
+Unknown fields are ignored.
 
 `render` lays a stored message out as Telegram HTML parts in order, each
 within Telegram's limit, every character the visitor wrote escaped and
@@ -48,6 +52,9 @@ FIELDS = (
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
                     r"\u0080-\U0010FFFF]+)*")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+#: Characters a one-line field refuses besides control characters (see the module docstring).
+_SEPARATORS = frozenset("\u2028\u2029")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def clean(value: str, *, multiline: bool) -> str:
@@ -58,11 +65,13 @@ def clean(value: str, *, multiline: bool) -> str:
         raise ValueError("must not contain invalid characters") from None
     value = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
     for char in value:
-        if char == "\n":
+        if char == "\n" or (char in _SEPARATORS and not multiline):
             if not multiline:
                 raise ValueError("must be one line")
         elif unicodedata.category(char) == "Cc":
             raise ValueError("must not contain control characters")
+        elif char in _BIDI_CONTROLS and not multiline:
+            raise ValueError("must not contain bidirectional control characters")
     return value
 
 

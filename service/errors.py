@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .redaction import redact_data
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class APIError(Exception):
 def error_response(status: int, code: str | None = None, message: str = "", /, *,
                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"error": code or CODES.get(status, "error"), "message": message or CODES.get(status, "error"), **extra}
-    response = jsonify(body)
+    # an error answer may quote an upstream or an exception: no configured secret leaves in it
+    response = jsonify(redact_data(body))
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():

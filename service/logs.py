@@ -36,7 +36,8 @@ class JSONFormatter(logging.Formatter):
             entry["method"] = request.method
             entry["path"] = request.path
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # the text `redaction` made when the record was created, secrets taken out
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -5,7 +5,9 @@ autolinks, task lists; fenced code keeps its ``language-*`` class; raw HTML
 is parsed) and then sanitises with an nh3 allowlist, which is what makes the
 output safe: no script/style/iframe/object/embed/form elements, no event
 handlers or other unlisted attributes, links only to http(s)/mailto or
-relative addresses and always with ``rel="noopener noreferrer nofollow"``,
+relative addresses and always with ``rel="noopener noreferrer nofollow"``
+(an address that only looks relative but leaves the site, ``//host`` or
+``/\\host``, is rewritten to the absolute ``https://host`` it opens),
 images only from absolute http(s) addresses, inputs only as disabled
 checkboxes. `plain` gives the text a reader sees (for excerpts and word
 counts).
@@ -44,7 +46,23 @@ def _filter(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src":
         parts = urlsplit(value.strip())
         return value if parts.scheme in ("http", "https") and parts.netloc else None
+    if tag == "a" and attribute == "href":
+        return _off_site(value)
     return value
+
+
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
+def _off_site(href: str) -> str:
+    """``href`` as a browser reads it when that is another site: ``//host`` and ``/\\host`` (and the
+    same with tabs, newlines or leading spaces, which browsers drop) become ``https://host``, an
+    ordinary off-site link; anything else is kept as written."""
+    # what a browser's URL parser removes before reading: leading/trailing C0 and spaces, every tab and newline
+    read = re.sub(r"[\t\n\r]", "", href.strip(_C0_AND_SPACE))
+    if len(read) >= 2 and read[0] in "/\\" and read[1] in "/\\":
+        return "https://" + read.lstrip("/\\").replace("\\", "/")
+    return href
 
 
 @functools.cache

@@ -48,6 +48,7 @@ from flask.cli import AppGroup
 from . import cache
 from .clock import now
 from .db import get_storage
+from .redaction import redact
 from .storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -371,13 +372,19 @@ def deliver_command(loop: bool, interval: float | None):
     log.info("outbox worker stopped")
 
 
+def _error(item: QueueItem) -> str | None:
+    """The record's last error as shown: redacted again, since a record stored by an older version may
+    still quote a secret."""
+    return redact(item.last_error) if item.last_error else None
+
+
 def _item_view(item: QueueItem) -> dict[str, Any]:
     payload = item.payload
     return {"id": item.id, "state": item.state, "received": _when(item.created_at), "attempts": item.attempts,
             "name": payload.get("name"), "email": payload.get("email"), "subject": payload.get("subject") or "",
             "page": payload.get("page") or "", "message": payload.get("message"),
             "next_try": _when(item.ready_at) if item.state == PENDING else None,
-            "last_error": item.last_error or None}
+            "last_error": _error(item)}
 
 
 @outbox_cli.command("list")
@@ -426,7 +433,7 @@ def status_command(as_json: bool):
         "paused_until": _when(pause) if pause else None,
         "oldest_pending": _item_view(pending[0]) if pending else None,
         "next_try": _when(min(item.ready_at for item in pending)) if pending else None,
-        "dead": [{"id": item.id, "received": _when(item.created_at), "reason": item.last_error} for item in dead],
+        "dead": [{"id": item.id, "received": _when(item.created_at), "reason": _error(item)} for item in dead],
     }
     if as_json:
         click.echo(json.dumps(status, ensure_ascii=False))
@@ -437,13 +444,13 @@ def status_command(as_json: bool):
     if pending:
         oldest = pending[0]
         click.echo(f"oldest pending: {oldest.id}, received {_duration(at - oldest.created_at)} ago, "
-                   f"attempts {oldest.attempts}" + (f", last error: {oldest.last_error}" if oldest.last_error else ""))
+                   f"attempts {oldest.attempts}" + (f", last error: {_error(oldest)}" if oldest.last_error else ""))
         soonest = min(item.ready_at for item in pending)
         click.echo("next try: " + ("now" if soonest <= at else f"in {_duration(soonest - at)}"))
     if pause:
         click.echo(f"delivery paused until {status['paused_until']} (Telegram failed or asked to wait)")
     for item in dead:
-        click.echo(f"dead: {item.id}  received {_when(item.created_at)}  {item.last_error}")
+        click.echo(f"dead: {item.id}  received {_when(item.created_at)}  {_error(item)}")
 
 
 @outbox_cli.command("requeue")

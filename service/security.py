@@ -6,7 +6,11 @@
   hook cost about 80 us, an eighth of a counted view (measured with
   ``bench``), for an exact-match origin list that needs none of its options.
 * A browser POST to ``/api`` whose ``Origin`` is neither the site's own
-  origin nor listed is refused with 403 (only when ``ALLOWED_ORIGINS`` is set).
+  origin (``SITE_URL``'s, or the host the request was sent to) nor listed in
+  ``ALLOWED_ORIGINS`` is refused with 403, also when that setting is empty:
+  other sites' pages cannot spend the contact form's limits with their
+  visitors' browsers. A request without ``Origin`` (curl, a server) is not
+  a browser's cross-site POST and passes.
 * With ``ORIGIN_SECRET`` set, ``/api`` answers only requests carrying it in
   ``X-Origin-Verify`` (CloudFront adds it), so the Lambda URL cannot be
   called around the CDN. During a rotation ``ORIGIN_SECRET_PREVIOUS`` is
@@ -83,7 +87,7 @@ def init_app(app: Flask) -> None:
         if origin_secrets and not carries_secret(request.headers.get("X-Origin-Verify", ""), origin_secrets):
             raise APIError(403, "forbidden", "requests must come through the site's CDN")
         origin = request.headers.get("Origin")
-        if allowed and origin and request.method not in ("GET", "HEAD", "OPTIONS"):
+        if origin and request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = origin.rstrip("/")
             if origin not in allowed and origin != site_origin and origin != f"{request.scheme}://{request.host}":
                 raise APIError(403, "origin_not_allowed", "this origin may not post to the API")

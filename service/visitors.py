@@ -3,7 +3,9 @@
 Counter keys: ``page:<path>`` (views of one page), ``site:views`` (all views),
 ``site:uniques`` (all-time sum of daily unique visitors) and, per UTC day,
 ``site:day:<date>:views`` / ``site:day:<date>:uniques``. A visitor's daily
-marker is ``visitor:<date>:<hash>`` (48 h). Views are counted by one
+marker is ``visitor:<date>:<hash>`` (48 h). The daily series keeps the
+finished days in one value, ``visitors:daily-history`` (see `daily`), so
+its cost does not grow with ``days``. Views are counted by one
 `Storage.hit`: rate limit, counters, unique marker and the read-back in
 one atomic step (one round trip on Redis and SQLite).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from urllib.parse import unquote
 
@@ -24,6 +27,14 @@ from .storage import Hit, Storage
 
 MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
+#: Longest daily series the API answers (``days``).
+MAX_DAYS = 365
+#: Days whose counters may still grow (today, yesterday): read live; older ones come from `HISTORY_KEY`.
+LIVE_DAYS = 2
+#: The value holding the finished days of the daily series (see `_history`).
+HISTORY_KEY = "visitors:daily-history"
+#: Real seconds the history value is kept (refolded from the counters if it is lost).
+HISTORY_TTL = 400 * 86400
 _ALLOWED = re.compile(r"[A-Za-z0-9/._~-]*")
 _INDEX_FILES = ("index.html", "index.htm")
 
@@ -76,7 +87,7 @@ def _answer(path: str, counts: dict[str, int], counted: bool) -> dict:
 
 def read(storage: Storage, path: str) -> dict:
     """The counts for ``path`` without counting."""
-    return _answer(path, storage.counters(_read_keys(path)), counted=False)
+    return _answer(path, storage.counters(_read_keys(path), consistent=False), counted=False)
 
 
 def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
@@ -99,12 +110,57 @@ def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str,
     return _answer(path, result.counts, counted=True)
 
 
+def _day_keys(date: str) -> list[str]:
+    return [f"site:day:{date}:views", f"site:day:{date}:uniques"]
+
+
+def _history(storage: Storage, today: dt.date) -> dict[str, list[int]]:
+    """``{date: [views, uniques]}`` of the finished days in the series' reach, from `HISTORY_KEY`.
+
+    Days up to the day before yesterday are final (a view is counted on the day it happens), so
+    they are read from their counters once and kept in one value; a request that finds days
+    missing folds them in (normally one day, once a day) and stores the value again. Concurrent
+    folds compute the same value, so no lock is needed.
+    """
+    last = today - dt.timedelta(days=LIVE_DAYS)
+    oldest = today - dt.timedelta(days=MAX_DAYS - 1)
+    raw = storage.get(HISTORY_KEY)
+    try:
+        stored = json.loads(raw) if raw else {}
+        through = dt.date.fromisoformat(stored["through"]) if stored else oldest - dt.timedelta(days=1)
+        days = {d: [int(v), int(u)] for d, (v, u) in stored.get("days", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        through, days = oldest - dt.timedelta(days=1), {}
+    if through >= last:
+        return days
+    start = max(through + dt.timedelta(days=1), oldest)
+    missing = [(start + dt.timedelta(days=n)).isoformat() for n in range((last - start).days + 1)]
+    counts = storage.counters([key for d in missing for key in _day_keys(d)], consistent=False)
+    for d in missing:
+        views, uniques = (counts[key] for key in _day_keys(d))
+        if views or uniques:
+            days[d] = [views, uniques]
+    days = {d: value for d, value in days.items() if d >= oldest.isoformat()}
+    storage.set(HISTORY_KEY, json.dumps({"through": last.isoformat(), "days": days}, separators=(",", ":")),
+                ttl=HISTORY_TTL)
+    return days
+
+
 def daily(storage: Storage, days: int, now: float) -> list[dict]:
-    """Views and unique visitors for the last ``days`` UTC days, oldest first, today included."""
+    """Views and unique visitors for the last ``days`` UTC days (at most `MAX_DAYS`), oldest first,
+    today included.
+
+    Two storage calls whatever ``days`` is: the history value (finished days, see `_history`) and
+    one eventually consistent read of the `LIVE_DAYS` still counting (today and yesterday).
+    """
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     dates = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
-    counts = storage.counters([f"site:day:{d}:{kind}" for d in dates for kind in ("views", "uniques")])
-    return [{"date": d, "views": counts[f"site:day:{d}:views"], "unique_visitors": counts[f"site:day:{d}:uniques"]}
+    history = _history(storage, today) if days > LIVE_DAYS else {}
+    live = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(LIVE_DAYS)]
+    counts = storage.counters([key for d in live for key in _day_keys(d)], consistent=False)
+    for d in live:
+        history[d] = [counts[key] for key in _day_keys(d)]
+    return [{"date": d, "views": history.get(d, [0, 0])[0], "unique_visitors": history.get(d, [0, 0])[1]}
             for d in dates]
 
 

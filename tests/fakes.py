@@ -8,7 +8,10 @@
 
 Replies queued for a route are used in order; the last one repeats. A
 `Reply` may be a callable taking the `Recorded` request. ``delay`` makes
-the server hold the answer (to trip read timeouts).
+the server hold the answer (to trip read timeouts), ``reason`` sets the
+status line's reason phrase. ``fake.fallback`` answers unscripted routes
+(default: 404). `echo` makes the hostile upstream: one that hands back
+everything it received, secrets included, in its error text.
 """
 
 from __future__ import annotations
@@ -45,15 +48,36 @@ class Reply:
     body: bytes | str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
+    reason: str | None = None
 
 
 Responder = Reply | Callable[[Recorded], Reply]
+
+
+def echo(status: int = 400, *, as_json: bool = True, **fields: Any) -> Callable[[Recorded], Reply]:
+    """A responder that repeats the whole request (method, path, query, every header, the body) in every
+    place an upstream puts words we might pass on: the status line's reason, and, as JSON, ``description``
+    (Telegram), ``error``/``error_description`` (OAuth), ``message`` (GitHub) and ``error-codes``
+    (Turnstile), plus ``fields``; ``as_json=False`` answers the same text as an HTML page instead."""
+    def respond(recorded: Recorded) -> Reply:
+        words = [recorded.method, recorded.path, *(f"{k}={v}" for k, values in recorded.query.items()
+                                                   for v in values),
+                 *(f"{name}: {value}" for name, value in recorded.headers.items()),
+                 recorded.body.decode("utf-8", "replace")]
+        text = " | ".join(words)
+        reason = f"Echo {recorded.method} {recorded.path}"
+        if not as_json:
+            return Reply(status, body=f"<html>{text}</html>", headers={"Content-Type": "text/html"}, reason=reason)
+        return Reply(status, json={"ok": False, "description": text, "error": text, "error_description": text,
+                                   "message": text, "error-codes": words, **fields}, reason=reason)
+    return respond
 
 
 class FakeUpstream:
     def __init__(self):
         self.routes: dict[tuple[str, str], list[Responder]] = {}
         self.requests: list[Recorded] = []
+        self.fallback: Responder = Reply(404, json={"message": "Not Found"})
         self.lock = threading.Lock()
         fake = self
 
@@ -78,7 +102,7 @@ class FakeUpstream:
                 if isinstance(payload, str):
                     payload = payload.encode()
                 try:
-                    self.send_response(reply.status)
+                    self.send_response(reply.status, reply.reason)
                     headers = dict(reply.headers)
                     if reply.json is not None and reply.body is None:
                         headers.setdefault("Content-Type", "application/json; charset=utf-8")
@@ -121,9 +145,7 @@ class FakeUpstream:
         with self.lock:
             self.requests.append(recorded)
             queue = self.routes.get((recorded.method, recorded.path))
-            if not queue:
-                return Reply(404, json={"message": "Not Found"})
-            responder = queue.pop(0) if len(queue) > 1 else queue[0]
+            responder = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else self.fallback
         return responder(recorded) if callable(responder) else responder
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:

@@ -12,6 +12,7 @@ import pytest
 from service import markdown
 
 from .fakes import Reply
+from .storagecalls import StorageCalls
 
 ISSUES = "/repos/octo/blog/issues"
 TTL = 300
@@ -204,6 +205,18 @@ def test_a_transferred_issue_does_not_shift_a_reused_page(app, upstream, clock):
     after = [p["number"] for p in client.get("/api/blog?per_page=50").get_json()["posts"]]
     assert sorted(after) == sorted(before) == sorted([500, *range(1, 21)])
     assert after == before and after.index(500) == 10  # by date: after the newer posts of page 1
+
+
+def test_cached_blog_answers_cost_a_bounded_few_storage_calls(app, upstream):
+    serve(upstream, [issue(n, labels=("published", "notes")) for n in range(120, 0, -1)])
+    client = app.test_client()
+    for url in ("/api/blog", "/api/blog/7"):  # fill the caches
+        client.get(url)
+    for url, bound in (("/api/blog?per_page=50", (2, 51)), ("/api/blog?per_page=50&page=3&tag=notes&x=1", (2, 51)),
+                       ("/api/blog?page=10000", (1, 1)), ("/api/blog/7", (3, 3)), ("/api/blog/feed.xml", (1, 1))):
+        with StorageCalls(app) as cost:
+            assert client.get(url).status_code == 200, url
+        assert cost.calls <= bound[0] and cost.items <= bound[1], (url, cost.calls, cost.items)
 
 
 def test_list_pages_are_conditional_and_a_304_page_is_reused(app, upstream, clock):
@@ -415,6 +428,20 @@ def test_no_xss_payload_in_an_issue_body_survives(sqlite_app, upstream, payload)
     post = sqlite_app.test_client().get("/api/blog/9").get_json()
     assert audit(post["html"]) == [], post["html"]
     assert "After." in post["html"]  # the rest of the post is still there
+
+
+@pytest.mark.parametrize("link", [
+    '<a href="//evil.example/x">x</a>', '<a href="/\\evil.example/x">x</a>', '<a href=" //evil.example/x">x</a>',
+    '<a href="/\t/evil.example/x">x</a>', '<a href="\\\\evil.example/x">x</a>', "[x](//evil.example/x)",
+], ids=["two-slashes", "slash-backslash", "leading-space", "slash-tab-slash", "two-backslashes", "markdown"])
+def test_links_that_only_look_local_become_off_site_links(sqlite_app, upstream, link):
+    # a browser opens each of these at evil.example: they get what every off-site link gets, an absolute URL
+    serve(upstream, [issue(9, body=f"{link} and [home](/blog/2) and [top](#top)")])
+    rendered = sqlite_app.test_client().get("/api/blog/9").get_json()["html"]
+    rel = 'rel="noopener noreferrer nofollow"'
+    assert f'<a href="https://evil.example/x" {rel}>x</a>' in rendered, rendered
+    assert f'<a href="/blog/2" {rel}>home</a>' in rendered and f'<a href="#top" {rel}>top</a>' in rendered
+    assert audit(rendered) == []
 
 
 def test_the_audit_itself_catches_unsafe_html():

@@ -12,7 +12,7 @@ import pytest
 from service.storage import DEAD, DONE, PENDING, open_storage
 
 from .conftest import BACKENDS
-from .fakes import Reply
+from .fakes import Reply, echo
 from .servers import free_port
 
 IP = "203.0.113.7"
@@ -101,6 +101,15 @@ CASES = [
     ("name-tab", {"name": "Ada\tL"}, {"name": "control"}),
     ("name-escape", {"name": "Ada\x1b[31m"}, {"name": "control"}),
     ("name-nfc-100", {"name": "e\u0301" * 100}, None),  # 200 code points, 100 after NFC
+    ("name-rtl-override", {"name": "Ada \u202egnp.exe"}, {"name": "bidirectional"}),
+    ("name-embedding", {"name": "Ada \u202aL"}, {"name": "bidirectional"}),
+    ("name-isolate", {"name": "Ada \u2066x\u2069"}, {"name": "bidirectional"}),
+    ("name-line-separator", {"name": "Ada\u2028Lovelace"}, {"name": "one line"}),
+    ("name-arabic", {"name": "\u0622\u062f\u0627"}, None),  # right-to-left letters are fine, only controls are not
+    ("subject-override", {"subject": "Invoice \u202dfdp.exe"}, {"subject": "bidirectional"}),
+    ("subject-paragraph-separator", {"subject": "one\u2029two"}, {"subject": "one line"}),
+    ("email-override", {"email": "ada\u202e@example.com"}, {"email": "bidirectional"}),
+    ("message-line-separator", {"message": "one\u2028two"}, None),  # the message may have lines
     ("name-number", {"name": 42}, {"name": "text"}),
     ("name-array", {"name": ["Ada"]}, {"name": "text"}),
     ("name-object", {"name": {"first": "Ada"}}, {"name": "text"}),
@@ -307,6 +316,21 @@ def test_foreign_origins_cannot_post(make_app, backend):
     assert len(stored(app)[PENDING]) == 3
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_allowed_origins_only_the_site_itself_may_post_from_a_browser(make_app, backend):
+    app = make_app(backend, SITE_URL="https://me.example")
+    client = app.test_client()
+    for origin in ("https://evil.example", "null", "https://me.example.evil.example", "http://me.example"):
+        refused = post(client, GOOD, headers={"Origin": origin})
+        assert refused.status_code == 403 and refused.get_json()["error"] == "origin_not_allowed", origin
+    assert not stored(app)[PENDING]
+    assert post(client, GOOD, headers={"Origin": "https://me.example"}).status_code == 202
+    assert post(client, GOOD, headers={"Origin": "http://localhost"}).status_code == 202  # the host it was sent to
+    assert post(client, GOOD).status_code == 202  # no Origin (curl, a server): as before
+    assert client.post("/api/visitors", json={"path": "/"}, headers={"Origin": "https://evil.example"}).status_code \
+        == 403
+
+
 # -- Turnstile ---------------------------------------------------------------------------------------
 
 def _turnstile_app(make_app, upstream, backend="sqlite"):
@@ -329,6 +353,21 @@ def test_turnstile_pass_and_fail(make_app, upstream, backend):
     assert failed.get_json()["codes"] == ["invalid-input-response"]
     [item] = stored(app)[PENDING]
     assert item.payload["turnstile"] == "passed"
+
+
+def test_turnstile_answers_pass_on_only_documented_codes(make_app, upstream):
+    # a siteverify that echoes the request would otherwise hand the secret to the visitor
+    client = _turnstile_app(make_app, upstream).test_client()
+    upstream.script("POST", SITEVERIFY, echo(200, success=False),
+                    Reply(200, json={"success": False, "error-codes": [
+                        "timeout-or-duplicate", "secret=0x-test-secret", "timeout-or-duplicate", 7, None,
+                        "internal-error"]}))
+    echoed = post(client, {**GOOD, "cf-turnstile-response": "t"})
+    assert echoed.status_code == 400 and echoed.get_json()["codes"] == []
+    mixed = post(client, {**GOOD, "cf-turnstile-response": "t"})
+    assert mixed.get_json()["codes"] == ["timeout-or-duplicate", "internal-error"]
+    for answer in (echoed, mixed):
+        assert "0x-test-secret" not in answer.get_data(as_text=True)
 
 
 def test_turnstile_missing_token_fails_without_asking(make_app, upstream):

@@ -12,7 +12,7 @@ from service.contact import render
 from service.upstream import UpstreamError
 from service.upstream.telegram import MAX_LENGTH, send_message, split, utf16_length
 
-from .fakes import Reply
+from .fakes import Reply, echo
 from .servers import free_port
 
 TOKEN = "123456789:AAE-test_TOKEN-value"
@@ -117,6 +117,14 @@ def test_timeouts_and_refused_connections_are_transient_and_keep_the_token_out(u
         send_message(closed, TOKEN, "1", "x", timeout=0.5)
     assert caught.value.transient and "connection failed" in str(caught.value)
     assert TOKEN not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize("reply", [echo(400), echo(502, as_json=False), echo(401)], ids=["description", "reason",
+                                                                                  "credentials"])
+def test_an_answer_that_repeats_the_path_keeps_the_token_out(upstream, reply):
+    # Telegram's description (or the status line's reason) may quote the request path, the token's place
+    exc = _error(upstream, reply)
+    assert "/bot<hidden>/sendMessage" in str(exc)
 
 
 def test_the_token_never_reaches_a_log_line(upstream, caplog):

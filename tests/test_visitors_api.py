@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import BACKENDS
+from .storagecalls import StorageCalls
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 OTHER_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15"
@@ -156,3 +157,54 @@ def test_badge_is_an_svg_with_the_count(client):
     assert "max-age=300" in badge.headers["Cache-Control"]
     assert b"<svg" in badge.data and b">3</text>" in badge.data
     assert client.get("/api/visitors/badge.svg?path=/../x").status_code == 400
+
+
+# -- what one anonymous request costs the store ------------------------------------------------------
+
+#: (storage calls, keys read) at most, per backend, for an anonymous read: figures in the README.
+#: DynamoDB reads each site-wide counter as 4 shards (the default DYNAMODB_COUNTER_SHARDS).
+READ_BOUND = {"sqlite": (1, 3), "redis": (1, 3), "dynamodb": (1, 9)}
+DAILY_BOUND = {"sqlite": (2, 5), "redis": (2, 5), "dynamodb": (2, 17)}
+#: The first request of a new UTC day also folds the finished day into the history: one read, one write.
+DAILY_FOLD_BOUND = {"sqlite": (6, 7), "redis": (4, 7), "dynamodb": (4, 26)}
+
+
+def cost(app, call):
+    with StorageCalls(app) as measured:
+        answer = call()
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return measured
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_anonymous_requests_cost_a_constant_few_storage_calls(make_app, clock, backend):
+    app = make_app(backend, VISITOR_RATE_LIMIT="off")
+    client = app.test_client()
+    for day, views in enumerate((3, 1, 2)):  # 2027-01-15, -16, -17
+        for n in range(views):
+            view(client, "/", ip=f"198.51.100.{n}")
+        if day < 2:
+            clock.advance(86400)
+    client.get("/api/visitors/daily?days=365")  # the history is built once
+    expected = {"2027-01-15": (3, 3), "2027-01-16": (1, 1), "2027-01-17": (2, 2)}
+    for query in ("days=1", "days=30", "days=365", "days=365&x=1", "days=365&days=2&junk=" + "x" * 500):
+        measured = cost(app, lambda q=query: client.get(f"/api/visitors/daily?{q}"))
+        assert measured.calls <= DAILY_BOUND[backend][0] and measured.items <= DAILY_BOUND[backend][1], query
+        assert not any(measured.consistent[1:]), "display reads of counters are eventually consistent"
+    series = client.get("/api/visitors/daily?days=365").json
+    assert len(series) == 365 and series[-1]["date"] == "2027-01-17"
+    assert {d["date"]: (d["views"], d["unique_visitors"]) for d in series if d["views"]} == expected
+    for url in ("/api/visitors?path=/" + "a/" * 90, "/api/visitors/badge.svg?path=/", "/api/health"):
+        measured = cost(app, lambda u=url: client.get(u))
+        assert measured.calls <= READ_BOUND[backend][0] and measured.items <= READ_BOUND[backend][1], url
+
+    # a new day: one request folds 2027-01-16 (now final) into the history, the next ones are back to the bound
+    clock.advance(86400)
+    view(client, "/", ip="203.0.113.50")
+    measured = cost(app, lambda: client.get("/api/visitors/daily?days=365"))
+    assert measured.calls <= DAILY_FOLD_BOUND[backend][0] and measured.items <= DAILY_FOLD_BOUND[backend][1]
+    measured = cost(app, lambda: client.get("/api/visitors/daily?days=365"))
+    assert measured.calls <= DAILY_BOUND[backend][0] and measured.items <= DAILY_BOUND[backend][1]
+    series = client.get("/api/visitors/daily?days=4").json
+    assert [(d["date"], d["views"]) for d in series] == [("2027-01-15", 3), ("2027-01-16", 1), ("2027-01-17", 2),
+                                                         ("2027-01-18", 1)]

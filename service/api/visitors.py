@@ -46,7 +46,7 @@ def read_counts():
 
 @bp.get("/visitors/daily")
 def daily():
-    days = query_int("days", 30, 1, 365)
+    days = query_int("days", 30, 1, visitors.MAX_DAYS)
     response = jsonify(visitors.daily(get_storage(), days, now()))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response

@@ -157,8 +157,12 @@ class Storage(abc.ABC):
         """Atomically add ``amount`` (>= 0) to a counter; return its new total."""
 
     @abc.abstractmethod
-    def counters(self, keys: Sequence[str]) -> dict[str, int]:
-        """Read many counters at once; missing ones are 0."""
+    def counters(self, keys: Sequence[str], *, consistent: bool = True) -> dict[str, int]:
+        """Read many counters at once; missing ones are 0.
+
+        ``consistent=False`` allows a read that may miss the last second of writes (DynamoDB's
+        eventually consistent read, half the cost); reads for display use it.
+        """
 
     # -- values -------------------------------------------------------------
     @abc.abstractmethod

@@ -20,7 +20,8 @@ queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), .
 
 Hot counters take writes on a random shard, so one counter is not capped
 by a partition's ~1,000 writes/s; reads sum the shards with one
-``BatchGetItem`` (strongly consistent). Increments are ``UpdateItem ADD``:
+``BatchGetItem`` (strongly consistent, or eventually consistent for reads
+that only display counts: half the read units). Increments are ``UpdateItem ADD``:
 atomic, but a call retried after a lost answer may count twice.
 
 DynamoDB deletes expired items lazily (often days later) and emulators
@@ -192,10 +193,10 @@ class DynamoDBStorage(Storage):
             return self.counters([key])[key]
         return value
 
-    def _batch_get(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _batch_get(self, pks: Sequence[str], consistent: bool = True) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for chunk in batches(dict.fromkeys(pks), 100):
-            request = {self.table: {"Keys": [self._key(pk) for pk in chunk], "ConsistentRead": True}}
+            request = {self.table: {"Keys": [self._key(pk) for pk in chunk], "ConsistentRead": consistent}}
             for _ in range(8):  # unprocessed keys come back under throttling: retry them
                 answer = self._call("batch_get_item", RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table, []):
@@ -208,10 +209,10 @@ class DynamoDBStorage(Storage):
                 raise StorageError("DynamoDB: BatchGetItem left keys unprocessed")
         return found
 
-    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+    def counters(self, keys: Sequence[str], *, consistent: bool = True) -> dict[str, int]:
         if not keys:
             return {}
-        items = self._batch_get([pk for key in keys for pk in self._counter_keys(key)])
+        items = self._batch_get([pk for key in keys for pk in self._counter_keys(key)], consistent)
         return {key: sum(int(items[pk]["n"]["N"]) for pk in self._counter_keys(key) if pk in items)
                 for key in keys}
 

@@ -180,7 +180,7 @@ class RedisStorage(Storage):
     def incr(self, key: str, amount: int = 1) -> int:
         return int(self._call(self.client.incrby, self._c(key), amount))
 
-    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+    def counters(self, keys: Sequence[str], *, consistent: bool = True) -> dict[str, int]:
         if not keys:
             return {}
         values = self._call(self.client.mget, [self._c(k) for k in keys])

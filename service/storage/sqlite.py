@@ -152,7 +152,7 @@ class SQLiteStorage(Storage):
         with self._tx() as conn:
             return self._incr(conn, key, amount)
 
-    def counters(self, keys: Sequence[str]) -> dict[str, int]:
+    def counters(self, keys: Sequence[str], *, consistent: bool = True) -> dict[str, int]:
         try:
             return self._counters(self._connection(), keys)
         except sqlite3.Error as exc:

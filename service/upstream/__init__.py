@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream 
     import requests
 
 from .. import __version__
+from ..redaction import redact
 
 #: (connect, read) seconds for every upstream call.
 TIMEOUT = (3.05, 5.0)
@@ -29,12 +30,13 @@ class UpstreamError(Exception):
     ``status`` is the HTTP status (None when there was no answer), ``transient``
     whether a later retry may succeed, ``retry_after`` the upstream's requested
     wait in seconds (or None). The message never contains tokens or the
-    upstream's body.
+    upstream's body, and whatever upstream text it quotes passes `redaction.redact`
+    here, so no configured secret survives in it.
     """
 
     def __init__(self, message: str, *, status: int | None = None, transient: bool = True,
                  retry_after: float | None = None):
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status = status
         self.transient = transient
         self.retry_after = retry_after

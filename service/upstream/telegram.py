@@ -9,21 +9,22 @@ notify anyone.
 
 The bot token is part of the URL path (``/bot<token>/sendMessage``). It never
 reaches an exception message (errors are rebuilt from the status and
-Telegram's description, without the request's exception chain) nor a log
-line (`TokenFilter` rewrites urllib3's debug lines, which print the path).
+Telegram's description, without the request's exception chain, and
+`UpstreamError` redacts that description, which may quote the path) nor a
+log line (`service.redaction` rewrites every record, urllib3's debug lines
+that print the path included).
 """
 
 from __future__ import annotations
 
 import html
-import logging
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
+from .. import redaction
 from . import TIMEOUT, UpstreamError, classify, header_seconds, session
 
 #: Telegram's limit for one message: characters after entity parsing, counted in UTF-16 code units.
@@ -35,30 +36,9 @@ _CREDENTIALS = (401, 404)
 _local = threading.local()
 
 
-class TokenFilter(logging.Filter):
-    """Replace ``/bot<token>/`` in a log record by ``/bot<hidden>/``."""
-
-    _TOKEN = re.compile(r"/bot[^/\s\"']+/")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the handler's problem, not a reason to drop it
-            return True
-        if "/bot" in message:
-            record.msg, record.args = self._TOKEN.sub("/bot<hidden>/", message), None
-        return True
-
-
-def _install_filter() -> None:
-    # urllib3 prints the request path ("POST /bot<token>/sendMessage") on these loggers.
-    for name in ("urllib3.connectionpool", "urllib3.util.retry"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, TokenFilter) for f in logger.filters):
-            logger.addFilter(TokenFilter())
-
-
-_install_filter()
+# urllib3 logs the request path ("POST /bot<token>/sendMessage") at DEBUG: make sure records are redacted
+# even when this client is used without an app.
+redaction.install()
 
 
 def _session() -> requests.Session:

@@ -20,11 +20,18 @@ TIMEOUT = (2.0, 3.0)
 #: Longest token Cloudflare issues; anything longer is refused without a call.
 MAX_TOKEN_LENGTH = 2048
 
+#: The error codes Cloudflare documents for siteverify: the only ones passed on to a visitor. Anything
+#: else an answer carries (an echo of the request, with the secret in it) is dropped.
+ERROR_CODES = frozenset({"missing-input-secret", "invalid-input-secret", "missing-input-response",
+                         "invalid-input-response", "bad-request", "timeout-or-duplicate", "internal-error"})
+
 _session: requests.Session | None = None
 
 
 def verify(verify_url: str, secret: str, token: str, remote_ip: str | None = None) -> tuple[bool, list[str]]:
     """``(passed, error codes)`` for ``token``; an empty or oversized token fails without a call.
+
+    The codes are Cloudflare's documented ones only (`ERROR_CODES`), each once, in the answer's order.
 
     Raises `UpstreamError` (transient) when siteverify cannot be asked or
     gives no readable answer: the check did not happen, which is not the
@@ -51,4 +58,6 @@ def verify(verify_url: str, secret: str, token: str, remote_ip: str | None = Non
         raise UpstreamError(f"siteverify answered {response.status_code} without a verdict",
                             status=response.status_code, transient=True)
     codes = answer.get("error-codes")
-    return answer["success"], [str(code) for code in codes] if isinstance(codes, list) else []
+    codes = codes if isinstance(codes, list) else []
+    return answer["success"], list(dict.fromkeys(code for code in codes if isinstance(code, str)
+                                                 and code in ERROR_CODES))

@@ -343,9 +343,19 @@ async function blogIndex() {
 const DROP = new Set(['SCRIPT', 'STYLE', 'IFRAME', 'OBJECT', 'EMBED', 'FORM', 'INPUT', 'BUTTON', 'TEXTAREA',
   'SELECT', 'LINK', 'META', 'BASE', 'FRAME', 'FRAMESET', 'SVG', 'MATH', 'TEMPLATE', 'NOSCRIPT']);
 
-/** An http(s) URL, a same-site path or a fragment (no javascript:, data: or protocol-relative URLs). */
-function safeReference(value) {
-  return Boolean(webUrl(value)) || (/^[#/]/.test(value) && !value.startsWith('//'));
+/**
+ * What a post's href/src may be: an http(s) URL or a fragment as written, a path as written when the
+ * browser reads it as this site's own; null for javascript:, data: and the like. A reference that only
+ * looks like a path (`//host`, `/\\host`, with tabs or newlines the URL parser drops) is returned as the
+ * absolute off-site URL the browser would open, so it is treated as any other off-site link.
+ */
+function reference(value) {
+  if (webUrl(value)) return value;
+  if (!/^[#/]/.test(value)) return null;
+  let url;
+  try { url = new URL(value, location.href); } catch { return null; }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  return url.origin === location.origin && !/^[/\\]{2}/.test(value.replace(/[\t\n\r]/g, '')) ? value : url.href;
 }
 
 /** Second line of defence behind the API's sanitiser: parse inertly, drop active elements and attributes. */
@@ -360,7 +370,9 @@ function cleanHTML(html) {
       const name = attr.name.toLowerCase();
       const active = name.startsWith('on') || name === 'style' || name === 'srcset' || name === 'action'
         || name === 'formaction' || name === 'xlink:href';
-      if (active || ((name === 'href' || name === 'src') && !safeReference(attr.value))) node.removeAttribute(attr.name);
+      const kept = name === 'href' || name === 'src' ? reference(attr.value) : attr.value;
+      if (active || kept === null) node.removeAttribute(attr.name);
+      else if (kept !== attr.value) node.setAttribute(attr.name, kept);
     }
     if (node.tagName === 'A' && node.hasAttribute('href')) node.setAttribute('rel', 'noopener noreferrer nofollow');
   }
