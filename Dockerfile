@@ -3,7 +3,8 @@
 #
 #   docker build -t vitae .          (docker compose up builds it too)
 #
-# The builder makes a virtualenv holding only requirements.txt and builds the
+# The builder makes a virtualenv holding only requirements-server.txt (the
+# runtime requirements plus gunicorn's gevent worker) and builds the
 # static site; the runtime image copies both and runs as an unprivileged user.
 # tests/test_container.py reads this file: it lints it with hadolint and runs
 # the same requirements, commands and environment without Docker.
@@ -21,8 +22,8 @@ RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH"
 
 WORKDIR /src
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt && python -m compileall -q /opt/venv
+COPY requirements.txt requirements-server.txt ./
+RUN pip install --no-cache-dir -r requirements-server.txt && python -m compileall -q /opt/venv
 
 COPY service/ service/
 COPY site/ site/

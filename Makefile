@@ -20,9 +20,9 @@ help:
 	@echo "make bench-site  Lighthouse scores of the home page and a post page"
 
 # --- virtualenvs -------------------------------------------------------------
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-server.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r requirements.txt
+	$(PIP) install -r requirements-server.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

@@ -84,7 +84,7 @@ def table(results: dict, host: dict[str, str]) -> str:
         settings = through["settings"]
         lines.append(f"Throughput: wrk {settings['threads']} threads, {settings['connections']} connections, "
                      f"{settings['duration']} s per run on the same machine as gunicorn ({settings['workers']} "
-                     f"workers x {settings['threads_per_worker']} threads, gunicorn.conf.py) and Redis; each request "
+                     f"gevent workers, gunicorn.conf.py) and Redis; each request "
                      f"comes from one of 20,000 visitor addresses with a CORS origin, so the rate limit, unique "
                      f"visitor marker, CORS and JSON access log all do their work "
                      f"({through['post']['non_2xx']} non-2xx answers); connections are reopened every 50 requests "

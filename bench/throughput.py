@@ -138,7 +138,7 @@ def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int
             log=print) -> dict:
     """Service vs reference for POST /api/visitors, and the service alone for GET /api/visitors and a cached
     GET /api/github; medians over ``rounds`` alternating runs."""
-    venv = venvs.virtualenv("container", "requirements.txt")
+    venv = venvs.virtualenv("container", "requirements-server.txt")
     redis = RedisServer(password=REDIS_PASSWORD).start()
     github = FakeUpstream().start()
     github.script("GET", "/users/octo/events/public", Reply(200, json=[], headers={"ETag": '"e1"'}))
@@ -181,7 +181,7 @@ def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int
                "get_visitors": get_visitors, "get_github": get_github}
     results["ratio_post"] = results["post"]["rps"] / results["post_reference"]["rps"]
     results["settings"] = {**options, "rounds": rounds, "workers": os.environ.get("WEB_CONCURRENCY", "2"),
-                           "threads_per_worker": os.environ.get("GUNICORN_THREADS", "4")}
+                           "worker_connections": os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000")}
     results["github_upstream_calls"] = github_calls
     results["access_log_lines"] = len(access)
     return results

@@ -37,7 +37,9 @@ WORDS_PER_MINUTE = 200
 EXCERPT_CHARS = 200
 FEED_ENTRIES = 20
 ATOM = "http://www.w3.org/2005/Atom"
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, lone surrogates included (an upstream JSON string may hold one).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _settings() -> tuple[str, str, str]:
@@ -77,6 +79,11 @@ def _labels(issue: dict) -> list[str]:
             if isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get("name"), str))]
 
 
+def timestamp(value: Any) -> str | None:
+    """``value`` if it is an RFC 3339 date-time string (what GitHub sends), else None."""
+    return value if isinstance(value, str) and _TIMESTAMP.fullmatch(value) else None
+
+
 def summary(issue: dict, label: str) -> dict[str, Any]:
     """A post's list fields (``views`` is added when answering)."""
     text = markdown.plain(issue.get("body") if isinstance(issue.get("body"), str) else "")
@@ -84,8 +91,8 @@ def summary(issue: dict, label: str) -> dict[str, Any]:
         "number": issue["number"],
         "title": issue["title"],
         "slug": slugify(issue["title"]),
-        "created_at": issue.get("created_at"),
-        "updated_at": issue.get("updated_at"),
+        "created_at": timestamp(issue.get("created_at")),
+        "updated_at": timestamp(issue.get("updated_at")),
         "tags": [name for name in _labels(issue) if name.lower() != label.lower()],
         "reading_minutes": max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
         "excerpt": _excerpt(text),
@@ -196,7 +203,8 @@ def feed(items: list[dict[str, Any]]) -> bytes:
     _, _, author = _settings()
     site = current_app.config["SITE_URL"]
     latest = items[:FEED_ENTRIES]
-    updated = max((item["updated_at"] for item in latest if item.get("updated_at")), default=None) or (
+    # timestamp() again: a list cached before summaries checked their dates may hold numbers
+    updated = max(filter(None, (timestamp(item.get("updated_at")) for item in latest)), default=None) or (
         dt.datetime.fromtimestamp(clock_now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     root = ET.Element("feed", xmlns=ATOM)
 
@@ -219,8 +227,9 @@ def feed(items: list[dict[str, Any]]) -> bytes:
         add(entry, "id", f"{site}/blog/{item['number']}")
         add(entry, "title", item["title"])
         add(entry, "link", rel="alternate", type="text/html", href=f"{site}/blog/post.html?n={item['number']}")
-        add(entry, "published", item.get("created_at") or updated)
-        add(entry, "updated", item.get("updated_at") or item.get("created_at") or updated)
+        published = timestamp(item.get("created_at"))
+        add(entry, "published", published or updated)
+        add(entry, "updated", timestamp(item.get("updated_at")) or published or updated)
         for tag in item["tags"]:
             add(entry, "category", term=_xml_text(tag))
         add(entry, "summary", item["excerpt"])

@@ -1,16 +1,23 @@
 """One JSON error shape for every failure: ``{"error": "<code>", "message": "<text>"}``.
 
 Views raise `APIError` (or let Werkzeug raise an HTTPException); a
-`StorageError` becomes 503; anything else becomes a logged 500 whose answer
-carries no traceback.
+`StorageError` becomes 503; a request body the server cannot decode (a
+malformed chunked body, a client gone mid-body) becomes 400 ``invalid_body``;
+anything else becomes a logged 500 whose answer carries no traceback.
+
+`init_app` also makes the app's JSON parsing (``request.get_json``) treat
+nesting too deep for Python's parser as invalid JSON (a ``ValueError``), so
+every route answers such a body as it answers any other bad JSON.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from .redaction import redact_data
@@ -51,7 +58,26 @@ def error_response(status: int, code: str | None = None, message: str = "", /, *
     return response
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider whose ``loads`` raises ``ValueError`` (never ``RecursionError``) on deep nesting."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+def _unreadable_body(exc: Exception) -> bool:
+    """Whether ``exc`` is gunicorn failing to decode the request body the app was reading."""
+    # Looked up, not imported: on Lambda (or under the test client) gunicorn is not loaded and cannot be the cause.
+    parser_errors = sys.modules.get("gunicorn.http.errors")
+    return parser_errors is not None and isinstance(exc, (parser_errors.ParseException, parser_errors.NoMoreData))
+
+
 def init_app(app: Flask) -> None:
+    app.json = JSONProvider(app)
+
     @app.errorhandler(APIError)
     def api_error(exc: APIError):
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
@@ -77,5 +103,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if _unreadable_body(exc):
+            return error_response(400, "invalid_body", "the request body is malformed")
         log.exception("unhandled error")
         return error_response(500, "internal_error", "something went wrong on our side")

@@ -124,10 +124,7 @@ def _access_token(*, renew: bool = False) -> str:
                                          read_timeout=config["UPSTREAM_TIMEOUT"])
     if isinstance(answer.get("refresh_token"), str) and answer["refresh_token"] != refresh_token:
         storage.set(rotated_key, answer["refresh_token"])
-    try:
-        expires_in = max(0.0, float(answer.get("expires_in", 3600)))
-    except (TypeError, ValueError):
-        expires_in = 3600.0
+    expires_in = float(answer["expires_in"])  # checked by the client: 0 < expires_in <= a day
     storage.set(token_key, json.dumps({"access_token": answer["access_token"], "expires_at": now + expires_in}),
                 ttl=max(1.0, expires_in))
     return answer["access_token"]

@@ -25,7 +25,8 @@ def query_int(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    # The length check comes first: int() refuses strings of more than 4,300 digits with a ValueError.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not low <= int(raw) <= high:
         raise APIError(400, f"invalid_{name}", f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 

@@ -261,3 +261,14 @@ def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
         answer = call()
         assert time.monotonic() - started < 2.0
         _is_error(answer, 503)
+
+
+@pytest.mark.parametrize("url, code", [
+    ("/api/blog?page=", "invalid_page"), ("/api/blog?per_page=", "invalid_per_page"),
+    ("/api/github?limit=", "invalid_limit"), ("/api/visitors/daily?days=", "invalid_days"),
+])
+def test_query_integers_longer_than_int_converts_are_400(client, url, code):
+    # int() refuses more than 4,300 digits with a ValueError: never a 500
+    for digits in ("9" * 4301, "0" * 5000 + "1"):
+        answer = client.get(url + digits)
+        assert (answer.status_code, answer.json["error"]) == (400, code)

@@ -327,6 +327,24 @@ def test_the_atom_feed(app, upstream):
     assert len(set(ids)) == len(ids)
 
 
+def test_odd_dates_and_lone_surrogates_keep_the_feed_valid(app, upstream):
+    serve(upstream, [issue(3, title="Lone \ud800 surrogate", updated_at=1_800_000_000),
+                     issue(2, updated_at="2027-01-03T12:00:00Z", created_at=["2027"]),
+                     issue(1, updated_at="yesterday", created_at=None)])
+    client = app.test_client()
+    response = client.get("/api/blog/feed.xml")
+    assert response.status_code == 200
+    root = ET.fromstring(response.data)  # noqa: S314 - the service's own feed; raises if not well-formed
+    assert root.find(f"{ATOM}updated").text == "2027-01-03T12:00:00Z"
+    entries = root.findall(f"{ATOM}entry")
+    assert entries[0].find(f"{ATOM}title").text == "Lone  surrogate"
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    assert all(stamp.fullmatch(e.find(f"{ATOM}{name}").text) for e in entries for name in ("updated", "published"))
+    listed = client.get("/api/blog").get_json()["posts"]
+    assert [(p["created_at"], p["updated_at"]) for p in listed] == [
+        ("2027-01-04T10:00:00Z", None), (None, "2027-01-03T12:00:00Z"), (None, None)]
+
+
 def test_an_empty_feed_is_still_valid(app, upstream):
     serve(upstream, [])
     root = ET.fromstring(app.test_client().get("/api/blog/feed.xml").data)  # noqa: S314 - our own feed

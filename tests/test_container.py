@@ -82,7 +82,7 @@ def test_dockerfile_builds_a_lean_unprivileged_image_of_the_projects_python():
     assert len(STAGES) == 2 and BUILDER.name == "builder"
     for stage in STAGES:
         assert stage.base == f"python:{python}-slim-bookworm"
-    assert installed_requirements() == "requirements.txt"
+    assert installed_requirements() == "requirements-server.txt"
     copied = [rest for kind, rest in RUNTIME.steps if kind == "COPY"]
     assert f"--from=builder {VENV_IN_IMAGE} {VENV_IN_IMAGE}" in copied
     assert not [rest for rest in copied if "requirements-dev" in rest or "tests" in rest]

@@ -193,6 +193,26 @@ def test_failures_serve_the_last_good_answer_as_stale(app, upstream, clock, fail
     assert "internal detail" not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("expires_in", [1e300, -5, "3600", None])
+def test_an_unusable_token_lifetime_is_a_failed_refresh_and_remembered(app, upstream, clock, expires_in):
+    upstream.script("POST", TOKEN, token_reply(expires_in=120), token_reply("access-token-value-2", expires_in))
+    upstream.script("GET", NOW, playing())
+    client = app.test_client()
+    assert client.get("/api/spotify").status_code == 200
+    clock.advance(TTL + 120)  # past the cached answer's TTL and the access token's lifetime
+    answers = [client.get("/api/spotify") for _ in range(10)]
+    assert [(a.status_code, a.get_json()["stale"]) for a in answers] == [(200, True)] * 10
+    assert upstream.count("POST", TOKEN) == 2  # the failed refresh is remembered: one token request
+
+
+def test_an_unusable_token_lifetime_with_nothing_cached_is_upstream_unavailable(app, upstream):
+    upstream.script("POST", TOKEN, token_reply(expires_in=1e300))
+    upstream.script("GET", NOW, playing())
+    answers = [app.test_client().get("/api/spotify") for _ in range(10)]
+    assert {(a.status_code, a.get_json()["error"]) for a in answers} == {(503, "upstream_unavailable")}
+    assert upstream.count("POST", TOKEN) == 1
+
+
 def test_nothing_cached_and_spotify_down_is_a_503(app, upstream):
     upstream.script("POST", TOKEN, token_reply())
     upstream.script("GET", NOW, Reply(503, body="Service Unavailable"))

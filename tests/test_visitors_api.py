@@ -119,6 +119,8 @@ def test_invalid_paths_are_400(client, raw):
     {"json": ["/"]},
     {"json": {"nopath": 1}},
     {"data": "path=/", "content_type": "application/x-www-form-urlencoded"},
+    {"data": "[" * 5000, "content_type": "application/json"},  # deeper than Python's parser goes
+    {"data": '{"path": ' + "[" * 5000 + "]" * 5000 + "}", "content_type": "application/json"},
 ])
 def test_bad_bodies_are_400(client, kwargs):
     answer = client.post("/api/visitors", headers={"User-Agent": BROWSER}, **kwargs)
@@ -144,7 +146,8 @@ def test_visitor_rate_limit_refuses_without_counting(make_app, clock, backend):
 def test_daily_days_bounds(client):
     assert len(client.get("/api/visitors/daily").json) == 30
     assert len(client.get("/api/visitors/daily?days=365").json) == 365
-    for bad in ("0", "366", "-1", "x", "1.5", "\u00b2", "\u0663"):  # superscript two and Arabic-Indic three
+    # superscript two, Arabic-Indic three, and more digits than int() converts (4,300)
+    for bad in ("0", "366", "-1", "x", "1.5", "\u00b2", "\u0663", "9" * 5000, "0" * 5000 + "1"):
         answer = client.get(f"/api/visitors/daily?days={bad}")
         assert answer.status_code == 400 and answer.json["error"] == "invalid_days"
 

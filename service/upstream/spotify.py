@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream 
 from . import TIMEOUT, UpstreamError, classify, header_seconds, session
 
 _session: requests.Session | None = None
+#: Longest access-token lifetime believed (Spotify's are an hour); a larger ``expires_in`` is a malformed answer.
+MAX_TOKEN_SECONDS = 86400
 
 
 class ReauthorizationRequired(UpstreamError):
@@ -87,12 +89,21 @@ def _token(accounts_url: str, client_id: str, client_secret: str, form: dict[str
     data = _json(response)
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise UpstreamError("Spotify token answer has no access token", status=status, transient=True)
+    expires_in = data.setdefault("expires_in", 3600)
+    # bool is an int too; nan, inf and 1e300 fail the range check
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or not (
+            0 < expires_in <= MAX_TOKEN_SECONDS):
+        raise UpstreamError("Spotify token answer has an unusable expires_in", status=status, transient=True)
     return data
 
 
 def refresh_access_token(accounts_url: str, client_id: str, client_secret: str, refresh_token: str, *,
                          read_timeout: float = TIMEOUT[1]) -> dict[str, Any]:
-    """A new access token: ``{"access_token", "expires_in", ...}`` (maybe a new ``refresh_token`` too)."""
+    """A new access token: ``{"access_token", "expires_in", ...}`` (maybe a new ``refresh_token`` too).
+
+    ``expires_in`` is a number of seconds in 0 < n <= `MAX_TOKEN_SECONDS` (3600 when Spotify leaves it out);
+    any other value is a malformed answer (transient `UpstreamError`).
+    """
     return _token(accounts_url, client_id, client_secret,
                   {"grant_type": "refresh_token", "refresh_token": refresh_token}, read_timeout)
 
