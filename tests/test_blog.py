@@ -303,9 +303,11 @@ def test_the_atom_feed(app, upstream):
     first = entries[0]
     assert first.find(f"{ATOM}title").text == "Post 25 & <friends>"
     assert first.find(f"{ATOM}id").text == f"{SITE}/blog/25"
-    assert first.find(f"{ATOM}link").get("href") == f"{SITE}/blog/post.html?n=25"  # works on S3 too
+    assert first.find(f"{ATOM}link").get("href") == f"{SITE}/blog/25/post-25-friends"  # the canonical page
     assert first.find(f"{ATOM}id").text == f"{SITE}/blog/25"
     assert first.find(f"{ATOM}summary").text == "Body of 25."
+    content = first.find(f"{ATOM}content")
+    assert content.get("type") == "html" and content.text == "<p>Body of 25.</p>\n"  # the full sanitised post
     assert first.find(f"{ATOM}category").get("term") == "tag-a"
     stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
     assert all(stamp.fullmatch(e.find(f"{ATOM}updated").text) for e in entries)
