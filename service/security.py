@@ -105,6 +105,9 @@ class ResponseHeaders:
                     extra += PREFLIGHT
 
         def start(status, headers, exc_info=None):
-            headers.extend(extra)
+            # an HTML page under /api (the contact form answered without JavaScript) loads the stylesheet
+            html = extra is not SITE_HEADERS and any(
+                name.lower() == "content-type" and value.startswith("text/html") for name, value in headers)
+            headers.extend(SITE_HEADERS if html else extra)
             return start_response(status, headers, exc_info)
         return self.app(environ, start)

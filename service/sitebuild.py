@@ -4,6 +4,7 @@
 (``site/resume.schema.json``), renders every page with Jinja2 and writes::
 
     index.html            the resume, complete without JavaScript, plus the live widgets' slots
+    contact/thanks.html   where the contact form sent without JavaScript lands (with the contact widget)
     404.html              served for missing paths (Flask here, CloudFront's error page on AWS)
     assets/site.<hash>.css, assets/site.<hash>.js   fingerprinted: cache them for ever
     favicon.svg, robots.txt, sitemap.xml, and the owner's photo when it is a local file
@@ -44,6 +45,7 @@ WIDGET_SETTINGS = {"spotify": ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SP
 PAGES = (
     ("index.html", "index.html", "/", "/"),
     ("404.html", "404.html", None, None),
+    ("contact/thanks.html", "contact/thanks.html", None, None),  # where a form sent without JavaScript lands
 )
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -287,6 +289,8 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
     basics = resume.get("basics") or {}
     site = site_values(resume, options, assets, photo_url)
     for template, output, canonical, counted in PAGES:
+        if output.startswith("contact/") and "contact" not in site["widgets"]:
+            continue
         page = {"canonical": site_url + canonical if canonical else None, "counted": counted, "output": output}
         files[output] = env.get_template(template).render(resume=resume, basics=basics, site=site,
                                                           page=page).encode()

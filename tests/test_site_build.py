@@ -298,7 +298,7 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact")
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 8 files into {out}" in result.output  # no blog pages without the blog
+    assert f"built 9 files into {out}" in result.output  # the blog's pages are the app's, not files
     assert "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html

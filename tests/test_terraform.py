@@ -382,6 +382,31 @@ def test_api_paths_go_to_the_function_url_with_the_origin_secret(stack):
     assert local(stack, "${local.api_enabled}") == "${var.api_origin_domain != null}"
 
 
+def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(stack):
+    """The blog is rendered by the app; CloudFront keeps each page as long as its Cache-Control says,
+    at most the blog TTL, with only the query strings the pages read in the key."""
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    behaviours = [entry["ordered_cache_behavior"] for entry in distribution["dynamic"]
+                  if "ordered_cache_behavior" in entry]
+    assert [b["for_each"] for b in behaviours] == ['${local.api_enabled ? ["/api/*"] : []}',
+                                                   "${local.api_enabled ? local.blog_paths : []}"]
+    assert local(stack, "${local.blog_paths}") == ["/blog", "/blog/*", "/sitemap.xml"]
+    blog = block(behaviours[1], "content")
+    assert local(stack, blog["target_origin_id"]) == "api-function-url"
+    assert set(blog["allowed_methods"]) == {"GET", "HEAD"} and blog["compress"] is True
+    assert "function_association" not in blog  # it would rewrite /blog/ to /blog/index.html
+    assert blog["cache_policy_id"] == "${aws_cloudfront_cache_policy.blog.id}"
+    policy = resource(stack, "aws_cloudfront_cache_policy", "blog")
+    assert (policy["min_ttl"], policy["default_ttl"], policy["max_ttl"]) == (0, "${var.blog_cache_ttl}",
+                                                                             "${var.blog_cache_ttl}")
+    key = block(policy, "parameters_in_cache_key_and_forwarded_to_origin")
+    strings = block(key, "query_strings_config")
+    assert strings["query_string_behavior"] == "whitelist"
+    assert block(strings, "query_strings")["items"] == ["n", "page", "tag"]
+    assert block(key, "cookies_config")["cookie_behavior"] == "none"
+    assert stack["variable"]["blog_cache_ttl"]["default"] == 300
+
+
 def test_response_headers_policy(stack):
     policy = resource(stack, "aws_cloudfront_response_headers_policy", "site")
     security = block(policy, "security_headers_config")
