@@ -161,7 +161,7 @@ def _latest(values: list[Any]) -> str | None:
 
 def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
     try:
-        html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, title=title,
+        html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, heading=title,
                        message=message)
     except (OSError, sitebuild.ResumeError):  # the error page must not fail on an unreadable resume
         html = f"<!doctype html><title>{status}</title><h1>{status}</h1>"

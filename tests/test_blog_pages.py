@@ -119,6 +119,8 @@ def test_bad_addresses_answer_a_clean_html_page(sqlite_app, upstream, path, stat
     response = sqlite_app.test_client().get(path)
     assert response.status_code == status, path
     assert response.mimetype == "text/html" and b"<script>" not in response.data
+    if status == 404:
+        assert re.search(r"<h1>(Post|Page) not found</h1>", response.data.decode()), path
 
 
 @pytest.mark.parametrize("old", ["/blog/7", "/blog/7/", "/blog/post.html?n=7", "/blog/7/wrong-slug", "/blog/07/x"])
