@@ -220,8 +220,9 @@ def comment(number: int, author: str, body: str, days_ago: float) -> dict:
             "html_url": f"https://github.com/{BLOG_REPO}/issues/12#issuecomment-{number}"}
 
 
-#: The comments of posts 12 (a friendly one and a reply) and 13 (every XSS payload, in a comment).
+#: The comments of posts 14, 12 (a friendly one and a reply) and 13 (every XSS payload, in a comment).
 COMMENTS = {
+    14: [comment(500, "reader", "Which profiler did you use? `py-spy` has been good to me.", 0.5)],
     12: [comment(501, "reader", "Did you try **WAL** mode?", 8), comment(502, GITHUB_USER, "Yes: see below.", 7)],
     13: [comment(503, "mallory", XSS_BODY, 2)],
 }
@@ -231,10 +232,10 @@ POSTS = [
     issue(14, "Measuring before optimising", "# Method\n\nI **measured** first.\n\n## Code\n\n"
           "```python\nprint('hi')\n```\n\n"
           "| a | b |\n|---|---|\n| 1 | 2 |\n", ["published", "performance"], 1,
-          reactions={"+1": 3, "heart": 2, "rocket": 1, "total_count": 6}),
+          reactions={"+1": 3, "heart": 2, "rocket": 1, "total_count": 6}, comments=1),
     issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3, comments=1),
     issue(12, "Running a queue on SQLite", "Short notes on **SQLite** as a queue. " + "word " * 400,
-          ["published", "sqlite", "performance"], 9, comments=2),
+          ["published", "sqlite", "performance"], 9, comments=2, reactions={"+1": 5, "hooray": 2, "eyes": 1}),
 ] + [issue(number, f"Short note {number}", f"Note number {number}.", ["published", "notes"], 30 + 12 - number)
      for number in range(11, 0, -1)]
 EVENTS = [

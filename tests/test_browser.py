@@ -488,7 +488,7 @@ def test_post_headings_sit_under_the_page_title(browser, services):
     browser.open(services["live"] + POST_14)
     headings = browser.js("return [...document.querySelectorAll('main h1, main h2, main h3, main h4')]"
                           ".map(h => h.tagName + ' ' + h.textContent)")
-    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code", "H2 Comments"]
+    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code", "H2 1 comment"]
     assert browser.js("return document.querySelector('#post-body pre code').className") == "language-python"
 
 
@@ -562,7 +562,7 @@ def test_screenshots_and_narrow_screens(browser, services):
             browser.media(scheme)
             browser.open(services["live"] + "/")
             shots.append(browser.screenshot(f"home-{device}-{scheme}"))
-            browser.open(services["live"] + POST_12)
+            browser.open(services["live"] + POST_14)
             shots.append(browser.screenshot(f"post-{device}-{scheme}"))
     assert all(os.path.getsize(path) > 10_000 for path in shots)
     browser.viewport(320, 700, True)
