@@ -155,7 +155,13 @@ def with_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def post(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
-    """One post with its ``html``; a 404 `APIError` unless it is published; 503 when unavailable."""
+    """One post with its ``html`` and ``views``; a 404 `APIError` unless it is published; 503 when unavailable."""
+    found, results = published(number)
+    return with_views([found])[0], results
+
+
+def published(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
+    """One post with its ``html`` (no ``views``: no counter read); errors as `post`."""
     repo, label, author = _settings()
     listed, listing = posts()
     if not any(item["number"] == number for item in listed):
@@ -164,7 +170,7 @@ def post(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
                           lambda previous: _fetch_post(repo, label, author, number, previous))
     if result.value is None:
         raise APIError(404, "not_found", f"there is no post {number}")
-    return with_views([result.value])[0], [listing, result]
+    return result.value, [listing, result]
 
 
 def _fetch_post(repo: str, label: str, author: str, number: int, previous: cache.Entry | None) -> cache.Entry:

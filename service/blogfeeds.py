@@ -21,7 +21,7 @@ def contents(items: list[dict[str, Any]]) -> dict[int, str]:
     found = {}
     for item in items[:blog.FEED_ENTRIES]:
         try:
-            post, _ = blog.post(item["number"])
+            post, _ = blog.published(item["number"])
         except APIError:  # gone since the list was read, or GitHub is down with nothing cached
             continue
         found[item["number"]] = post["html"]

@@ -21,13 +21,18 @@ never a 500. The script adds only the live view count.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import gzip
+import hashlib
 import json
 import math
 import os
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request
@@ -46,6 +51,9 @@ _HEADING = re.compile(r"<(/?)h([1-6])\b", re.I)
 _FIRST_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(https?://[^"]+)"', re.I)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MIN_GZIP_BYTES = 512
+#: Rendered post pages kept per process (with their gzip): a cached post costs its storage reads, no render.
+MEMO_PAGES = 64
+_memo_lock = threading.Lock()
 REACTION_SIGNS = {"+1": ("👍", "thumbs up"), "-1": ("👎", "thumbs down"), "laugh": ("😄", "laugh"),
                   "hooray": ("🎉", "hooray"), "confused": ("😕", "confused"), "heart": ("❤️", "heart"),
                   "rocket": ("🚀", "rocket"), "eyes": ("👀", "eyes")}
@@ -74,11 +82,15 @@ def _templates(resume_path: str, modified: float, options: sitebuild.SiteOptions
     return env, sitebuild.site_values(resume, options, assets, photo_url), resume
 
 
-def _context() -> tuple[Any, dict[str, Any], dict]:
-    config = current_app.config
-    path = config["SITE_RESUME"]
+def _resume_version() -> tuple[str, float]:
+    """(path, modification time) of the resume the pages are rendered with."""
+    path = current_app.config["SITE_RESUME"]
     path = path if os.path.isabs(path) else os.path.join(sitebuild.project_root(), path)
-    return _templates(path, os.stat(path).st_mtime, sitebuild.SiteOptions.from_config(config))
+    return path, os.stat(path).st_mtime
+
+
+def _context() -> tuple[Any, dict[str, Any], dict]:
+    return _templates(*_resume_version(), sitebuild.SiteOptions.from_config(current_app.config))
 
 
 def _render(template: str, **values: Any) -> str:
@@ -127,26 +139,62 @@ def json_ld(data: dict[str, Any]) -> str:
 # --- answers -----------------------------------------------------------------------------
 
 
-def _respond(body: str | bytes, mimetype: str, results: list, modified: Any = None) -> Response:
+@dataclasses.dataclass
+class Rendered:
+    """A rendered body with its ETag, its ``Last-Modified`` time (ISO) and, once asked for, its gzip."""
+
+    data: bytes
+    etag: str
+    modified: str | None = None
+    zipped: bytes | None = None
+
+    @classmethod
+    def of(cls, body: str | bytes, modified: str | None = None) -> Rendered:
+        data = body.encode() if isinstance(body, str) else body
+        return cls(data, hashlib.sha1(data).hexdigest(), modified)  # noqa: S324 - an ETag, not a secret
+
+    def gzipped(self) -> bytes:
+        if self.zipped is None:
+            self.zipped = gzip.compress(self.data, compresslevel=6, mtime=0)
+        return self.zipped
+
+
+def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
+    """``make()``, kept per app and process under ``key`` (the cache entries' fetch times: a new fetch, a new
+    key), the `MEMO_PAGES` most recently used."""
+    memo: OrderedDict[tuple, Rendered] = current_app.extensions["vitae.blog_pages"]
+    with _memo_lock:
+        found = memo.get(key)
+        if found is not None:
+            memo.move_to_end(key)
+            return found
+    page = make()
+    with _memo_lock:
+        memo[key] = page
+        while len(memo) > MEMO_PAGES:
+            memo.popitem(last=False)
+    return page
+
+
+def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
-    data = body.encode() if isinstance(body, str) else body
+    data = page.data
     response = Response(data, mimetype=mimetype)
     results = [r for r in results if r is not None]
     ttl = min((r.ttl for r in results), default=current_app.config["BLOG_CACHE_TTL"])
     fresh = min((r.max_age for r in results), default=ttl)
     response.headers["Cache-Control"] = (f"public, max-age=0, s-maxage={fresh}, stale-while-revalidate={ttl}, "
                                          f"stale-if-error={STALE_IF_ERROR}")
-    response.add_etag()
-    stamp = _parse_time(modified)
+    response.set_etag(page.etag)
+    stamp = _parse_time(page.modified)
     if stamp:
         response.last_modified = stamp
     response.vary.add("Accept-Encoding")
     response = response.make_conditional(request)
     if response.status_code == 200 and len(data) >= _MIN_GZIP_BYTES and request.accept_encodings["gzip"] > 0:
-        etag, _ = response.get_etag()
-        response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
+        response.set_data(page.gzipped())
         response.headers["Content-Encoding"] = "gzip"
-        response.set_etag(etag, weak=True)
+        response.set_etag(page.etag, weak=True)
     elif response.status_code == 304:
         etag, _ = response.get_etag()
         if etag and request.accept_encodings["gzip"] > 0:
@@ -247,7 +295,7 @@ def index():
                    page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
                          "prev": _index_address(tag, number - 1) if number > 1 else None,
                          "next": _index_address(tag, number + 1) if number < pages else None})
-    return _respond(html, "text/html", [listing], _latest([i.get("updated_at") for i in items]))
+    return _respond(Rendered.of(html, _latest([i.get("updated_at") for i in items])), "text/html", [listing])
 
 
 @bp.get("/blog/index.html")
@@ -282,10 +330,18 @@ def _to_canonical(number: int) -> Response:
 def post_page(raw: str, slug: str):
     _require_blog()
     number = _number(raw)
-    post, results = blog.post(number)
+    post, results = blog.published(number)
     if slug != post["slug"]:
         return _to_canonical(number)
     comments, comments_result = blogcomments.comments(post)
+    # the page changes only with a new fetch of the post or its comments (or another resume, app, setting)
+    key = (_resume_version(), number, results[-1].fetched_at, comments_result.fetched_at if comments_result else None)
+    page = _memoised(key, lambda: _post_page(post, comments))
+    return _respond(page, "text/html", [*results, comments_result])
+
+
+def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
+    number = post["number"]
     site = _context()[1]
     canonical = site["url"] + blog.address(post)
     image = _FIRST_IMAGE.search(post["html"])
@@ -305,7 +361,7 @@ def post_page(raw: str, slug: str):
                    comments_on=blogcomments.enabled(), image=image, json_ld=json_ld(structured),
                    github_author=author,
                    page={"canonical": canonical, "counted": f"/blog/{number}"})
-    return _respond(html, "text/html", [*results, comments_result], modified)
+    return Rendered.of(html, modified)
 
 
 @bp.get("/blog/feed.xml")
@@ -315,7 +371,8 @@ def atom_feed():
 
     items, listing = blog.posts()
     body = blog.feed(items, blogfeeds.contents(items), self_path="/blog/feed.xml")
-    return _respond(body, "application/atom+xml", [listing], _latest([i.get("updated_at") for i in items]))
+    return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
+                    [listing])
 
 
 @bp.get("/blog/feed.json")
@@ -325,7 +382,8 @@ def json_feed():
 
     items, listing = blog.posts()
     body = blogfeeds.json_feed(items, blogfeeds.contents(items))
-    return _respond(body, "application/feed+json", [listing], _latest([i.get("updated_at") for i in items]))
+    return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
+                    [listing])
 
 
 @bp.get("/sitemap.xml")
@@ -338,8 +396,9 @@ def sitemap():
         except APIError:  # the resume's entries still make a sitemap
             items = []
     body = _render("sitemap.xml", posts=items, address=blog.address, iso_date=iso_date)
-    return _respond(body, "application/xml", results)
+    return _respond(Rendered.of(body), "application/xml", results)
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["vitae.blog_pages"] = OrderedDict()
     app.register_blueprint(bp)
