@@ -593,8 +593,9 @@ def test_reduced_motion_turns_animation_off(browser, services):
     assert browser.js(animation) == "none"
 
 
-def test_the_home_page_transfers_under_100_kb(browser, services):
-    browser.open(services["live"] + "/")
+@pytest.mark.parametrize("path", ["/", POST_14])
+def test_the_home_page_and_a_post_transfer_under_100_kb(browser, services, path):
+    browser.open(services["live"] + path)
     sizes = browser.js("return performance.getEntriesByType('navigation').concat("
                        "performance.getEntriesByType('resource')).map(e => [e.name, e.decodedBodySize])")
     counted = [(name, size) for name, size in sizes if not name.endswith("/photo.svg")]
