@@ -27,10 +27,11 @@ RUN pip install --no-cache-dir -r requirements-server.txt && python -m compileal
 
 COPY service/ service/
 COPY site/ site/
-# The pages carry the public address (canonical links, sitemap) and their live cards: compose passes both
-# from .env as build arguments.
+# The pages carry the public address (canonical links, sitemap) and their live cards: compose passes them
+# from .env as build arguments (the Blog link and card only with BLOG_REPO, whose posts the app renders).
 ARG SITE_URL=http://localhost:8000
 ARG SITE_WIDGETS=visitors,spotify,github,blog,contact
+ARG BLOG_REPO=
 RUN VITAE_INSTANCE_PATH=/tmp/vitae-build flask --app service.wsgi site build
 
 # --- runtime -------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # --- Debian packages the tests talk to (real servers, real browser) ----------
 # docker-compose (v1) only validates docker-compose.yml in tests/test_container.py; no engine runs.
 # jq runs the deploy workflow's own scripts in tests/test_workflows.py.
-APT_PACKAGES = redis-server chromium chromium-driver docker-compose jq
+# fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
+APT_PACKAGES = redis-server chromium chromium-driver docker-compose jq fonts-noto-color-emoji
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -18,6 +18,7 @@ import datetime as dt
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
@@ -28,7 +29,7 @@ from .db import get_storage
 from .errors import APIError
 from .github import call
 from .upstream import UpstreamError
-from .widgets import require
+from .widgets import require, web_url
 
 PER_PAGE = 100
 #: Pages read: the newest 400 posts, which keeps the list one storage value (DynamoDB: under 400 KB).
@@ -112,33 +113,44 @@ def posts() -> tuple[list[dict[str, Any]], cache.Cached]:
 
 
 def _fetch_posts(repo: str, label: str, author: str, previous: cache.Entry | None) -> cache.Entry:
-    """Refresh the list page by page; a page answered 304 reuses its share of the previous list."""
+    """Refresh the list page by page (see `fetch_pages`)."""
+    params = {"state": "open", "labels": label, "creator": author, "sort": "created", "direction": "desc"}
+    # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
+    # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
+    return fetch_pages(f"/repos/{repo}/issues", params, previous, MAX_PAGES,
+                       lambda data: [summary(issue, label) for issue in data if is_post(issue, label, author)])
+
+
+def fetch_pages(path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
+                keep: Callable[[list], list]) -> cache.Entry:
+    """A GitHub list read page by page (100 a page, following ``rel="next"``, at most ``max_pages``), each
+    page conditional on its own ETag: a page answered 304 reuses its share of ``previous``'s value.
+
+    ``keep`` turns one page's JSON list into the items kept. Raises `UpstreamError`.
+    """
     old_pages = previous.state.get("pages", []) if previous and isinstance(previous.state, dict) else []
-    old_posts = previous.value if previous else []
-    found: list[dict[str, Any]] = []
+    old_items = previous.value if previous else []
+    found: list[Any] = []
     pages: list[dict[str, Any]] = []
-    for index in range(MAX_PAGES):
+    for index in range(max_pages):
         known = old_pages[index] if index < len(old_pages) else None
-        params = {"state": "open", "labels": label, "creator": author, "sort": "created", "direction": "desc",
-                  "per_page": PER_PAGE, "page": index + 1}
-        answer = call(f"/repos/{repo}/issues", params=params, etag=known["etag"] if known else None)
+        answer = call(path, params={**params, "per_page": PER_PAGE, "page": index + 1},
+                      etag=known["etag"] if known else None)
         if answer.status == 304:
             if known is None:
                 raise UpstreamError("GitHub answered 304 to an unconditional request", status=304, transient=True)
             start = sum(page["count"] for page in old_pages[:index])
-            kept = old_posts[start:start + known["count"]]
+            kept = old_items[start:start + known["count"]]
             has_next = index + 1 < len(old_pages)
         else:
             if not isinstance(answer.data, list):
-                raise UpstreamError("GitHub issues answer is not a list", status=200, transient=True)
-            kept = [summary(issue, label) for issue in answer.data if is_post(issue, label, author)]
+                raise UpstreamError("GitHub answer is not a list", status=200, transient=True)
+            kept = keep(answer.data)
             has_next = answer.has_next and len(answer.data) > 0
         found.extend(kept)
         pages.append({"etag": answer.etag, "count": len(kept)})
         if not has_next:
             break
-    # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
-    # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
     return cache.Entry(found, state={"pages": pages})
 
 
@@ -150,16 +162,29 @@ def with_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def post(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
-    """One post with its ``html``; a 404 `APIError` unless it is published; 503 when unavailable."""
+    """One post with its ``html`` and ``views``; a 404 `APIError` unless it is published; 503 when unavailable."""
+    found, results = published(number)
+    return with_views([found])[0], results
+
+
+def published(number: int, listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[cache.Cached]]:
+    """One post with its ``html`` (no ``views``: no counter read); errors as `post`.
+
+    ``listed`` is the posts list when the caller already holds it (the feeds read many posts: the list is
+    then read once, not once per post); the results then hold only the post's own entry.
+    """
     repo, label, author = _settings()
-    listed, listing = posts()
+    results = []
+    if listed is None:
+        listed, listing = posts()
+        results.append(listing)
     if not any(item["number"] == number for item in listed):
         raise APIError(404, "not_found", f"there is no post {number}")
     result = cache.cached(f"{_list_key(repo, label, author)}:{number}", current_app.config["BLOG_CACHE_TTL"],
                           lambda previous: _fetch_post(repo, label, author, number, previous))
     if result.value is None:
         raise APIError(404, "not_found", f"there is no post {number}")
-    return with_views([result.value])[0], [listing, result]
+    return result.value, [*results, result]
 
 
 def _fetch_post(repo: str, label: str, author: str, number: int, previous: cache.Entry | None) -> cache.Entry:
@@ -180,7 +205,26 @@ def _fetch_post(repo: str, label: str, author: str, number: int, previous: cache
     if not is_post(issue, label, author):
         return cache.Entry(None, state={"etag": answer.etag})
     body = issue.get("body") if isinstance(issue.get("body"), str) else ""
-    return cache.Entry({**summary(issue, label), "html": markdown.render(body)}, state={"etag": answer.etag})
+    return cache.Entry({**summary(issue, label), "html": markdown.render(body), "reactions": reactions(issue),
+                        "html_url": web_url(issue.get("html_url")),
+                        "comments": issue["comments"] if isinstance(issue.get("comments"), int) else 0},
+                       state={"etag": answer.etag})
+
+
+#: GitHub's reaction names, in the order GitHub shows them.
+REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
+
+
+def reactions(issue: dict) -> dict[str, int]:
+    """The non-zero reaction totals of an issue or comment (GitHub's ``reactions`` object), in GitHub's order."""
+    given = issue.get("reactions") if isinstance(issue.get("reactions"), dict) else {}
+    return {name: given[name] for name in REACTIONS
+            if isinstance(given.get(name), int) and not isinstance(given[name], bool) and given[name] > 0}
+
+
+def address(item: dict[str, Any]) -> str:
+    """A post's canonical path: ``/blog/<number>/<slug>``."""
+    return f"/blog/{item['number']}/{item['slug']}"
 
 
 def page(items: list[dict[str, Any]], *, number: int, per_page: int, tag: str | None) -> dict[str, Any]:
@@ -196,8 +240,13 @@ def _xml_text(value: Any) -> str:
     return _XML_INVALID.sub("", value) if isinstance(value, str) else ""
 
 
-def feed(items: list[dict[str, Any]]) -> bytes:
-    """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML."""
+def feed(items: list[dict[str, Any]], contents: dict[int, str] | None = None,
+         self_path: str = "/api/blog/feed.xml") -> bytes:
+    """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML, served at ``self_path``.
+
+    Each entry links to the post's page and carries its summary and, when ``contents`` has the post's
+    number, its full sanitised HTML as ``<content type="html">``.
+    """
     import xml.etree.ElementTree as ET
 
     _, _, author = _settings()
@@ -217,20 +266,22 @@ def feed(items: list[dict[str, Any]]) -> bytes:
     add(root, "id", f"{site}/blog/")
     add(root, "title", f"{author}'s blog")
     add(root, "updated", updated)
-    add(root, "link", rel="self", type="application/atom+xml", href=f"{site}/api/blog/feed.xml")
+    add(root, "link", rel="self", type="application/atom+xml", href=f"{site}{self_path}")
     add(root, "link", rel="alternate", type="text/html", href=f"{site}/blog/")
     add(add(root, "author"), "name", author)
     add(root, "generator", "Vitae")
     for item in latest:
         entry = add(root, "entry")
-        # the id stays /blog/<n> (stable); the link is the page that works on static hosting too
+        # the id stays /blog/<n> (stable when the title, so the slug, changes); the link is the canonical page
         add(entry, "id", f"{site}/blog/{item['number']}")
         add(entry, "title", item["title"])
-        add(entry, "link", rel="alternate", type="text/html", href=f"{site}/blog/post.html?n={item['number']}")
+        add(entry, "link", rel="alternate", type="text/html", href=site + address(item))
         published = timestamp(item.get("created_at"))
         add(entry, "published", published or updated)
         add(entry, "updated", timestamp(item.get("updated_at")) or published or updated)
         for tag in item["tags"]:
             add(entry, "category", term=_xml_text(tag))
         add(entry, "summary", item["excerpt"])
+        if contents and item["number"] in contents:
+            add(entry, "content", contents[item["number"]], type="html")
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)

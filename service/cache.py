@@ -70,12 +70,16 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class Cached:
-    """What a caller serves: the value, its age in whole seconds, and whether it is past its TTL."""
+    """What a caller serves: the value, its age in whole seconds, and whether it is past its TTL.
+
+    ``fetched_at`` (app clock) tells one fetch of a value from another (memos of what was made from it).
+    """
 
     value: Any
     age: int
     stale: bool
     ttl: int
+    fetched_at: float = 0.0
 
     @property
     def max_age(self) -> int:
@@ -131,7 +135,7 @@ def held(name: str) -> None:
 
 def _serve(entry: Entry, ttl: int, now: float) -> Cached:
     age = max(0, int(now - entry.fetched_at))
-    return Cached(entry.value, age, now - entry.fetched_at >= ttl, ttl)
+    return Cached(entry.value, age, now - entry.fetched_at >= ttl, ttl, entry.fetched_at)
 
 
 def _unavailable(retry_after: float) -> APIError:

@@ -219,6 +219,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BLOG_AUTHOR", "", matching(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", "a GitHub user name"),
             "Only issues by this user are posts (empty: the repository's owner)."),
     Setting("BLOG_CACHE_TTL", "300", integer(30, 86400), "Seconds /api/blog answers from cache."),
+    Setting("BLOG_COMMENTS", "true", boolean, "Show each post's GitHub comments under it (false: none, and "
+            "no GitHub call for them)."),
     # -- the site (`flask site build`) -------------------------------------------------
     Setting("SITE_RESUME", "site/resume.json", text, "The JSON Resume file the site build renders."),
     Setting("SITE_API_BASE", "/api", api_base, "Where the site's widgets call the API: /api (same origin) or an "

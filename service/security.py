@@ -121,6 +121,10 @@ class ResponseHeaders:
                     extra += PREFLIGHT
 
         def start(status, headers, exc_info=None):
-            headers.extend(extra)
+            # a page answering a POST under /api (the contact form sent without JavaScript) loads the
+            # stylesheet; Flask's own OPTIONS answers are text/html too, and keep the API's headers
+            html = extra is not SITE_HEADERS and environ.get("REQUEST_METHOD") == "POST" and any(
+                name.lower() == "content-type" and value.startswith("text/html") for name, value in headers)
+            headers.extend(SITE_HEADERS if html else extra)
             return start_response(status, headers, exc_info)
         return self.app(environ, start)

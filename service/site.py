@@ -12,9 +12,6 @@ keyed by path, size and modification time, so a file is compressed once
 per worker and a rebuilt site is picked up at once. The build writes no
 ``.gz`` files: its folder is uploadable to S3 as-is, and CloudFront
 compresses there.
-
-``/blog/<number>`` (the address the Atom feed uses for a post) redirects to
-the static post page ``/blog/post.html?n=<number>``.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 
-from flask import Blueprint, Flask, current_app, redirect, request, send_from_directory
+from flask import Blueprint, Flask, current_app, request, send_from_directory
 from werkzeug.security import safe_join
 
 bp = Blueprint("site", __name__)
@@ -97,11 +94,6 @@ def _compress(response, root: str, filename: str):
     if etag:
         response.set_etag(etag, weak=True)
     return response
-
-
-@bp.get("/blog/<int:number>")
-def blog_post(number: int):
-    return redirect(f"/blog/post.html?n={number}", code=301)
 
 
 @bp.get("/", defaults={"filename": "index.html"})

@@ -4,13 +4,14 @@
 (``site/resume.schema.json``), renders every page with Jinja2 and writes::
 
     index.html            the resume, complete without JavaScript, plus the live widgets' slots
-    blog/index.html       the blog index (posts, tag filter and pages come from the API)
-    blog/post.html        one post: /blog/post.html?n=<issue number> (both only with the blog widget)
+    contact/thanks.html   where the contact form sent without JavaScript lands (with the contact widget)
     404.html              served for missing paths (Flask here, CloudFront's error page on AWS)
     assets/site.<hash>.css, assets/site.<hash>.js   fingerprinted: cache them for ever
     favicon.svg, robots.txt, sitemap.xml, and the owner's photo when it is a local file
 
 The folder is uploadable as-is to S3 and is what `service.site` serves.
+The blog's pages are not files: the app renders them (`service.blogpages`)
+with the same templates and the values `site_values` gives the build.
 The output is replaced in one step at the end, so a running server never
 sees a half-written site. `ResumeError` is raised, naming the field, when
 the resume does not match the schema; nothing is written then.
@@ -43,9 +44,8 @@ WIDGET_SETTINGS = {"spotify": ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SP
 #: Pages written from templates: (template, output path, canonical path, counted path or None).
 PAGES = (
     ("index.html", "index.html", "/", "/"),
-    ("blog.html", "blog/index.html", "/blog/", "/blog"),
-    ("post.html", "blog/post.html", "/blog/post.html", None),  # counted as /blog/<n> by the script
     ("404.html", "404.html", None, None),
+    ("contact/thanks.html", "contact/thanks.html", None, None),  # where a form sent without JavaScript lands
 )
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -69,6 +69,8 @@ class SiteOptions:
         widgets = config["SITE_WIDGETS"]
         if widgets is None:  # auto
             widgets = tuple(name for name in WIDGETS if all(config.get(s) for s in WIDGET_SETTINGS.get(name, ())))
+        elif not config.get("BLOG_REPO"):  # no blog pages to link to: the app renders them from BLOG_REPO
+            widgets = tuple(name for name in widgets if name != "blog")
         return cls(site_url=config["SITE_URL"], api_base=config["SITE_API_BASE"], widgets=widgets,
                    api_timeout=config["SITE_API_TIMEOUT"])
 
@@ -171,7 +173,7 @@ def load_resume(path: str) -> dict:
     return resume
 
 
-def _photo(resume: dict, resume_dir: str) -> tuple[str | None, str | None]:
+def photo_paths(resume: dict, resume_dir: str) -> tuple[str | None, str | None]:
     """(URL the pages use, local path relative to the resume) for ``basics.image``; `ResumeError` if missing."""
     image = (resume.get("basics") or {}).get("image")
     if not image:
@@ -230,46 +232,64 @@ def _fingerprinted(source: str, name: str) -> tuple[str, bytes]:
 # --- the build ------------------------------------------------------------------------
 
 
-def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | None = None) -> BuildReport:
-    """Render the site for ``resume_path`` into ``out_dir`` (replaced as a whole); raise `ResumeError`."""
+def environment(source: str):
+    """The Jinja2 environment of the site's templates under ``source`` (with the template filters)."""
     from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
-
-    source = source or source_dir()
-    resume = load_resume(resume_path)
-    resume_dir = os.path.dirname(os.path.abspath(resume_path))
-    photo_url, photo_file = _photo(resume, resume_dir)
-    site_url = options.site_url.rstrip("/")
-
-    files: dict[str, bytes] = {}
-    assets = {}
-    for name in ("site.css", "site.js"):
-        fingerprinted, data = _fingerprinted(os.path.join(source, "assets"), name)
-        assets[name] = f"/assets/{fingerprinted}"
-        files[f"assets/{fingerprinted}"] = data
-    static = os.path.join(source, "static")
-    for name in sorted(os.listdir(static)):
-        with open(os.path.join(static, name), "rb") as handle:
-            files[name] = handle.read()
 
     env = Environment(loader=FileSystemLoader(os.path.join(source, "templates")),
                       autoescape=select_autoescape(("html", "xml")), undefined=ChainableUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(display_date=display_date, display_url=display_url, summary_text=summary_text,
                        paragraphs=paragraphs)
+    return env
+
+
+def asset_files(source: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """({"site.css": "/assets/site.<hash>.css", ...}, {output path: bytes}) of the fingerprinted assets."""
+    assets, files = {}, {}
+    for name in ("site.css", "site.js"):
+        fingerprinted, data = _fingerprinted(os.path.join(source, "assets"), name)
+        assets[name] = f"/assets/{fingerprinted}"
+        files[f"assets/{fingerprinted}"] = data
+    return assets, files
+
+
+def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], photo_url: str | None) -> dict[str, Any]:
+    """What every template knows as ``site``: name, language, addresses, assets, widgets, feeds."""
+    site_url = options.site_url.rstrip("/")
     basics = resume.get("basics") or {}
-    lang = (resume.get("meta") or {}).get("lang") or "en"
     modified = (resume.get("meta") or {}).get("lastModified", "")[:10]
-    site = {
+    return {
         "url": site_url, "api_base": options.api_base, "widgets": set(options.widgets),
-        "api_timeout_ms": int(options.api_timeout * 1000), "lang": lang, "name": basics.get("name") or "Resume",
+        "api_timeout_ms": int(options.api_timeout * 1000), "lang": (resume.get("meta") or {}).get("lang") or "en",
+        "name": basics.get("name") or "Resume",
         "description": summary_text(basics.get("summary") or basics.get("label")),
         "photo": photo_url, "photo_absolute": (site_url + photo_url) if photo_url and photo_url.startswith("/")
         else photo_url, "css": assets["site.css"], "js": assets["site.js"],
-        "feed": f"{options.api_base}/blog/feed.xml", "lastmod": modified,
+        "feed": "/blog/feed.xml", "json_feed": "/blog/feed.json", "lastmod": modified,
         "year": modified[:4] or str(dt.date.today().year),
     }
+
+
+def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | None = None) -> BuildReport:
+    """Render the site for ``resume_path`` into ``out_dir`` (replaced as a whole); raise `ResumeError`."""
+    source = source or source_dir()
+    resume = load_resume(resume_path)
+    resume_dir = os.path.dirname(os.path.abspath(resume_path))
+    photo_url, photo_file = photo_paths(resume, resume_dir)
+    site_url = options.site_url.rstrip("/")
+
+    assets, files = asset_files(source)
+    static = os.path.join(source, "static")
+    for name in sorted(os.listdir(static)):
+        with open(os.path.join(static, name), "rb") as handle:
+            files[name] = handle.read()
+
+    env = environment(source)
+    basics = resume.get("basics") or {}
+    site = site_values(resume, options, assets, photo_url)
     for template, output, canonical, counted in PAGES:
-        if output.startswith("blog/") and "blog" not in site["widgets"]:
+        if output.startswith("contact/") and "contact" not in site["widgets"]:
             continue
         page = {"canonical": site_url + canonical if canonical else None, "counted": counted, "output": output}
         files[output] = env.get_template(template).render(resume=resume, basics=basics, site=site,

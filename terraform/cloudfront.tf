@@ -59,6 +59,43 @@ resource "aws_cloudfront_cache_policy" "api" {
   }
 }
 
+# The blog's pages, feeds and sitemap are rendered by the function from the
+# cached GitHub issues (service/blogpages.py), which sets
+# `Cache-Control: public, max-age=0, s-maxage=<what is left of the blog
+# TTL>, stale-while-revalidate=<TTL>, stale-if-error=86400`. This policy
+# honours those headers up to the blog TTL, so the function sees about one
+# request per page per TTL per edge, not one per visitor; browsers
+# revalidate with the page's ETag. Only the query strings the pages read
+# are in the key, so ?utm_source=... cannot split the cache.
+resource "aws_cloudfront_cache_policy" "blog" {
+  name        = "${local.name}-blog"
+  comment     = "Honours the blog pages' Cache-Control up to the blog TTL."
+  min_ttl     = 0
+  default_ttl = var.blog_cache_ttl
+  max_ttl     = var.blog_cache_ttl
+
+  parameters_in_cache_key_and_forwarded_to_origin {
+    enable_accept_encoding_brotli = true
+    enable_accept_encoding_gzip   = true
+
+    cookies_config {
+      cookie_behavior = "none"
+    }
+
+    headers_config {
+      header_behavior = "none"
+    }
+
+    query_strings_config {
+      query_string_behavior = "whitelist"
+
+      query_strings {
+        items = ["n", "page", "tag"]
+      }
+    }
+  }
+}
+
 resource "aws_cloudfront_response_headers_policy" "site" {
   name    = "${local.name}-security-headers"
   comment = "HSTS (preload), the site's Content-Security-Policy, nosniff, no framing, referrer policy."
@@ -190,6 +227,25 @@ resource "aws_cloudfront_distribution" "site" {
       cached_methods             = ["GET", "HEAD"]
       compress                   = true
       cache_policy_id            = aws_cloudfront_cache_policy.api.id
+      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
+    }
+  }
+
+  # The blog is rendered by the function (the build uploads no blog pages);
+  # static files stay on S3. No viewer-request function here: it would turn
+  # /blog/ into /blog/index.html.
+  dynamic "ordered_cache_behavior" {
+    for_each = local.api_enabled ? local.blog_paths : []
+
+    content {
+      path_pattern               = ordered_cache_behavior.value
+      target_origin_id           = local.api_origin_id
+      viewer_protocol_policy     = "redirect-to-https"
+      allowed_methods            = ["GET", "HEAD"]
+      cached_methods             = ["GET", "HEAD"]
+      compress                   = true
+      cache_policy_id            = aws_cloudfront_cache_policy.blog.id
       origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
     }

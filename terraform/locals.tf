@@ -25,6 +25,8 @@ locals {
   site_origin_id = "site-bucket"
   api_origin_id  = "api-function-url"
   api_enabled    = var.api_origin_domain != null
+  # Rendered by the function from the cached GitHub issues (pages, feeds, sitemap); not files on S3.
+  blog_paths = ["/blog", "/blog/*", "/sitemap.xml"]
 
   # The site's own policy: every script, style and font comes from the site,
   # the widgets' images may come from any HTTPS host (album covers, avatars).

@@ -98,6 +98,17 @@ variable "api_origin_domain" {
   }
 }
 
+variable "blog_cache_ttl" {
+  description = "Longest time in seconds CloudFront keeps a blog page, feed or the sitemap: set it to the app's BLOG_CACHE_TTL (the app's s-maxage never asks for more)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.blog_cache_ttl >= 30 && var.blog_cache_ttl <= 86400
+    error_message = "blog_cache_ttl must be 30 to 86400 seconds, like BLOG_CACHE_TTL."
+  }
+}
+
 variable "origin_secret" {
   description = "Shared secret CloudFront sends to the API in the X-Origin-Verify header. The app's ORIGIN_SECRET setting holds the same value and rejects /api requests without it, so only CloudFront can call the function URL. At least 32 characters of [A-Za-z0-9_-] (e.g. `openssl rand -hex 32`)."
   type        = string

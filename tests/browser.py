@@ -207,19 +207,35 @@ def _iso(seconds_ago: float) -> str:
 
 
 def issue(number: int, title: str, body: str, labels: list[str], days_ago: float = 1.0,
-          author: str = GITHUB_USER) -> dict:
+          author: str = GITHUB_USER, **extra) -> dict:
     return {"number": number, "title": title, "body": body, "state": "open", "user": {"login": author},
             "labels": [{"name": name} for name in labels], "created_at": _iso(days_ago * 86400),
-            "updated_at": _iso(days_ago * 86400), "html_url": f"https://github.com/{BLOG_REPO}/issues/{number}"}
+            "updated_at": _iso(days_ago * 86400), "html_url": f"https://github.com/{BLOG_REPO}/issues/{number}",
+            **extra}
+
+
+def comment(number: int, author: str, body: str, days_ago: float) -> dict:
+    return {"id": number, "user": {"login": author, "html_url": f"https://github.com/{author}"}, "body": body,
+            "created_at": _iso(days_ago * 86400), "updated_at": _iso(days_ago * 86400),
+            "html_url": f"https://github.com/{BLOG_REPO}/issues/12#issuecomment-{number}"}
+
+
+#: The comments of posts 14, 12 (a friendly one and a reply) and 13 (every XSS payload, in a comment).
+COMMENTS = {
+    14: [comment(500, "reader", "Which profiler did you use? `py-spy` has been good to me.", 0.5)],
+    12: [comment(501, "reader", "Did you try **WAL** mode?", 8), comment(502, GITHUB_USER, "Yes: see below.", 7)],
+    13: [comment(503, "mallory", XSS_BODY, 2)],
+}
 
 
 POSTS = [
     issue(14, "Measuring before optimising", "# Method\n\nI **measured** first.\n\n## Code\n\n"
           "```python\nprint('hi')\n```\n\n"
-          "| a | b |\n|---|---|\n| 1 | 2 |\n", ["published", "performance"], 1),
-    issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3),
+          "| a | b |\n|---|---|\n| 1 | 2 |\n", ["published", "performance"], 1,
+          reactions={"+1": 3, "heart": 2, "rocket": 1, "total_count": 6}, comments=1),
+    issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3, comments=1),
     issue(12, "Running a queue on SQLite", "Short notes on **SQLite** as a queue. " + "word " * 400,
-          ["published", "sqlite", "performance"], 9),
+          ["published", "sqlite", "performance"], 9, comments=2, reactions={"+1": 5, "hooray": 2, "eyes": 1}),
 ] + [issue(number, f"Short note {number}", f"Note number {number}.", ["published", "notes"], 30 + 12 - number)
      for number in range(11, 0, -1)]
 EVENTS = [
@@ -240,6 +256,8 @@ def script_upstreams(upstream: FakeUpstream, *, cover_url: str, playing: bool = 
     upstream.script("GET", f"/repos/{BLOG_REPO}/issues", Reply(200, json=POSTS))
     for post in POSTS:
         upstream.script("GET", f"/repos/{BLOG_REPO}/issues/{post['number']}", Reply(200, json=post))
+    for number, comments in COMMENTS.items():
+        upstream.script("GET", f"/repos/{BLOG_REPO}/issues/{number}/comments", Reply(200, json=comments))
     upstream.script("POST", "/api/token", Reply(200, json={"access_token": "fake-access", "token_type": "Bearer",
                                                            "expires_in": 3600}))
     track = {"type": "track", "name": "Harbour Lights", "duration_ms": 215000,

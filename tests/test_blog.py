@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service import markdown
+from service import blog, markdown
 
 from .fakes import Reply
 from .storagecalls import StorageCalls
@@ -210,10 +210,13 @@ def test_a_transferred_issue_does_not_shift_a_reused_page(app, upstream, clock):
 def test_cached_blog_answers_cost_a_bounded_few_storage_calls(app, upstream):
     serve(upstream, [issue(n, labels=("published", "notes")) for n in range(120, 0, -1)])
     client = app.test_client()
-    for url in ("/api/blog", "/api/blog/7"):  # fill the caches
+    for url in ("/api/blog", "/api/blog/7", "/api/blog/feed.xml"):  # fill the caches
         client.get(url)
+    # the feed carries the full text of its newest posts: the list plus one cached entry per post
+    feed = 1 + blog.FEED_ENTRIES
     for url, bound in (("/api/blog?per_page=50", (2, 51)), ("/api/blog?per_page=50&page=3&tag=notes&x=1", (2, 51)),
-                       ("/api/blog?page=10000", (1, 1)), ("/api/blog/7", (3, 3)), ("/api/blog/feed.xml", (1, 1))):
+                       ("/api/blog?page=10000", (1, 1)), ("/api/blog/7", (3, 3)), ("/api/blog/feed.xml", (feed, feed)),
+                       ("/blog/feed.json", (feed, feed))):
         with StorageCalls(app) as cost:
             assert client.get(url).status_code == 200, url
         assert cost.calls <= bound[0] and cost.items <= bound[1], (url, cost.calls, cost.items)
@@ -316,9 +319,11 @@ def test_the_atom_feed(app, upstream):
     first = entries[0]
     assert first.find(f"{ATOM}title").text == "Post 25 & <friends>"
     assert first.find(f"{ATOM}id").text == f"{SITE}/blog/25"
-    assert first.find(f"{ATOM}link").get("href") == f"{SITE}/blog/post.html?n=25"  # works on S3 too
+    assert first.find(f"{ATOM}link").get("href") == f"{SITE}/blog/25/post-25-friends"  # the canonical page
     assert first.find(f"{ATOM}id").text == f"{SITE}/blog/25"
     assert first.find(f"{ATOM}summary").text == "Body of 25."
+    content = first.find(f"{ATOM}content")
+    assert content.get("type") == "html" and content.text == "<p>Body of 25.</p>\n"  # the full sanitised post
     assert first.find(f"{ATOM}category").get("term") == "tag-a"
     stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
     assert all(stamp.fullmatch(e.find(f"{ATOM}updated").text) for e in entries)

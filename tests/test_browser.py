@@ -64,16 +64,22 @@ def clean_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site_dir(tmp_path_factory):
-    """The example resume with another name, built with a 2 s API timeout."""
+def resume_file(tmp_path_factory):
+    """The example resume with another name (the build and the blog's server-rendered pages read it)."""
     source = tmp_path_factory.mktemp("resume")
     with open(os.path.join(ROOT, "site", "resume.json"), encoding="utf-8") as handle:
         resume = json.load(handle)
     resume["basics"]["name"] = NAME
     (source / "resume.json").write_text(json.dumps(resume), encoding="utf-8")
     shutil.copy(os.path.join(ROOT, "site", "photo.svg"), source / "photo.svg")
+    return str(source / "resume.json")
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory, resume_file):
+    """The resume built with a 2 s API timeout."""
     out = tmp_path_factory.mktemp("site") / "site"
-    build(str(source / "resume.json"), str(out), SiteOptions(site_url="http://127.0.0.1:8000", api_timeout=2))
+    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", api_timeout=2))
     return str(out)
 
 
@@ -97,22 +103,23 @@ def clock():
     return FakeClock(time.time())
 
 
-def _service(tmp_path_factory, name: str, site_dir: str, **settings) -> LiveService:
+def _service(tmp_path_factory, name: str, site_dir: str, resume: str, **settings) -> LiveService:
     db = tmp_path_factory.mktemp(name) / "vitae.db"
     app = create_app({"STORAGE_URL": f"sqlite:///{db}", "SECRET_KEY": "browser-test-key", "SITE_DIR": site_dir,
-                      **settings})
+                      "SITE_RESUME": resume, "SITE_API_TIMEOUT": "2", **settings})
     with app.app_context():
         app.extensions["vitae.storage"].init()
     return LiveService(app)
 
 
 @pytest.fixture(scope="module")
-def services(clean_env, tmp_path_factory, site_dir, fake, hanging, clock):
+def services(clean_env, tmp_path_factory, resume_file, site_dir, fake, hanging, clock):
     started = {
-        "live": _service(tmp_path_factory, "live", site_dir, CLOCK=clock, CONTACT_RATE_LIMIT="50/hour",
+        "live": _service(tmp_path_factory, "live", site_dir, resume_file, CLOCK=clock, CONTACT_RATE_LIMIT="50/hour",
                          **upstream_settings(fake)),
-        "bare": _service(tmp_path_factory, "bare", site_dir, CONTACT_RATE_LIMIT="1/hour"),
-        "slow": _service(tmp_path_factory, "slow", site_dir, UPSTREAM_TIMEOUT="10", VISITOR_RATE_LIMIT="1/hour",
+        "bare": _service(tmp_path_factory, "bare", site_dir, resume_file, CONTACT_RATE_LIMIT="1/hour"),
+        "slow": _service(tmp_path_factory, "slow", site_dir, resume_file, UPSTREAM_TIMEOUT="10",
+                         VISITOR_RATE_LIMIT="1/hour",
                          **upstream_settings(hanging)),
     }
     script_upstreams(fake, cover_url=f"{started['live'].url}/photo.svg")
@@ -166,7 +173,7 @@ def test_the_resume_reads_fine_without_javascript(browser, services):
     assert not browser.driver.find_element("css selector", "#theme-toggle").is_displayed()
     assert browser.driver.find_element("css selector", "#cf-name").is_displayed()
     browser.open(services["live"] + "/blog/", ready=False)
-    assert "the Atom feed works without it" in browser.driver.find_element("css selector", "main").text
+    assert "Measuring before optimising" in browser.driver.find_element("css selector", "main").text
 
 
 # --- widgets --------------------------------------------------------------------------------------
@@ -208,7 +215,8 @@ def test_every_widget_shows_the_fake_upstreams_data(browser, services, fake):
 
     posts = browser.js("return [...document.querySelectorAll('#latest-list > li')].map(li => "
                        "[li.querySelector('a').getAttribute('href'), li.innerText])")
-    assert [p[0] for p in posts] == ["/blog/post.html?n=14", "/blog/post.html?n=13", "/blog/post.html?n=12"]
+    assert [p[0] for p in posts] == ["/blog/14/measuring-before-optimising", "/blog/13/hostile-input-handled",
+                                     "/blog/12/running-a-queue-on-sqlite"]
     assert posts[0][1].startswith("Measuring before optimising\n") and "1 min read" in posts[0][1]
     assert re.search(r"\d+ views?", posts[2][1]) and "sqlite" in posts[2][1]
     assert browser.console_errors() == []
@@ -364,79 +372,123 @@ def test_keyboard_alone_reaches_and_submits_the_form(browser, services):
 # --- blog ---------------------------------------------------------------------------------------------
 
 
+POST_12 = "/blog/12/running-a-queue-on-sqlite"
+POST_13 = "/blog/13/hostile-input-handled"
+POST_14 = "/blog/14/measuring-before-optimising"
+
+
 def test_blog_index_filters_pages_and_leads_to_a_post(browser, services):
     browser.open(services["live"] + "/blog/")
-    titles = browser.js("return [...document.querySelectorAll('#blog-posts h2')].map(h => h.textContent)")
+    titles = browser.js("return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)")
     assert titles[:3] == [p["title"] for p in POSTS[:3]] and len(titles) == 10
     browser.driver.find_element("link text", "Older posts →").click()
     browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
                  message="page 2")
     assert browser.js("return location.search") == "?page=2"
-    assert len(browser.js("return [...document.querySelectorAll('#blog-posts h2')]")) == len(POSTS) - 10
-    assert "Page 2 of 2" in browser.text("#blog-pages")
+    assert len(browser.js("return [...document.querySelectorAll('.post-list h2')]")) == len(POSTS) - 10
+    assert "Page 2 of 2" in browser.text(".pager")
 
     browser.open(services["live"] + "/blog/")
-    browser.driver.find_element("css selector", "#blog-tags a[href='/blog/?tag=performance']").click()
+    browser.driver.find_element("css selector", ".tag-filter a[href='/blog/?tag=performance']").click()
     browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
                  message="the tag filter")
-    titles = browser.js("return [...document.querySelectorAll('#blog-posts h2')].map(h => h.textContent)")
+    titles = browser.js("return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)")
     assert titles == ["Measuring before optimising", "Running a queue on SQLite"]
-    assert browser.js("return document.querySelector('#blog-tags [aria-current=true]').textContent") == "performance"
+    assert browser.js("return document.querySelector('.tag-filter [aria-current=true]').textContent") == "performance"
 
     browser.driver.find_element("link text", "Running a queue on SQLite").click()
-    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.pathname"),
                  message="the post page")
-    assert browser.js("return location.pathname + location.search") == "/blog/post.html?n=12"
+    assert browser.js("return location.pathname + location.search") == POST_12
     assert browser.text("h1") == "Running a queue on SQLite"
     assert browser.driver.title.startswith("Running a queue on SQLite · ")
+    browser.wait(lambda: browser.visible("#post-views"), message="the view count")
     meta = browser.text("#post-meta")
-    assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4} · 3 min read · 1 view", meta), meta
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4} · 3 min read · 1 view", meta), meta
     assert browser.js("return [...document.querySelectorAll('#post-tags a')].map(a => a.textContent)") == [
         "sqlite", "performance"]
     assert browser.js("return document.querySelector('#post-body strong').textContent") == "SQLite"
-    assert browser.js("return document.querySelector('a[href=\"/api/blog/feed.xml\"]') !== null")
+    assert browser.js("return document.querySelector('a[href=\"/blog/feed.xml\"]') !== null")
     assert api(services["live"] + "/api/visitors?path=/blog/12")[1]["page_views"] == 1
     browser.driver.back()
     browser.wait(lambda: "tag=performance" in browser.js("return location.search"), message="back to the list")
     assert browser.console_errors() == []
 
 
-def test_a_post_carrying_an_xss_payload_does_not_run_it(browser, services):
-    browser.open(services["live"] + "/blog/post.html?n=13")
+def test_post_and_index_are_complete_without_javascript(browser, services):
+    """The post's text, reactions and comments are in the HTML itself; only the view count needs the script."""
+    source = requests.get(services["live"] + POST_12, timeout=10).text
+    assert "Short notes on <strong>SQLite</strong> as a queue." in source
+    assert "Did you try <strong>WAL</strong> mode?" in source
+    browser.javascript(False)
+    browser.open(services["live"] + POST_12, ready=False)
+    assert browser.driver.find_element("css selector", "h1").text == "Running a queue on SQLite"
+    assert "Short notes on SQLite as a queue." in browser.driver.find_element("css selector", "#post-body").text
+    comments = browser.driver.find_elements("css selector", ".comment")
+    assert [c.get_attribute("id") for c in comments] == ["comment-501", "comment-502"]
+    assert "reader" in comments[0].text and "Did you try WAL mode?" in comments[0].text
+    assert browser.driver.find_element("css selector", "#comments-title").text == "2 comments"
+    assert not browser.driver.find_element("css selector", "#post-views").is_displayed()
+    browser.open(services["live"] + POST_14, ready=False)
+    reactions = browser.driver.find_element("css selector", ".reactions").text
+    assert "👍 3" in reactions and "🚀 1" in reactions
+    browser.open(services["live"] + "/blog/?tag=performance", ready=False)
+    titles = [h.text for h in browser.driver.find_elements("css selector", ".post-list h2")]
+    assert titles == ["Measuring before optimising", "Running a queue on SQLite"]
+
+
+def test_a_post_carries_its_link_preview_tags(browser, services):
+    browser.open(services["live"] + POST_12)
+    tags = browser.js("""return Object.fromEntries([...document.querySelectorAll('meta[property], meta[name]')]
+        .map(m => [m.getAttribute('property') || m.getAttribute('name'), m.content]));""")
+    assert tags["og:type"] == "article" and tags["og:title"].startswith("Running a queue on SQLite")
+    assert tags["description"].startswith("Short notes on SQLite as a queue.")
+    assert tags["og:url"] == "http://127.0.0.1:8000" + POST_12
+    assert browser.js("return [...document.querySelectorAll('meta[property=\"article:tag\"]')].map(m => m.content)"
+                      ) == ["sqlite", "performance"]
+    assert tags["og:image"] == "http://127.0.0.1:8000/photo.svg"  # no image in the post: the owner's photo
+    assert browser.js("return document.querySelector('link[rel=canonical]').href") == "http://127.0.0.1:8000" + POST_12
+    data = json.loads(browser.js("return document.querySelector('script[type=\"application/ld+json\"]').textContent"))
+    assert data["@type"] == "BlogPosting" and data["headline"] == "Running a queue on SQLite"
+    assert browser.console_errors() == []  # the JSON-LD block is data, which the strict CSP leaves alone
+
+
+@pytest.mark.parametrize("path", [POST_13, POST_13 + "#comments"])
+def test_xss_in_a_post_or_its_comments_runs_nothing(browser, services, path):
+    browser.open(services["live"] + path)
     time.sleep(0.5)  # let anything that would fire (onerror, onload) fire
     assert browser.text("h1") == "Hostile input, handled"
-    body = browser.text("#post-body")
-    assert "Before the payloads." in body and "After the payloads." in body
+    for scope in ("#post-body", ".comment .prose"):
+        body = browser.text(scope)
+        assert "Before the payloads." in body and "After the payloads." in body, scope
     assert browser.js("return window.__xss === undefined && window.parent.__xss === undefined")
-    found = browser.js("""const body = document.getElementById('post-body');
-        return {
+    found = browser.js("""return [...document.querySelectorAll('#post-body, .comment .prose')].map(body => ({
           active: body.querySelectorAll('script, iframe, object, embed, svg, style, form').length,
           handlers: [...body.querySelectorAll('*')].filter(e => [...e.attributes].some(a => /^on/i.test(a.name)
             || a.name === 'style')).length,
           badUrls: [...body.querySelectorAll('[href], [src]')].filter(e =>
-            /^\\s*(javascript|data):/i.test(e.getAttribute('href') || e.getAttribute('src'))).length };""")
-    assert found == {"active": 0, "handlers": 0, "badUrls": 0}
+            /^\\s*(javascript|data):/i.test(e.getAttribute('href') || e.getAttribute('src'))).length }));""")
+    assert found == [{"active": 0, "handlers": 0, "badUrls": 0}] * 2
     assert browser.console_errors() == []  # a CSP refusal would be logged here
 
 
 def test_unknown_posts_say_so(browser, services):
-    unnamed = "This address does not name a post."
-    for query, message in (("?n=999", "There is no post with this number."), ("?n=abc", unnamed), ("", unnamed)):
-        browser.open(services["live"] + "/blog/post.html" + query)
-        assert browser.text("h1") == "Post not found"
-        assert browser.text("#post-status") == message
+    for path in ("/blog/999", "/blog/abc", "/blog/post.html?n=999", "/blog/999/some-slug"):
+        browser.open(services["live"] + path, ready=False)
+        assert browser.text("h1") == "Post not found", path
 
 
 # --- quality bar ------------------------------------------------------------------------------------
 
-PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/post.html?n=14", "/blog/post.html?n=12")
+PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/14/measuring-before-optimising",
+         "/blog/12/running-a-queue-on-sqlite")
 
 
 def test_post_headings_sit_under_the_page_title(browser, services):
-    browser.open(services["live"] + "/blog/post.html?n=14")
+    browser.open(services["live"] + POST_14)
     headings = browser.js("return [...document.querySelectorAll('main h1, main h2, main h3, main h4')]"
                           ".map(h => h.tagName + ' ' + h.textContent)")
-    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code"]
+    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code", "H2 1 comment"]
     assert browser.js("return document.querySelector('#post-body pre code').className") == "language-python"
 
 
@@ -496,7 +548,7 @@ return failures;
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_contrast_meets_wcag_aa(browser, services, scheme):
     browser.media(scheme)
-    for path in ("/", "/blog/", "/blog/post.html?n=14"):
+    for path in ("/", "/blog/", POST_14, POST_12):
         browser.open(services["live"] + path)
         browser.js("document.getElementById('cf-submit') && document.getElementById('cf-submit').focus()")
         assert browser.js(CONTRAST) == [], (scheme, path)
@@ -510,7 +562,7 @@ def test_screenshots_and_narrow_screens(browser, services):
             browser.media(scheme)
             browser.open(services["live"] + "/")
             shots.append(browser.screenshot(f"home-{device}-{scheme}"))
-            browser.open(services["live"] + "/blog/post.html?n=14")
+            browser.open(services["live"] + POST_14)
             shots.append(browser.screenshot(f"post-{device}-{scheme}"))
     assert all(os.path.getsize(path) > 10_000 for path in shots)
     browser.viewport(320, 700, True)
@@ -541,8 +593,9 @@ def test_reduced_motion_turns_animation_off(browser, services):
     assert browser.js(animation) == "none"
 
 
-def test_the_home_page_transfers_under_100_kb(browser, services):
-    browser.open(services["live"] + "/")
+@pytest.mark.parametrize("path", ["/", POST_14])
+def test_the_home_page_and_a_post_transfer_under_100_kb(browser, services, path):
+    browser.open(services["live"] + path)
     sizes = browser.js("return performance.getEntriesByType('navigation').concat("
                        "performance.getEntriesByType('resource')).map(e => [e.name, e.decodedBodySize])")
     counted = [(name, size) for name, size in sizes if not name.endswith("/photo.svg")]

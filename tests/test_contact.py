@@ -21,6 +21,8 @@ SITEVERIFY = "/turnstile/v0/siteverify"
 
 
 def post(client, body=None, ip=IP, **kwargs):
+    """POST as an API client (JSON ``Accept``); a browser's plain form post is in test_contact_form_pages.py."""
+    kwargs["headers"] = {"Accept": "application/json", **kwargs.get("headers", {})}
     if body is not None:
         kwargs["json"] = body
     return client.post("/api/contact", environ_base={"REMOTE_ADDR": ip}, **kwargs)

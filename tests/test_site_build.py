@@ -4,7 +4,7 @@ Builds the real example ``site/resume.json`` (and broken copies of it) into
 temporary folders and checks the files, the markup rules the strict
 Content-Security-Policy and accessibility need, the validation messages, the
 page-weight budget, and the HTTP side: gzip, cache headers, 404 page, the
-``/blog/<n>`` redirect.
+blog addresses without a blog.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from service.sitebuild import ResumeError, SiteOptions, build
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "site", "resume.json")
 SITE_URL = "https://mara.example.com"
-PAGES = ("index.html", "blog/index.html", "blog/post.html", "404.html")
+PAGES = ("index.html", "404.html")  # the blog's pages are rendered by the app (test_blog_pages.py)
 
 
 def example() -> dict:
@@ -171,10 +171,8 @@ def test_head_carries_description_open_graph_icon_and_canonical(built):
     links = {a["rel"]: a for a in markup.find("link")}
     assert links["canonical"]["href"] == f"{SITE_URL}/"
     assert links["icon"]["href"] == "/favicon.svg"
-    assert links["alternate"]["href"] == "/api/blog/feed.xml"
-    post = {a.get("property"): a["content"] for a in Markup(read(out, "blog/post.html")).find("meta")
-            if a.get("property")}
-    assert post["og:type"] == "article"
+    feeds = {a["type"]: a["href"] for a in markup.find("link") if a["rel"] == "alternate"}
+    assert feeds == {"application/atom+xml": "/blog/feed.xml", "application/feed+json": "/blog/feed.json"}
     robots = {a.get("name"): a["content"] for a in Markup(read(out, "404.html")).find("meta") if a.get("name")}
     assert robots["robots"] == "noindex"
 
@@ -205,7 +203,7 @@ def test_api_base_and_widget_choice_shape_the_pages(tmp_path):
     assert 'data-api="https://api.example.com/api"' in html and 'data-timeout="2500"' in html
     assert 'id="latest-posts"' in html and 'id="visitor-counter"' in html
     assert 'id="spotify"' not in html and 'id="github"' not in html and 'id="contact-form"' not in html
-    assert 'href="https://api.example.com/api/blog/feed.xml"' in html
+    assert 'href="/blog/feed.xml"' in html  # the blog's pages and feeds live on the site's own origin
     build(EXAMPLE, str(tmp_path / "b"), SiteOptions(site_url=SITE_URL, widgets=()))
     bare = read(tmp_path / "b", "index.html")
     assert "<aside" not in bare and "visitor-counter" not in bare and "/blog/" not in bare
@@ -300,7 +298,7 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact")
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 8 files into {out}" in result.output  # no blog pages without the blog
+    assert f"built 9 files into {out}" in result.output  # the blog's pages are the app's, not files
     assert "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
@@ -375,7 +373,7 @@ def test_cache_headers_long_for_fingerprinted_assets_short_for_html(site_client)
     client, out = site_client
     asset = next(p.name for p in (out / "assets").iterdir() if p.suffix == ".css")
     assert client.get(f"/assets/{asset}").headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    for path in ("/", "/blog/", "/blog/post.html", "/robots.txt", "/sitemap.xml"):
+    for path in ("/", "/404.html", "/robots.txt"):
         response = client.get(path)
         assert response.status_code == 200 and response.headers["Cache-Control"] == "no-cache", path
     assert "max-age=3600" in client.get("/favicon.svg").headers["Cache-Control"]
@@ -392,8 +390,16 @@ def test_missing_pages_get_the_404_page_and_the_api_keeps_json(site_client):
     assert api.status_code == 404 and api.json["error"] == "not_found"
 
 
-def test_blog_post_addresses_redirect_to_the_static_post_page(site_client):
-    client, _ = site_client
-    response = client.get("/blog/12")
-    assert response.status_code == 301 and response.headers["Location"] == "/blog/post.html?n=12"
-    assert client.get("/blog/").status_code == 200
+def test_without_a_blog_no_link_and_every_blog_address_is_a_404_page(make_app, tmp_path):
+    """BLOG_REPO empty (the default SITE_WIDGETS names the blog): no Blog link or card, blog addresses 404."""
+    app = make_app(SITE_DIR=str(tmp_path / "out"), SITE_URL=SITE_URL)
+    assert app.test_cli_runner().invoke(args=["site", "build"]).exit_code == 0
+    client = app.test_client()
+    home = client.get("/").data.decode()
+    assert 'href="/blog/"' not in home and 'id="latest-posts"' not in home and "feed.xml" not in home
+    for path in ("/blog/", "/blog/12", "/blog/12/a-post", "/blog/post.html?n=12", "/blog/feed.xml", "/blog/feed.json"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.mimetype == "text/html", path
+        assert b"There is no blog here." in response.data
+    sitemap = client.get("/sitemap.xml").data.decode()
+    assert "/blog/" not in sitemap and f"<loc>{SITE_URL}/</loc>" in sitemap

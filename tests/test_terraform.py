@@ -394,10 +394,10 @@ def test_api_paths_go_to_the_function_url_with_the_origin_secret(stack):
 
 
 def _query_parameters_the_api_reads() -> set[str]:
-    """Names passed to ``request.args.get(...)`` or ``query_int(...)`` anywhere in service/ (a helper passing on
-    its own parameter, like ``query_int`` itself, is followed through its callers)."""
+    """Names passed to ``request.args.get(...)`` or ``query_int(...)`` by the API's routes (service/api/; a helper
+    passing on its own parameter, like ``query_int`` itself, is followed through its callers)."""
     names = set()
-    for path in (ROOT / "service").rglob("*.py"):
+    for path in (ROOT / "service" / "api").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         passed_on = {id(call) for function in ast.walk(tree) if isinstance(function, ast.FunctionDef)
                      for call in ast.walk(function) if isinstance(call, ast.Call) and call.args
@@ -420,6 +420,31 @@ def test_api_cache_key_holds_only_the_query_parameters_the_api_reads(stack):
     items = block(strings, "query_strings")["items"]
     assert {"days", "page", "path"} <= _query_parameters_the_api_reads()
     assert sorted(items) == sorted(_query_parameters_the_api_reads())
+
+
+def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(stack):
+    """The blog is rendered by the app; CloudFront keeps each page as long as its Cache-Control says,
+    at most the blog TTL, with only the query strings the pages read in the key."""
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    behaviours = [entry["ordered_cache_behavior"] for entry in distribution["dynamic"]
+                  if "ordered_cache_behavior" in entry]
+    assert [b["for_each"] for b in behaviours] == ['${local.api_enabled ? ["/api/*"] : []}',
+                                                   "${local.api_enabled ? local.blog_paths : []}"]
+    assert local(stack, "${local.blog_paths}") == ["/blog", "/blog/*", "/sitemap.xml"]
+    blog = block(behaviours[1], "content")
+    assert local(stack, blog["target_origin_id"]) == "api-function-url"
+    assert set(blog["allowed_methods"]) == {"GET", "HEAD"} and blog["compress"] is True
+    assert "function_association" not in blog  # it would rewrite /blog/ to /blog/index.html
+    assert blog["cache_policy_id"] == "${aws_cloudfront_cache_policy.blog.id}"
+    policy = resource(stack, "aws_cloudfront_cache_policy", "blog")
+    assert (policy["min_ttl"], policy["default_ttl"], policy["max_ttl"]) == (0, "${var.blog_cache_ttl}",
+                                                                             "${var.blog_cache_ttl}")
+    key = block(policy, "parameters_in_cache_key_and_forwarded_to_origin")
+    strings = block(key, "query_strings_config")
+    assert strings["query_string_behavior"] == "whitelist"
+    assert block(strings, "query_strings")["items"] == ["n", "page", "tag"]
+    assert block(key, "cookies_config")["cookie_behavior"] == "none"
+    assert stack["variable"]["blog_cache_ttl"]["default"] == 300
 
 
 def test_response_headers_policy(stack):

@@ -305,6 +305,15 @@ def test_deploy_applies_terraform_then_zappa_then_the_site(deploy):
     assert deploy["env"]["TF_VAR_environment"] == deploy["env"]["STAGE"] == "production"
 
 
+def test_deploy_uploads_no_blog_pages_and_gives_the_function_the_blog(deploy):
+    """The blog is rendered by the function; S3 gets only the static build, whose --delete drops old pages."""
+    script = runs(deploy["jobs"]["deploy"])
+    assert script.index("test ! -e build/site/blog") < script.index('aws s3 sync build/site "s3://$SITE_BUCKET"')
+    assert "BLOG_REPO: $blog, BLOG_CACHE_TTL: $ttl" in script
+    assert deploy["env"]["BLOG_REPO"] == "${{ vars.BLOG_REPO }}"
+    assert deploy["env"]["TF_VAR_blog_cache_ttl"] == "${{ vars.BLOG_CACHE_TTL || '300' }}"
+
+
 def test_deploy_uses_the_remote_state_the_roles_are_scoped_to(deploy):
     env = deploy["env"]
     assert env["TF_STATE_KEY"] == env["TF_VAR_terraform_state_key"]

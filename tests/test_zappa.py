@@ -128,7 +128,9 @@ def test_package_is_small_and_holds_only_what_runs(package):
         names = archive.namelist()
     tops = {name.split("/", 1)[0] for name in names}
     assert {"handler.py", "zappa_settings.py", "service", "flask", "werkzeug", "zappa", "nh3"} <= tops
-    never = {"tests", "bench", "terraform", "site", "build", "tools", "instance", ".env", ".git", ".github",
+    # site/ holds the templates, assets and resume the function renders the blog's pages with
+    assert {"site/templates/blog/post.html", "site/assets/site.css", "site/resume.json"} <= set(names)
+    never = {"tests", "bench", "terraform", "build", "tools", "instance", ".env", ".git", ".github",
              "boto3", "botocore", "s3transfer", "pip", "setuptools", "troposphere", "yaml", "gunicorn", "redis",
              "charset_normalizer",
              "Dockerfile", "docker-compose.yml", "zappa_settings.json"}

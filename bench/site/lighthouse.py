@@ -1,4 +1,4 @@
-"""`make bench-site`: Lighthouse scores of the home page and a post page.
+"""`make bench-site`: Lighthouse scores of the home page, the blog index and a server-rendered post page.
 
 Builds the site into a temporary folder (``SITE_URL`` = the local address,
 so canonical links and the sitemap match what Lighthouse loads), starts the
@@ -35,7 +35,8 @@ from tests.servers import free_port, wait_for_port  # noqa: E402
 CHROME_PATH = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --disable-background-networking"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
-PAGES = (("home", "/"), ("post", "/blog/post.html?n=14"))
+# the blog index and the post are rendered by the app (service/blogpages.py)
+PAGES = (("home", "/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"))
 RESULTS = os.path.join(ROOT, "bench", "results")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 

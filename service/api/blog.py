@@ -28,8 +28,10 @@ def post(number: int):
 
 @bp.get("/blog/feed.xml")
 def feed():
+    from .. import blogfeeds
+
     items, result = blog.posts()
-    response = Response(blog.feed(items), mimetype="application/atom+xml")
+    response = Response(blog.feed(items, blogfeeds.contents(items)), mimetype="application/atom+xml")
     response.headers["Cache-Control"] = f"public, max-age={result.max_age}"
     response.add_etag()
     return response.make_conditional(request)

@@ -1,6 +1,7 @@
 """POST /api/contact: accept a visitor's message into the outbox.
 
-Answers ``202 {"status": "accepted", "id"}`` only once the message is stored.
+Answers ``202 {"status": "accepted", "id"}`` only once the message is stored; a form a
+browser posts without JavaScript gets HTML instead (see `service.contactform`).
 Errors: 415 (neither JSON nor a form), 400 ``invalid_json`` / ``invalid_body``,
 400 ``invalid`` with ``fields`` (see `contact.validate`), 400
 ``turnstile_failed``, 413 (body over ``MAX_BODY_BYTES``), 429 with
@@ -93,6 +94,18 @@ def _accepted(message_id: str):
 
 @bp.post("/contact")
 def submit():
+    from .. import contactform
+
+    if not contactform.is_plain_form_post():
+        return _submit()
+    try:
+        _submit()
+    except APIError as exc:
+        return contactform.form_again(exc)
+    return contactform.thanks()
+
+
+def _submit():
     data = _submitted()
     at = now()
     if contact.honeypot_filled(data):

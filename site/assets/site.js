@@ -1,9 +1,9 @@
 // Vitae: the live parts of the site. The pages are complete without this
-// file; it adds the theme toggle, the widgets, the contact form's checks and
-// the blog. Each widget stays hidden until its endpoint answers with data,
-// so a failing, slow or unconfigured endpoint leaves no trace on the page.
-// Nothing here uses innerHTML on API text except the post body, which the
-// API sanitises and `cleanHTML` checks again.
+// file (the blog's pages are rendered by the server); it adds the theme
+// toggle, the widgets, the contact form's checks and the view counts. Each
+// widget stays hidden until its endpoint answers with data, so a failing,
+// slow or unconfigured endpoint leaves no trace on the page.
+// Nothing here uses innerHTML on API text.
 
 const root = document.documentElement;
 const API = (root.dataset.api || '/api').replace(/\/$/, '');
@@ -124,7 +124,7 @@ function duration(ms) {
 
 function plural(n, one, many) { return `${count(n)} ${Number(n) === 1 ? one : many}`; }
 
-const postUrl = (number) => `/blog/post.html?n=${encodeURIComponent(number)}`;
+const postUrl = (post) => `/blog/${encodeURIComponent(post.number)}/${encodeURIComponent(post.slug || 'post')}`;
 
 /** "All posts" links keep the tag filter in the query string: /blog/?tag=x&page=2. */
 function blogUrl({ tag, page } = {}) {
@@ -289,141 +289,19 @@ async function latestPosts() {
   const posts = result.ok && result.data && Array.isArray(result.data.posts) ? result.data.posts.filter(validPost) : [];
   if (!posts.length) return false;
   byId('latest-list').replaceChildren(...posts.map((post) => el('li', {},
-    el('a', { href: postUrl(post.number), text: post.title }),
+    el('a', { href: postUrl(post), text: post.title }),
     el('span', { class: 'muted' }, postMeta(post, post.views)),
     tagList(post.tags, 'Tags'))));
   return true;
 }
 
-async function blogIndex() {
-  const params = new URLSearchParams(location.search);
-  const tag = (params.get('tag') || '').slice(0, 100);
-  const page = Math.max(1, Math.min(10000, parseInt(params.get('page') || '1', 10) || 1));
-  const status = byId('blog-status');
-  status.textContent = 'Loading posts…';
-  const query = new URLSearchParams({ page: String(page), per_page: '10' });
-  if (tag) query.set('tag', tag);
-  const result = await api(`/blog?${query}`);
-  if (!result.ok || !result.data || !Array.isArray(result.data.posts)) {
-    status.textContent = 'The posts cannot be loaded right now. Please try again later.';
-    return;
-  }
-  const { posts, total = 0, per_page: perPage = 10 } = result.data;
-  const list = posts.filter(validPost);
-  status.textContent = list.length ? '' : (tag ? `No posts tagged “${tag}”.` : 'No posts yet.');
-  if (tag) document.title = `Posts tagged ${tag} · ${document.title}`;
-  byId('blog-posts').replaceChildren(...list.map((post) => el('li', {},
-    el('h2', {}, el('a', { href: postUrl(post.number), text: post.title })),
-    el('p', { class: 'muted' }, postMeta(post, post.views)),
-    post.excerpt ? el('p', { text: post.excerpt }) : null,
-    tagList(post.tags, 'Tags'))));
-
-  const tags = [...new Set(list.flatMap((p) => (Array.isArray(p.tags) ? p.tags : [])).concat(tag ? [tag] : []))]
-    .filter((t) => typeof t === 'string').sort();
-  const filter = byId('blog-tags');
-  if (tags.length) {
-    filter.replaceChildren(
-      el('a', { href: blogUrl(), 'aria-current': tag ? null : 'true', text: 'All posts' }),
-      ...tags.map((t) => el('a', { href: blogUrl({ tag: t }), 'aria-current': t === tag ? 'true' : null, text: t })),
-    );
-    filter.hidden = false;
-  }
-  const pages = Math.max(1, Math.ceil(total / perPage));
-  const pager = byId('blog-pages');
-  if (pages > 1) {
-    pager.replaceChildren(
-      page > 1 ? el('a', { href: blogUrl({ tag, page: page - 1 }), rel: 'prev', text: '← Newer posts' }) : el('span'),
-      el('span', { class: 'muted', text: `Page ${page} of ${pages}` }),
-      page < pages ? el('a', { href: blogUrl({ tag, page: page + 1 }), rel: 'next', text: 'Older posts →' }) : el('span'),
-    );
-    pager.hidden = false;
-  }
-}
-
-const DROP = new Set(['SCRIPT', 'STYLE', 'IFRAME', 'OBJECT', 'EMBED', 'FORM', 'INPUT', 'BUTTON', 'TEXTAREA',
-  'SELECT', 'LINK', 'META', 'BASE', 'FRAME', 'FRAMESET', 'SVG', 'MATH', 'TEMPLATE', 'NOSCRIPT']);
-
-/**
- * What a post's href/src may be: an http(s) URL or a fragment as written, a path as written when the
- * browser reads it as this site's own; null for javascript:, data: and the like. A reference that only
- * looks like a path (`//host`, `/\\host`, with tabs or newlines the URL parser drops) is returned as the
- * absolute off-site URL the browser would open, so it is treated as any other off-site link.
- */
-function reference(value) {
-  if (webUrl(value)) return value;
-  if (!/^[#/]/.test(value)) return null;
-  let url;
-  try { url = new URL(value, location.href); } catch { return null; }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
-  return url.origin === location.origin && !/^[/\\]{2}/.test(value.replace(/[\t\n\r]/g, '')) ? value : url.href;
-}
-
-/** Second line of defence behind the API's sanitiser: parse inertly, drop active elements and attributes. */
-function cleanHTML(html) {
-  const template = document.createElement('template');
-  template.innerHTML = html;
-  const walker = document.createTreeWalker(template.content, NodeFilter.SHOW_ELEMENT);
-  const drop = [];
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    if (DROP.has(node.tagName.toUpperCase())) { drop.push(node); continue; }
-    for (const attr of [...node.attributes]) {
-      const name = attr.name.toLowerCase();
-      const active = name.startsWith('on') || name === 'style' || name === 'srcset' || name === 'action'
-        || name === 'formaction' || name === 'xlink:href';
-      const kept = name === 'href' || name === 'src' ? reference(attr.value) : attr.value;
-      if (active || kept === null) node.removeAttribute(attr.name);
-      else if (kept !== attr.value) node.setAttribute(attr.name, kept);
-    }
-    if (node.tagName === 'A' && node.hasAttribute('href')) node.setAttribute('rel', 'noopener noreferrer nofollow');
-  }
-  drop.forEach((node) => node.remove());
-  demoteHeadings(template.content);
-  return template.content;
-}
-
-/** The post's own headings start at h2 under the page's h1, keeping their relative levels. */
-function demoteHeadings(fragment) {
-  const headings = [...fragment.querySelectorAll('h1, h2, h3, h4, h5, h6')];
-  if (!headings.length) return;
-  const shift = 2 - Math.min(...headings.map((h) => Number(h.tagName[1])));
-  if (shift <= 0) return;
-  for (const heading of headings) {
-    const level = Math.min(6, Number(heading.tagName[1]) + shift);
-    const replacement = document.createElement(`h${level}`);
-    for (const attr of heading.attributes) replacement.setAttribute(attr.name, attr.value);
-    replacement.append(...heading.childNodes);
-    heading.replaceWith(replacement);
-  }
-}
-
-async function blogPost() {
-  const status = byId('post-status');
-  const number = new URLSearchParams(location.search).get('n') || '';
-  if (!/^[1-9][0-9]{0,8}$/.test(number)) {
-    byId('post-title').textContent = 'Post not found';
-    status.textContent = 'This address does not name a post.';
-    return;
-  }
-  const views = countView(`/blog/${number}`);
-  status.textContent = 'Loading the post…';
-  const result = await api(`/blog/${number}`);
-  if (!result.ok || !validPost(result.data)) {
-    byId('post-title').textContent = result.status === 404 ? 'Post not found' : 'Post unavailable';
-    status.textContent = result.status === 404 ? 'There is no post with this number.'
-      : 'The post cannot be loaded right now. Please try again later.';
-    return;
-  }
-  const post = result.data;
-  status.textContent = '';
-  byId('post-title').textContent = post.title;
-  document.title = `${post.title} · ${document.title.replace(/^Blog · /, '')}`;
-  const meta = byId('post-meta');
-  meta.replaceChildren(...postMeta(post, post.views));
-  const tags = tagList(post.tags, 'Tags');
-  if (tags) byId('post-tags').replaceWith(Object.assign(tags, { id: 'post-tags' }));
-  byId('post-body').replaceChildren(cleanHTML(typeof post.html === 'string' ? post.html : ''));
-  const counts = await views;
-  if (counts && typeof counts.page_views === 'number') meta.replaceChildren(...postMeta(post, counts.page_views));
+/** On a server-rendered post, add the live view count to the meta line. */
+async function postViews() {
+  const slot = byId('post-views');
+  const counts = await countView(document.body.dataset.count);
+  if (!slot || !counts || typeof counts.page_views !== 'number') return;
+  slot.textContent = ` · ${plural(counts.page_views, 'view', 'views')}`;
+  slot.hidden = false;
 }
 
 // --- contact form ---------------------------------------------------------------------
@@ -544,10 +422,8 @@ function start() {
   if (page === 'home') {
     tasks.push(revealInOrder([['spotify', spotify], ['github', github], ['latest-posts', latestPosts]]));
     setupContact();
-  } else if (page === 'blog') {
-    tasks.push(blogIndex());
   } else if (page === 'post') {
-    tasks.push(blogPost());
+    tasks.push(postViews());
   }
   // Every task handles its own failures; this keeps a bug in one from reaching the console as unhandled.
   Promise.allSettled(tasks).then((results) => {
