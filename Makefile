@@ -30,8 +30,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # --- Debian packages the tests talk to (real servers, real browser) ----------
-# docker-compose (v1) only validates docker-compose.yml in tests/test_container.py; no engine runs.
-APT_PACKAGES = redis-server chromium chromium-driver docker-compose
+# docker.io (the engine), docker-compose (v1) and debootstrap (stand-ins for the base images no
+# registry serves here) run docker-compose.yml for real in tests/test_compose.py.
+APT_PACKAGES = redis-server chromium chromium-driver docker.io docker-compose debootstrap
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
