@@ -22,6 +22,7 @@ finds it and a changed recipe rebuilds it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
@@ -158,6 +159,11 @@ class Engine:
                     self.process.wait(timeout=10)
             self.process = None
         if self.folder:
+            # dockerd leaves its network namespace mounted under the exec-root.
+            with open("/proc/mounts") as mounts:
+                inside = [line.split()[1] for line in mounts if line.split()[1].startswith(self.folder + "/")]
+            for mount in sorted(inside, reverse=True):
+                subprocess.run(["umount", "--lazy", mount], capture_output=True, timeout=30, check=False)
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
         if self._lock is not None:
@@ -199,9 +205,13 @@ def ensure_base_images(engine: Engine, names: list[str], pull_seconds: float = 6
     if to_build:
         with tempfile.TemporaryDirectory(prefix="vitae-rootfs-") as folder:
             base = debootstrap(Path(folder) / "base")
-            for name in to_build:
-                build_stand_in(engine, name, base, Path(folder) / "image")
-                how[name] = "stand-in built"
+            # Side by side: most of each is waiting for downloads and for the engine's import.
+            with concurrent.futures.ThreadPoolExecutor(len(to_build)) as pool:
+                builds = [pool.submit(build_stand_in, engine, name, base, Path(folder) / f"image{i}")
+                          for i, name in enumerate(to_build)]
+                for name, build in zip(to_build, builds, strict=True):
+                    build.result()
+                    how[name] = "stand-in built"
     return how
 
 
