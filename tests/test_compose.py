@@ -14,9 +14,10 @@ project folder, beside a generated .env) is driven by docker-compose (or
   compose network's gateway address; both health checks turn healthy;
 * the access log is JSON lines on the app's output;
 * while Redis is down the app's health check fails; once Redis is back the
-  running app (not restarted) counts again, on the count Redis kept; ``docker stop`` ends the
-  worker (a message in flight delivered and acknowledged) and gunicorn within
-  ``stop_grace_period``, by their own exit, not Docker's SIGKILL;
+  running app (not restarted) counts again, on the count Redis kept;
+* ``docker stop`` ends the worker (a message in flight delivered and
+  acknowledged) and gunicorn within ``stop_grace_period``, by their own exit,
+  not Docker's SIGKILL;
 * ``down`` then ``up`` keeps the counts (named volume) and the instance's
   generated secret; the ``tls`` profile serves HTTPS for localhost through
   Caddy's internal CA, and the app takes the visitor's address from Caddy's
@@ -166,31 +167,32 @@ def project(engine, tmp_path_factory):
     project = Project(engine, folder)
     project.write_env(REDIS_PASSWORD=REDIS_PASSWORD)
     project("down", "--volumes", "--remove-orphans", timeout=180)  # what an interrupted run left
-    started = time.monotonic()
-    project.notes["base images"] = ensure_base_images(engine, base_images())
-    project.notes["base images seconds"] = round(time.monotonic() - started)
-    app = yaml.safe_load(project("config").stdout)["services"]["app"]
-    build_args = [f"--build-arg={name}={value}" for name, value in app["build"].get("args", {}).items()]
-    started = time.monotonic()
-    engine.docker("build", "--network", "host", "--tag", app["image"], *build_args, str(ROOT), timeout=900,
-                  extra_env={"DOCKER_BUILDKIT": "0"})
-    project.notes["build seconds"] = round(time.monotonic() - started)
-    # Redis first: its network exists then, and the fake Telegram listens on that network's gateway address.
-    project("up", "--detach", "redis")
-    network = json.loads(engine.docker("network", "inspect", f"{PROJECT}_default").stdout)[0]
-    gateway = network["IPAM"]["Config"][0]["Gateway"]
-    telegram = FakeUpstream(host=gateway).start()
-    project.write_env(REDIS_PASSWORD=REDIS_PASSWORD, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_CHAT_ID="4242",
-                      TELEGRAM_API_URL=telegram.url, TELEGRAM_TIMEOUT="10", OUTBOX_INLINE_SECONDS="0",
-                      OUTBOX_POLL_SECONDS="0.5", TRUSTED_PROXIES="1", SITE_DOMAIN="localhost", LOG_LEVEL="INFO")
-    project.telegram, project.gateway = telegram, gateway
+    telegram = None
     try:
+        started = time.monotonic()
+        project.notes["base images"] = ensure_base_images(engine, base_images())
+        project.notes["base images seconds"] = round(time.monotonic() - started)
+        app = yaml.safe_load(project("config").stdout)["services"]["app"]
+        build_args = [f"--build-arg={name}={value}" for name, value in app["build"].get("args", {}).items()]
+        started = time.monotonic()
+        engine.docker("build", "--network", "host", "--tag", app["image"], *build_args, str(ROOT), timeout=900,
+                      extra_env={"DOCKER_BUILDKIT": "0"})
+        project.notes["build seconds"] = round(time.monotonic() - started)
+        # Redis first: its network exists then, and the fake Telegram listens on that network's gateway address.
+        project("up", "--detach", "redis")
+        network = json.loads(engine.docker("network", "inspect", f"{PROJECT}_default").stdout)[0]
+        telegram = FakeUpstream(host=network["IPAM"]["Config"][0]["Gateway"]).start()
+        project.write_env(REDIS_PASSWORD=REDIS_PASSWORD, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_CHAT_ID="4242",
+                          TELEGRAM_API_URL=telegram.url, TELEGRAM_TIMEOUT="10", OUTBOX_INLINE_SECONDS="0",
+                          OUTBOX_POLL_SECONDS="0.5", TRUSTED_PROXIES="1", SITE_DOMAIN="localhost")
+        project.telegram = telegram
         project("up", "--detach")
         wait_for(lambda: _answers(f"{SITE}/api/health"), 60, f"the app does not answer:\n{project.logs()}")
         yield project
     finally:
         project("down", "--volumes", "--remove-orphans", timeout=180, check=False)
-        telegram.stop()
+        if telegram:
+            telegram.stop()
         print(f"compose test timings: {project.notes}")
 
 
