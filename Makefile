@@ -30,10 +30,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # --- Debian packages the tests talk to (real servers, real browser) ----------
-# docker-compose (v1) only validates docker-compose.yml in tests/test_container.py; no engine runs.
+# docker.io (the engine), docker-compose (v1) and debootstrap (stand-ins for the base images no
+# registry serves here) run docker-compose.yml for real in tests/test_compose.py.
 # jq runs the deploy workflow's own scripts in tests/test_workflows.py.
 # fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
-APT_PACKAGES = redis-server chromium chromium-driver docker-compose jq fonts-noto-color-emoji
+APT_PACKAGES = redis-server chromium chromium-driver docker.io docker-compose debootstrap jq fonts-noto-color-emoji
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -74,7 +74,8 @@ def echo(status: int = 400, *, as_json: bool = True, **fields: Any) -> Callable[
 
 
 class FakeUpstream:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
+        """``host``: loopback, or the gateway address of a Docker network the test created (for containers)."""
         self.routes: dict[tuple[str, str], list[Responder]] = {}
         self.requests: list[Recorded] = []
         self.fallback: Responder = Reply(404, json={"message": "Not Found"})
@@ -118,7 +119,7 @@ class FakeUpstream:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         # A short poll interval: stop() waits up to one interval for the serving loop to notice.
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -126,7 +127,7 @@ class FakeUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
 
     def start(self) -> FakeUpstream:
         self.thread.start()

@@ -186,6 +186,14 @@ def test_ci_runs_the_readme_test_command_with_pip_cache(ci):
     assert step_using(test, "hashicorp/setup-terraform")["with"]["terraform_wrapper"] is False
 
 
+def test_ci_runs_the_compose_test_on_the_runners_own_engine(ci):
+    # The make test job's container has no engine; the runner has Docker and pulls the real base images.
+    assert ci["jobs"]["test"]["steps"][-1]["env"]["PYTEST_ADDOPTS"] == '-m "not container"'
+    container = ci["jobs"]["container"]
+    assert "container" not in container and container["runs-on"] == "ubuntu-latest"
+    assert "pytest -m container tests/test_compose.py" in runs(container)
+
+
 def test_ci_runs_every_linter(ci):
     lint = ci["jobs"]["lint"]
     script = runs(lint)
