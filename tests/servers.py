@@ -114,3 +114,82 @@ class MotoServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class LossyProxy:
+    """An HTTP proxy on a free loopback port in front of ``127.0.0.1:target_port`` that can lose answers.
+
+    ``lose_next_answer("UpdateItem")`` arms it: the next request whose ``X-Amz-Target`` names that
+    operation is forwarded and answered upstream (the write happens), then the client's connection is
+    closed without the answer, as a network fault would. ``attempts(operation)`` counts what arrived.
+    """
+
+    def __init__(self, target_port: int):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+        self.target_port = target_port
+        self.lose: set[str] = set()
+        self.seen: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802 - the name http.server dispatches to
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                status, headers, answer = proxy._forward(self.command, self.path, self.headers, body)
+                with proxy.lock:
+                    proxy.seen[operation] = proxy.seen.get(operation, 0) + 1
+                    lost = operation in proxy.lose
+                    proxy.lose.discard(operation)
+                if lost:
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _forward(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.target_port, timeout=30)
+        try:
+            connection.request(method, path, body, {k: v for k, v in headers.items() if k.lower() != "connection"})
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def lose_next_answer(self, operation: str) -> None:
+        with self.lock:
+            self.lose.add(operation)
+
+    def attempts(self, operation: str) -> int:
+        with self.lock:
+            return self.seen.get(operation, 0)
+
+    def start(self) -> LossyProxy:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

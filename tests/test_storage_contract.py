@@ -225,22 +225,23 @@ def test_concurrent_claims_never_share_a_record(storage):
     for n in range(30):
         storage.enqueue("outbox", {"n": n})
     taken: list[str] = []
+    refused: list[str | Exception] = []  # acks that failed: asserted below, where a failure fails the test
     lock = threading.Lock()
 
     def worker():
-        while True:
-            got = storage.claim("outbox", lease=60, limit=2)
-            if not got:
-                return
-            with lock:
-                taken.extend(i.id for i in got)
-            for item in got:
-                assert storage.ack("outbox", item.id, item.token)
+        try:
+            while got := storage.claim("outbox", lease=60, limit=2):
+                with lock:
+                    taken.extend(i.id for i in got)
+                refused.extend(item.id for item in got if not storage.ack("outbox", item.id, item.token))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            refused.append(exc)
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert refused == []
     assert len(taken) == 30 and len(set(taken)) == 30
     assert storage.queue_counts("outbox")[DONE] == 30
 
@@ -297,6 +298,76 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on
     # the imported queue still works: the pending record is claimable
     assert [i.payload for i in dst.claim("outbox", lease=5, now=1_800_000_100.0)] == [{"text": "pending"}]
+
+
+# -- DynamoDB: a conditional write whose answer was lost -------------------------------------------
+# botocore retries a call whose answer never came (read timeout, dropped connection). When the first
+# attempt had succeeded, the retry finds its own result and its condition false: the store must still
+# report the write as done. A proxy in front of moto loses one answer for real.
+
+def _lost_claim(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    claimed = lossy.claim("outbox", lease=60)
+    assert [i.id for i in claimed] == [item.id]
+    assert direct.items("outbox")[0].token == claimed[0].token  # the lease reported is the lease held
+
+
+def _lost_move(state, direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    if state == DONE:
+        assert lossy.ack("outbox", item.id, lease.token) is True
+    else:
+        assert lossy.bury("outbox", item.id, lease.token, reason="chat not found") is True
+    assert direct.queue_counts("outbox")[state] == 1
+    assert lossy.ack("outbox", item.id, lease.token) is False  # a second move with the same lease is not ours
+
+
+def _lost_release(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    assert lossy.release("outbox", item.id, lease.token, ready_at=0, error="HTTP 500") is True
+    assert [i.last_error for i in direct.claim("outbox", lease=60)] == ["HTTP 500"]
+
+
+def _lost_add(direct, lossy):
+    assert lossy.add("refresh-lock", "me", ttl=30) is True
+    assert direct.get("refresh-lock") == "me"
+    assert lossy.add("refresh-lock", "me", ttl=30) is False  # held, if by the same value
+
+
+def _lost_limit(direct, lossy):
+    rule = Limit("rl:lost", max=2, window=60)
+    assert lossy.limit(rule) == (True, 1)
+    assert direct.limit(rule) == (True, 2)  # the retry did not count the call twice
+
+
+def _lost_new_window(direct, lossy):
+    direct.import_([{"type": "value", "key": "rl:old", "value": "2", "expires_at": time.time() - 5}])
+    assert lossy.limit(Limit("rl:old", max=2, window=60)) == (True, 1)
+
+
+@pytest.mark.parametrize(("operation", "scenario"), [
+    pytest.param("UpdateItem", _lost_claim, id="claim"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DEAD, *stores), id="bury"),
+    pytest.param("UpdateItem", _lost_release, id="release"),
+    pytest.param("UpdateItem", _lost_add, id="add"),
+    pytest.param("UpdateItem", _lost_limit, id="limit"),
+    pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
+])
+def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
+    from .servers import LossyProxy
+
+    url = make_storage_url(request, "dynamodb", tmp_path)
+    proxy = LossyProxy(moto_server.port).start()
+    try:
+        lossy = open_storage(url.replace(moto_server.endpoint, proxy.endpoint))
+        proxy.lose_next_answer(operation)
+        scenario(open_storage(url), lossy)
+        assert proxy.attempts(operation) >= 2  # the answer was lost and the call retried
+    finally:
+        proxy.stop()
 
 
 # -- failures become StorageError ------------------------------------------------------------
