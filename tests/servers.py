@@ -139,7 +139,7 @@ class LossyProxy:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_POST(self):  # noqa: N802 - the name http.server dispatches to
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
                 status, headers, answer = proxy._forward(self.command, self.path, self.headers, body)

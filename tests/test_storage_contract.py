@@ -234,7 +234,7 @@ def test_concurrent_claims_never_share_a_record(storage):
                 with lock:
                     taken.extend(i.id for i in got)
                 refused.extend(item.id for item in got if not storage.ack("outbox", item.id, item.token))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             refused.append(exc)
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:

@@ -285,9 +285,9 @@ class DynamoDBStorage(Storage):
         if counted:
             return True, int(item["n"]["N"])
         # an expired window: start a new one
-        counted, item = self._write("put_item", mark, Item={**key, "n": _n(1), TTL_ATTRIBUTE: _n(now + limit.window),
-                                                            "w": _s(write_id)},
-                                    ConditionExpression="expires_at <= :now", ExpressionAttributeValues={":now": _n(now)})
+        window = {**key, "n": _n(1), TTL_ATTRIBUTE: _n(now + limit.window), "w": _s(write_id)}
+        counted, item = self._write("put_item", mark, Item=window, ConditionExpression="expires_at <= :now",
+                                    ExpressionAttributeValues={":now": _n(now)})
         count = int((item or {}).get("n", {}).get("N", 1 if counted else limit.max))
         return counted, count
 
