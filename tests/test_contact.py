@@ -282,6 +282,7 @@ def test_global_limit_across_addresses(make_app, clock, backend):
     assert post(client, GOOD, ip="198.51.100.99").status_code == 202
 
 
+@pytest.mark.server
 def test_limits_hold_across_app_instances(make_app, clock):
     # two workers (or Lambda instances) share the limit through the store
     first = make_app("redis", CONTACT_RATE_LIMIT="2/hour")

@@ -391,6 +391,7 @@ def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server)
         assert time.monotonic() - started < 6
 
 
+@pytest.mark.server
 def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
     """The set the Terraform role grants is exactly what the running service calls."""
     from service.storage.dynamodb import ADMIN_IAM_ACTIONS, OPERATION_ACTIONS, RUNTIME_IAM_ACTIONS
