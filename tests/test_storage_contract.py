@@ -6,6 +6,7 @@ import inspect
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -50,7 +51,24 @@ def test_counters_start_at_zero_and_increment(storage):
     assert storage.counters([]) == {}
 
 
+def _resent(store: Storage) -> Callable[[], int]:
+    """How many calls the store's client has sent more than once so far (DynamoDB's SDK retry; else 0).
+
+    A retried ``UpdateItem ADD`` whose first attempt landed counts twice: the documented limit. A
+    loaded machine slows the emulator past the client's 0.8 s read timeout now and then, so a count is
+    exact up to these retries, and exact when there were none.
+    """
+    if not isinstance(store, DynamoDBStorage):
+        return lambda: 0
+    calls, attempts = [], []
+    store.client.meta.events.register("before-parameter-build.dynamodb", lambda **_: calls.append(1))
+    store.client.meta.events.register("before-send.dynamodb", lambda **_: attempts.append(1))
+    return lambda: len(attempts) - len(calls)
+
+
 def test_concurrent_threads_count_exactly(storage):
+    resent = _resent(storage)
+
     def work():
         for _ in range(500):
             storage.incr("site:views")
@@ -59,13 +77,16 @@ def test_concurrent_threads_count_exactly(storage):
         thread.start()
     for thread in threads:
         thread.join()
-    assert storage.counters(["site:views"])["site:views"] == 4000
+    assert 4000 <= storage.counters(["site:views"])["site:views"] <= 4000 + resent()
 
 
-def _hammer(url: str, n: int) -> None:
+def _hammer(url: str, n: int, resent_total) -> None:
     store = open_storage(url)
+    resent = _resent(store)
     for _ in range(n):
         store.incr("page:/")
+    with resent_total.get_lock():
+        resent_total.value += resent()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -73,13 +94,14 @@ def test_concurrent_processes_count_exactly(request, tmp_path, backend):
     url = make_storage_url(request, backend, tmp_path)
     open_storage(url).init()
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_hammer, args=(url, 250)) for _ in range(4)]
+    resent = context.Value("i", 0)
+    processes = [context.Process(target=_hammer, args=(url, 250, resent)) for _ in range(4)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=120)
         assert process.exitcode == 0
-    assert open_storage(url).counters(["page:/"]) == {"page:/": 1000}
+    assert 1000 <= open_storage(url).counters(["page:/"])["page:/"] <= 1000 + resent.value
 
 
 # -- values ---------------------------------------------------------------------------------
