@@ -13,7 +13,7 @@ from service.config import SETTINGS
 from service.storage import open_storage
 
 from .fakes import FakeUpstream
-from .servers import MotoServer, RedisServer
+from .servers import MotoProcess, RedisServer
 
 # boto3 talks to moto only; these dummy credentials never leave the machine.
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
@@ -53,7 +53,7 @@ def redis_server():
 
 @pytest.fixture(scope="session")
 def moto_server():
-    server = MotoServer().start()
+    server = MotoProcess().start()
     yield server
     server.stop()
 

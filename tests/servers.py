@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -85,9 +86,9 @@ def _serialised(app):
 
 
 class MotoServer:
-    """moto's server on a free loopback port (DynamoDB and friends over real HTTP)."""
+    """moto's server on a free loopback port (DynamoDB and friends over real HTTP), in this process."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
@@ -100,7 +101,7 @@ class MotoServer:
                 self._server_ready_event.set()
                 self._server.serve_forever()
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = AtomicMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     @property
@@ -114,6 +115,39 @@ class MotoServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class MotoProcess:
+    """`MotoServer` in a process of its own.
+
+    In the test process the emulator shares the interpreter lock with the
+    client threads a test runs against it; on a loaded machine its answers
+    then came after the DynamoDB client's 0.8 s read timeout, twice in a row
+    (a StorageError), or once (a retried ADD counted twice).
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from tests.servers import MotoServer; "
+                "MotoServer(int(sys.argv[2])).start(); threading.Event().wait()")
+        self.process = subprocess.Popen([sys.executable, "-c", code, root, str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
 
 
 class LossyProxy:
