@@ -375,7 +375,8 @@ class DynamoDBStorage(Storage):
         for raw in ready:
             item = self._from_item(raw)
             token = uuid.uuid4().hex
-            # the new token is the mark: a claim leaves ``w`` to the release before it (see `release`)
+            # the new token is the mark; a claim leaves ``w`` alone, so a release retried after a lost
+            # answer still finds its own mark when another worker claimed the record meanwhile
             taken, _ = self._write(
                 "update_item", ("token", token), Key=self._key(self._qpk(queue, PENDING), item.id),
                 UpdateExpression="SET #t = :t, ready_at = :r, updated_at = :now ADD attempts :one",
