@@ -13,7 +13,7 @@ from service.config import SETTINGS
 from service.storage import open_storage
 
 from .fakes import FakeUpstream
-from .servers import MotoServer, RedisServer
+from .servers import MotoProcess, RedisServer
 
 # boto3 talks to moto only; these dummy credentials never leave the machine.
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
@@ -22,6 +22,24 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 
 BACKENDS = ["sqlite", "redis", "dynamodb"]
+
+#: What makes a test need a server process or the infrastructure tools (the markers in pyproject.toml),
+#: found from the fixtures it uses and the backends it is parametrized with. Tests that open a server
+#: themselves carry the marker in their module.
+_SERVER_FIXTURES = {"redis_server", "moto_server", "aws"}
+_SERVER_BACKENDS = {"redis", "dynamodb"}
+_INFRA_FIXTURES = {"checkov_report", "checkov_report_without_skips", "lambda_venv", "runtime_libraries"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        fixtures = set(item.fixturenames)
+        callspec = getattr(item, "callspec", None)
+        params = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        if fixtures & _SERVER_FIXTURES or params & _SERVER_BACKENDS:
+            item.add_marker(pytest.mark.server)
+        if fixtures & _INFRA_FIXTURES:
+            item.add_marker(pytest.mark.infra)
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
 
@@ -35,7 +53,7 @@ def redis_server():
 
 @pytest.fixture(scope="session")
 def moto_server():
-    server = MotoServer().start()
+    server = MotoProcess().start()
     yield server
     server.stop()
 

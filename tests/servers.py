@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -85,9 +86,9 @@ def _serialised(app):
 
 
 class MotoServer:
-    """moto's server on a free loopback port (DynamoDB and friends over real HTTP)."""
+    """moto's server on a free loopback port (DynamoDB and friends over real HTTP), in this process."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
@@ -100,7 +101,7 @@ class MotoServer:
                 self._server_ready_event.set()
                 self._server.serve_forever()
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = AtomicMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     @property
@@ -114,3 +115,115 @@ class MotoServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class MotoProcess:
+    """`MotoServer` in a process of its own.
+
+    In the test process the emulator shares the interpreter lock with the
+    client threads a test runs against it; on a loaded machine its answers
+    then came after the DynamoDB client's 0.8 s read timeout, twice in a row
+    (a StorageError), or once (a retried ADD counted twice).
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoProcess:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from tests.servers import MotoServer; "
+                "MotoServer(int(sys.argv[2])).start(); threading.Event().wait()")
+        self.process = subprocess.Popen([sys.executable, "-c", code, root, str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class LossyProxy:
+    """An HTTP proxy on a free loopback port in front of ``127.0.0.1:target_port`` that can lose answers.
+
+    ``lose_next_answer("UpdateItem")`` arms it: the next request whose ``X-Amz-Target`` names that
+    operation is forwarded and answered upstream (the write happens), then the client's connection is
+    closed without the answer, as a network fault would. ``attempts(operation)`` counts what arrived.
+    """
+
+    def __init__(self, target_port: int):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+        self.target_port = target_port
+        self.lose: set[str] = set()
+        self.seen: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                status, headers, answer = proxy._forward(self.command, self.path, self.headers, body)
+                with proxy.lock:
+                    proxy.seen[operation] = proxy.seen.get(operation, 0) + 1
+                    lost = operation in proxy.lose
+                    proxy.lose.discard(operation)
+                if lost:
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _forward(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.target_port, timeout=30)
+        try:
+            connection.request(method, path, body, {k: v for k, v in headers.items() if k.lower() != "connection"})
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def lose_next_answer(self, operation: str) -> None:
+        with self.lock:
+            self.lose.add(operation)
+
+    def attempts(self, operation: str) -> int:
+        with self.lock:
+            return self.seen.get(operation, 0)
+
+    def start(self) -> LossyProxy:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -210,6 +210,7 @@ def test_security_headers_on_every_response(client):
 
 # -- health, outage and recovery ------------------------------------------------------------------------
 
+@pytest.mark.server
 def test_health_names_the_storage(make_app):
     for backend in ("sqlite", "redis", "dynamodb"):
         answer = make_app(backend).test_client().get("/api/health")
@@ -217,6 +218,7 @@ def test_health_names_the_storage(make_app):
         assert answer.json["status"] == "ok" and answer.json["storage"] == backend and answer.json["version"]
 
 
+@pytest.mark.server
 def test_redis_outage_is_503_fast_and_recovers_without_restart(make_app):
     server = RedisServer().start()
     try:

@@ -223,7 +223,7 @@ def test_bodies_over_the_cap_get_413(make_app, backend):
     assert len(stored(app)[PENDING]) == 1
 
 
-def test_no_input_gives_a_server_error(make_app):
+def test_no_garbled_body_or_odd_field_value_gives_a_server_error(make_app):
     app = make_app(CONTACT_RATE_LIMIT="off", CONTACT_GLOBAL_RATE_LIMIT="off")
     client = app.test_client()
     rng = random.Random(4)
@@ -234,10 +234,13 @@ def test_no_input_gives_a_server_error(make_app):
         for content_type in ("application/json", "application/x-www-form-urlencoded", "multipart/form-data"):
             response = post(client, data=text.encode("utf-8", "surrogatepass"), content_type=content_type)
             assert response.status_code < 500, (text, content_type, response.get_data(as_text=True))
+            if response.status_code >= 400:  # refused in our JSON error shape
+                assert set(response.get_json()) >= {"error", "message"}, (text, content_type)
     for value in (None, 0, -1, 1e308, [], {}, [[]], "", "x" * 5000, {"a": [1, {"b": None}]}):
         for field in ("name", "email", "message", "subject", "website", "page", "cf-turnstile-response"):
             response = post(client, {**GOOD, field: value})
             assert response.status_code in (202, 400), (field, value, response.get_json())
+            assert response.status_code == 202 or set(response.get_json()) >= {"error", "message"}
 
 
 # -- honeypot ---------------------------------------------------------------------------------------
@@ -293,6 +296,7 @@ def test_global_limit_across_addresses(make_app, clock, backend):
     assert post(client, GOOD, ip="198.51.100.99").status_code == 202
 
 
+@pytest.mark.server
 def test_limits_hold_across_app_instances(make_app, clock):
     # two workers (or Lambda instances) share the limit through the store
     first = make_app("redis", CONTACT_RATE_LIMIT="2/hour")
@@ -305,22 +309,9 @@ def test_limits_hold_across_app_instances(make_app, clock):
 
 # -- origin ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_foreign_origins_cannot_post(make_app, backend):
-    app = make_app(backend, ALLOWED_ORIGINS="https://friend.example", SITE_URL="https://me.example")
-    client = app.test_client()
-    refused = post(client, GOOD, headers={"Origin": "https://evil.example"})
-    assert refused.status_code == 403 and refused.get_json()["error"] == "origin_not_allowed"
-    assert not stored(app)[PENDING]
-    for origin in ("https://me.example", "https://friend.example"):
-        assert post(client, GOOD, headers={"Origin": origin}).status_code == 202
-    assert post(client, GOOD).status_code == 202  # no Origin: not a browser's cross-site POST
-    assert len(stored(app)[PENDING]) == 3
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_without_allowed_origins_only_the_site_itself_may_post_from_a_browser(make_app, backend):
-    app = make_app(backend, SITE_URL="https://me.example")
+def test_without_allowed_origins_only_the_site_itself_may_post_from_a_browser(make_app):
+    # the origin guard runs before any storage call: one backend shows it
+    app = make_app("sqlite", SITE_URL="https://me.example")
     client = app.test_client()
     for origin in ("https://evil.example", "null", "https://me.example.evil.example", "http://me.example"):
         refused = post(client, GOOD, headers={"Origin": origin})

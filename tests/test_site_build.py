@@ -3,7 +3,7 @@
 Builds the real example ``site/resume.json`` (and broken copies of it) into
 temporary folders and checks the files, the markup rules the strict
 Content-Security-Policy and accessibility need, the validation messages, the
-page-weight budget, and the HTTP side: gzip, cache headers, 404 page, the
+page-weight report, and the HTTP side: gzip, cache headers, 404 page, the
 blog addresses without a blog.
 """
 
@@ -186,14 +186,13 @@ def test_robots_and_sitemap_use_site_url(built):
     assert tree.find("s:url/s:lastmod", ns).text == "2026-01-15"
 
 
-def test_home_page_weight_is_within_budget(built):
-    """The home page, its CSS, JS and icon: at most 100 KB before compression (the photo excluded)."""
+def test_the_build_reports_the_home_page_weight(built):
+    """The report's figure is the home page, its CSS, JS and icon (the 100 KB budget is test_browser's:
+    it counts what a browser really loads)."""
     report, out = built
     index = read(out, "index.html")
     loaded = ["index.html", "favicon.svg"] + [m.lstrip("/") for m in re.findall(r'"(/assets/[^"]+)"', index)]
-    total = sum((out / name).stat().st_size for name in set(loaded))
-    assert total == report.home_bytes
-    assert total <= 100 * 1024
+    assert report.home_bytes == sum((out / name).stat().st_size for name in set(loaded)) > 0
 
 
 def test_api_base_and_widget_choice_shape_the_pages(tmp_path):

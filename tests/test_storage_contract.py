@@ -6,6 +6,7 @@ import inspect
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -52,7 +53,24 @@ def test_counters_start_at_zero_and_increment(storage):
     assert storage.counters(["a", "site:b"], consistent=False) == {"a": 6, "site:b": 2}
 
 
+def _resent(store: Storage) -> Callable[[], int]:
+    """How many calls the store's client has sent more than once so far (DynamoDB's SDK retry; else 0).
+
+    A retried ``UpdateItem ADD`` whose first attempt landed counts twice: the documented limit. A
+    loaded machine slows the emulator past the client's 0.8 s read timeout now and then, so a count is
+    exact up to these retries, and exact when there were none.
+    """
+    if not isinstance(store, DynamoDBStorage):
+        return lambda: 0
+    calls, attempts = [], []
+    store.client.meta.events.register("before-parameter-build.dynamodb", lambda **_: calls.append(1))
+    store.client.meta.events.register("before-send.dynamodb", lambda **_: attempts.append(1))
+    return lambda: len(attempts) - len(calls)
+
+
 def test_concurrent_threads_count_exactly(storage):
+    resent = _resent(storage)
+
     def work():
         for _ in range(500):
             storage.incr("site:views")
@@ -61,13 +79,16 @@ def test_concurrent_threads_count_exactly(storage):
         thread.start()
     for thread in threads:
         thread.join()
-    assert storage.counters(["site:views"])["site:views"] == 4000
+    assert 4000 <= storage.counters(["site:views"])["site:views"] <= 4000 + resent()
 
 
-def _hammer(url: str, n: int) -> None:
+def _hammer(url: str, n: int, resent_total) -> None:
     store = open_storage(url)
+    resent = _resent(store)
     for _ in range(n):
         store.incr("page:/")
+    with resent_total.get_lock():
+        resent_total.value += resent()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -75,13 +96,14 @@ def test_concurrent_processes_count_exactly(request, tmp_path, backend):
     url = make_storage_url(request, backend, tmp_path)
     open_storage(url).init()
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_hammer, args=(url, 250)) for _ in range(4)]
+    resent = context.Value("i", 0)
+    processes = [context.Process(target=_hammer, args=(url, 250, resent)) for _ in range(4)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=120)
         assert process.exitcode == 0
-    assert open_storage(url).counters(["page:/"]) == {"page:/": 1000}
+    assert 1000 <= open_storage(url).counters(["page:/"])["page:/"] <= 1000 + resent.value
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -227,31 +249,28 @@ def test_concurrent_claims_never_share_a_record(storage):
     for n in range(30):
         storage.enqueue("outbox", {"n": n})
     taken: list[str] = []
+    refused: list[str | Exception] = []  # acks that failed: asserted below, where a failure fails the test
     lock = threading.Lock()
 
     def worker():
-        while True:
-            got = storage.claim("outbox", lease=60, limit=2)
-            if not got:
-                return
-            with lock:
-                taken.extend(i.id for i in got)
-            for item in got:
-                assert storage.ack("outbox", item.id, item.token)
+        try:
+            while got := storage.claim("outbox", lease=60, limit=2):
+                with lock:
+                    taken.extend(i.id for i in got)
+                refused.extend(item.id for item in got if not storage.ack("outbox", item.id, item.token))
+        except Exception as exc:
+            refused.append(exc)
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert refused == []
     assert len(taken) == 30 and len(set(taken)) == 30
     assert storage.queue_counts("outbox")[DONE] == 30
 
 
 # -- operations ---------------------------------------------------------------------------------
-
-def test_check_answers(storage):
-    storage.check()
-
 
 def _fill(store: Storage) -> None:
     store.incr("page:/", 7)
@@ -301,6 +320,76 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     assert [i.payload for i in dst.claim("outbox", lease=5, now=1_800_000_100.0)] == [{"text": "pending"}]
 
 
+# -- DynamoDB: a conditional write whose answer was lost -------------------------------------------
+# botocore retries a call whose answer never came (read timeout, dropped connection). When the first
+# attempt had succeeded, the retry finds its own result and its condition false: the store must still
+# report the write as done. A proxy in front of moto loses one answer for real.
+
+def _lost_claim(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    claimed = lossy.claim("outbox", lease=60)
+    assert [i.id for i in claimed] == [item.id]
+    assert direct.items("outbox")[0].token == claimed[0].token  # the lease reported is the lease held
+
+
+def _lost_move(state, direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    if state == DONE:
+        assert lossy.ack("outbox", item.id, lease.token) is True
+    else:
+        assert lossy.bury("outbox", item.id, lease.token, reason="chat not found") is True
+    assert direct.queue_counts("outbox")[state] == 1
+    assert lossy.ack("outbox", item.id, lease.token) is False  # a second move with the same lease is not ours
+
+
+def _lost_release(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    assert lossy.release("outbox", item.id, lease.token, ready_at=0, error="HTTP 500") is True
+    assert [i.last_error for i in direct.claim("outbox", lease=60)] == ["HTTP 500"]
+
+
+def _lost_add(direct, lossy):
+    assert lossy.add("refresh-lock", "me", ttl=30) is True
+    assert direct.get("refresh-lock") == "me"
+    assert lossy.add("refresh-lock", "me", ttl=30) is False  # held, if by the same value
+
+
+def _lost_limit(direct, lossy):
+    rule = Limit("rl:lost", max=2, window=60)
+    assert lossy.limit(rule) == (True, 1)
+    assert direct.limit(rule) == (True, 2)  # the retry did not count the call twice
+
+
+def _lost_new_window(direct, lossy):
+    direct.import_([{"type": "value", "key": "rl:old", "value": "2", "expires_at": time.time() - 5}])
+    assert lossy.limit(Limit("rl:old", max=2, window=60)) == (True, 1)
+
+
+@pytest.mark.parametrize(("operation", "scenario"), [
+    pytest.param("UpdateItem", _lost_claim, id="claim"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DEAD, *stores), id="bury"),
+    pytest.param("UpdateItem", _lost_release, id="release"),
+    pytest.param("UpdateItem", _lost_add, id="add"),
+    pytest.param("UpdateItem", _lost_limit, id="limit"),
+    pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
+])
+def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
+    from .servers import LossyProxy
+
+    url = make_storage_url(request, "dynamodb", tmp_path)
+    proxy = LossyProxy(moto_server.port).start()
+    try:
+        lossy = open_storage(url.replace(moto_server.endpoint, proxy.endpoint))
+        proxy.lose_next_answer(operation)
+        scenario(open_storage(url), lossy)
+        assert proxy.attempts(operation) >= 2  # the answer was lost and the call retried
+    finally:
+        proxy.stop()
+
+
 # -- failures become StorageError ------------------------------------------------------------
 
 def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server):
@@ -322,6 +411,7 @@ def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server)
         assert time.monotonic() - started < 6
 
 
+@pytest.mark.server
 def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
     """The set the Terraform role grants is exactly what the running service calls."""
     from service.storage.dynamodb import ADMIN_IAM_ACTIONS, OPERATION_ACTIONS, RUNTIME_IAM_ACTIONS
@@ -334,7 +424,7 @@ def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
         return store
     # runtime: everything the views and the outbox do, each scenario on a fresh table
     for scenario in (test_hit_over_the_limit_writes_nothing, test_queue_release_and_bury, test_queue_lifecycle,
-                     test_values_get_set_delete, test_check_answers):
+                     test_values_get_set_delete, lambda store: store.check()):
         scenario(recorded_store())
     runtime = set().union(*(OPERATION_ACTIONS[name] for name in called))
     assert runtime == RUNTIME_IAM_ACTIONS

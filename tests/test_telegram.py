@@ -180,23 +180,19 @@ def test_hostile_input_cannot_format_link_or_mention():
     assert "Id: 0190abc" in page.text
 
 
-def test_long_messages_are_split_in_order_within_telegram_limit():
-    payload = {**HOSTILE, "name": "N" * 100, "subject": "S" * 150, "email": ("e" * 60 + "@" + "d" * 60 + ".example"),
-               "message": ("<&>" * 600 + "😀" * 700 + "\n") * 2}
-    parts = render("0190abc", payload)
-    assert len(parts) >= 2
+@pytest.mark.parametrize(("fields", "limit", "at_least"), [
+    pytest.param({"name": "N" * 100, "subject": "S" * 150, "email": "e" * 60 + "@" + "d" * 60 + ".example",
+                  "message": ("<&>" * 600 + "😀" * 700 + "\n") * 2}, MAX_LENGTH, 2, id="telegram-limit"),
+    pytest.param({"message": " ".join(f"w{i}" for i in range(800))}, 500, 6, id="small-limit"),
+])
+def test_a_long_message_is_split_in_order_within_the_limit(fields, limit, at_least):
+    payload = {**HOSTILE, **fields}
+    parts = render("0190abc", payload, limit=limit)
+    assert len(parts) >= at_least
     pages = [TelegramHTML(part) for part in parts]
-    assert all(utf16_length(page.text) <= MAX_LENGTH for page in pages)
+    assert all(utf16_length(page.text) <= limit for page in pages)
     assert "".join(page.inside("pre") for page in pages) == payload["message"]
     assert pages[0].text.startswith(f"Contact form #7 (1/{len(parts)})")
     for index, page in enumerate(pages[1:], 2):
         assert page.text.startswith(f"Contact form #7 ({index}/{len(parts)}, continued)")
         assert "From:" not in page.text
-
-
-def test_split_with_a_small_limit_gives_many_parts_in_order():
-    payload = {**HOSTILE, "message": " ".join(f"w{i}" for i in range(800))}
-    parts = render("0190abc", payload, limit=500)
-    pages = [TelegramHTML(part) for part in parts]
-    assert len(parts) > 5 and all(utf16_length(page.text) <= 500 for page in pages)
-    assert "".join(page.inside("pre") for page in pages) == payload["message"]

@@ -107,6 +107,7 @@ def principals(statement: dict) -> list[tuple[str, list[str]]]:
 # --- tools ----------------------------------------------------------------------------
 
 
+@pytest.mark.infra
 def test_terraform_fmt_is_clean():
     terraform = shutil.which("terraform")
     if terraform is None:

@@ -105,6 +105,7 @@ def _actionlint(*files: Path) -> subprocess.CompletedProcess:
 # --- actionlint ------------------------------------------------------------------------------
 
 
+@pytest.mark.infra
 def test_actionlint_finds_no_problem():
     result = _actionlint()
     assert result.returncode != 2, result.stderr
@@ -113,6 +114,7 @@ def test_actionlint_finds_no_problem():
     assert result.returncode == 0
 
 
+@pytest.mark.infra
 def test_actionlint_reports_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(

@@ -13,9 +13,9 @@ item                            pk                  sk / attributes
 ==============================  ==================  ================================
 counter                         ``c#<key>``         ``-``; ``n`` (N)
 hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
-value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``
-rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``
-queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ...
+value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``, ``w``
+rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
+queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
 
 Hot counters take writes on a random shard, so one counter is not capped
@@ -28,6 +28,15 @@ DynamoDB deletes expired items lazily (often days later) and emulators
 never do, so every read and conditional write treats an item whose
 ``expires_at`` has passed as absent (``attribute_not_exists(pk) OR
 expires_at < :now``).
+
+The client retries a call once when its answer is lost (a read timeout or
+a dropped connection). A conditional write whose first attempt succeeded
+then meets its own result and fails its condition on the retry. So every
+conditional write marks the item with a value only that call writes (the
+claim's new token, else a random write id in ``w``) and asks for the item
+as the failed condition saw it (``ReturnValuesOnConditionCheckFailure=
+ALL_OLD``): carrying our mark, the write was ours and it succeeded. A
+queue move (a transaction) looks its mark up in the record it wrote.
 
 Queue records live in one partition per state (``pending``, ``done``,
 ``dead``) so claiming only reads pending ones; a claim is a conditional
@@ -163,12 +172,26 @@ class DynamoDBStorage(Storage):
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed(code) from exc
+                raise _ConditionFailed(code, exc.response.get("Item")) from exc
             if code == "TransactionCanceledException" and "ConditionalCheckFailed" in error.get("Message", ""):
                 raise _ConditionFailed(code) from exc
             raise StorageError(f"DynamoDB {operation}: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB {operation}: {exc}") from exc
+
+    def _write(self, operation: str, mark: tuple[str, str], **kwargs) -> tuple[bool, dict[str, Any] | None]:
+        """A conditional write marked with ``mark`` (an attribute and a value only this call writes).
+
+        Returns (True, the attributes it returned) when it succeeded, also when botocore's retry after
+        a lost answer found the write already done: the item the failed condition saw carries our
+        mark. Otherwise (False, that item, None if there was none).
+        """
+        try:
+            answer = self._call(operation, ReturnValuesOnConditionCheckFailure="ALL_OLD", **kwargs)
+        except _ConditionFailed as failed:
+            attribute, value = mark
+            return (failed.item or {}).get(attribute, {}).get("S") == value, failed.item
+        return True, answer.get("Attributes", {})
 
     @staticmethod
     def _key(pk: str, sk: str = SK) -> dict[str, dict[str, str]]:
@@ -235,43 +258,39 @@ class DynamoDBStorage(Storage):
     def add(self, key: str, value: str, ttl: float | None = None) -> bool:
         # An UpdateItem, not a PutItem, with the same effect: a counted view then needs only UpdateItem
         # and BatchGetItem, and each operation a cold Lambda first uses costs it a few milliseconds.
-        now = time.time()
-        values = {":v": _s(value), ":now": _n(now)}
+        now, write_id = time.time(), uuid.uuid4().hex
+        values = {":v": _s(value), ":now": _n(now), ":w": _s(write_id)}
         if ttl is None:
-            expression = "SET v = :v REMOVE n, expires_at"
+            expression = "SET v = :v, w = :w REMOVE n, expires_at"
         else:
-            expression, values[":exp"] = "SET v = :v, expires_at = :exp REMOVE n", _n(now + ttl)
-        try:
-            self._call("update_item", Key=self._key(f"v#{key}"), UpdateExpression=expression,
-                       ConditionExpression=_NOT_LIVE, ExpressionAttributeValues=values)
-        except _ConditionFailed:
-            return False
-        return True
+            expression, values[":exp"] = "SET v = :v, w = :w, expires_at = :exp REMOVE n", _n(now + ttl)
+        return self._write("update_item", ("w", write_id), Key=self._key(f"v#{key}"), UpdateExpression=expression,
+                           ConditionExpression=_NOT_LIVE, ExpressionAttributeValues=values)[0]
 
     def delete(self, key: str) -> None:
         self._call("delete_item", Key=self._key(f"v#{key}"))
 
     # -- rate limits and page views -------------------------------------------------------------
     def limit(self, limit: Limit) -> tuple[bool, int]:
-        now = time.time()
-        key = self._key(f"v#{limit.key}")
-        try:  # a live window with room, or no window yet
-            answer = self._call(
-                "update_item", Key=key, UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
-                ConditionExpression="attribute_not_exists(pk) OR (n < :max AND expires_at > :now)",
-                ExpressionAttributeValues={":one": _n(1), ":exp": _n(now + limit.window), ":max": _n(limit.max),
-                                           ":now": _n(now)},
-                ReturnValues="UPDATED_NEW")
-            return True, int(answer["Attributes"]["n"]["N"])
-        except _ConditionFailed:
-            pass
-        try:  # an expired window: start a new one
-            self._call("put_item", Item={**key, "n": _n(1), TTL_ATTRIBUTE: _n(now + limit.window)},
-                       ConditionExpression="expires_at <= :now", ExpressionAttributeValues={":now": _n(now)})
-            return True, 1
-        except _ConditionFailed:
-            item = self._call("get_item", Key=key, ConsistentRead=True).get("Item", {})
-            return False, int(item.get("n", {}).get("N", limit.max))
+        now, write_id = time.time(), uuid.uuid4().hex
+        key, mark = self._key(f"v#{limit.key}"), ("w", write_id)
+        # a live window with room, or no window yet; ``w <> :w``: a retry of a counted call counts nothing more
+        counted, item = self._write(
+            "update_item", mark, Key=key,
+            UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp), w = :w",
+            ConditionExpression="(attribute_not_exists(pk) OR (n < :max AND expires_at > :now)) "
+                                "AND (attribute_not_exists(w) OR w <> :w)",
+            ExpressionAttributeValues={":one": _n(1), ":exp": _n(now + limit.window), ":max": _n(limit.max),
+                                       ":now": _n(now), ":w": _s(write_id)},
+            ReturnValues="UPDATED_NEW")
+        if counted:
+            return True, int(item["n"]["N"])
+        # an expired window: start a new one
+        window = {**key, "n": _n(1), TTL_ATTRIBUTE: _n(now + limit.window), "w": _s(write_id)}
+        counted, item = self._write("put_item", mark, Item=window, ConditionExpression="expires_at <= :now",
+                                    ExpressionAttributeValues={":now": _n(now)})
+        count = int((item or {}).get("n", {}).get("N", 1 if counted else limit.max))
+        return counted, count
 
     def hit(self, hit: Hit) -> HitResult:
         """Four round trips at most: the limit; the increments and the unique marker together; the
@@ -357,15 +376,17 @@ class DynamoDBStorage(Storage):
         for raw in ready:
             item = self._from_item(raw)
             token = uuid.uuid4().hex
-            try:
-                self._call("update_item", Key=self._key(self._qpk(queue, PENDING), item.id),
-                           UpdateExpression="SET #t = :t, ready_at = :r, updated_at = :now ADD attempts :one",
-                           # the token alone can come back to "" after another claim and release
-                           ConditionExpression="#t = :seen AND ready_at <= :now",
-                           ExpressionAttributeNames={"#t": "token"},
-                           ExpressionAttributeValues={":t": _s(token), ":r": _n(now + lease), ":now": _n(now),
-                                                      ":one": _n(1), ":seen": _s(item.token or "")})
-            except _ConditionFailed:
+            # the new token is the mark; a claim leaves ``w`` alone, so a release retried after a lost
+            # answer still finds its own mark when another worker claimed the record meanwhile
+            taken, _ = self._write(
+                "update_item", ("token", token), Key=self._key(self._qpk(queue, PENDING), item.id),
+                UpdateExpression="SET #t = :t, ready_at = :r, updated_at = :now ADD attempts :one",
+                # the token alone can come back to "" after another claim and release
+                ConditionExpression="#t = :seen AND ready_at <= :now",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":t": _s(token), ":r": _n(now + lease), ":now": _n(now),
+                                           ":one": _n(1), ":seen": _s(item.token or "")})
+            if not taken:
                 continue  # another worker took it first
             item.token, item.ready_at, item.updated_at, item.attempts = token, now + lease, now, item.attempts + 1
             claimed.append(item)
@@ -382,15 +403,19 @@ class DynamoDBStorage(Storage):
         item = self._from_item(raw)
         item.state, item.token, item.updated_at = state, None, now
         item.last_error = error or item.last_error
+        write_id = uuid.uuid4().hex
         try:
             self._call("transact_write_items", TransactItems=[
                 {"Delete": {"TableName": self.table, "Key": self._key(pk, item_id),
                             "ConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "token"},
                             "ExpressionAttributeValues": {":t": _s(token)}}},
-                {"Put": {"TableName": self.table, "Item": self._queue_item(item)}},
+                {"Put": {"TableName": self.table, "Item": {**self._queue_item(item), "w": _s(write_id)}}},
             ])
         except _ConditionFailed:
-            return False
+            # a retry after a lost answer finds the record moved: by this call if it carries our write id
+            moved = self._call("get_item", Key=self._key(self._qpk(queue, state), item_id),
+                               ConsistentRead=True).get("Item") or {}
+            return moved.get("w", {}).get("S") == write_id
         return True
 
     def ack(self, queue: str, item_id: str, token: str, *, now: float | None = None) -> bool:
@@ -401,16 +426,14 @@ class DynamoDBStorage(Storage):
 
     def release(self, queue: str, item_id: str, token: str, *, ready_at: float, error: str | None = None,
                 now: float | None = None) -> bool:
-        try:
-            self._call("update_item", Key=self._key(self._qpk(queue, PENDING), item_id),
-                       UpdateExpression="SET #t = :empty, ready_at = :r, updated_at = :now, last_error = :e",
-                       ConditionExpression="attribute_exists(pk) AND #t = :t",
-                       ExpressionAttributeNames={"#t": "token"},
-                       ExpressionAttributeValues={":empty": _s(""), ":r": _n(ready_at), ":now": _n(clock(now)),
-                                                  ":e": _s(error or ""), ":t": _s(token)})
-        except _ConditionFailed:
-            return False
-        return True
+        write_id = uuid.uuid4().hex
+        return self._write(
+            "update_item", ("w", write_id), Key=self._key(self._qpk(queue, PENDING), item_id),
+            UpdateExpression="SET #t = :empty, ready_at = :r, updated_at = :now, last_error = :e, w = :w",
+            ConditionExpression="attribute_exists(pk) AND #t = :t",
+            ExpressionAttributeNames={"#t": "token"},
+            ExpressionAttributeValues={":empty": _s(""), ":r": _n(ready_at), ":now": _n(clock(now)),
+                                       ":e": _s(error or ""), ":t": _s(token), ":w": _s(write_id)})[0]
 
     def items(self, queue: str, state: str = PENDING, limit: int = 100) -> list[QueueItem]:
         return [self._from_item(raw) for raw in self._query(self._qpk(queue, state), limit=limit)]
@@ -510,4 +533,11 @@ class DynamoDBStorage(Storage):
 
 
 class _ConditionFailed(Exception):
-    """A conditional write's condition was false (internal: never leaves this module)."""
+    """A conditional write's condition was false (internal: never leaves this module).
+
+    ``item`` is the item the condition saw, when the call asked for it (ALL_OLD) and there was one.
+    """
+
+    def __init__(self, code: str, item: dict[str, Any] | None = None):
+        super().__init__(code)
+        self.item = item
