@@ -57,7 +57,7 @@ control_socket_disable = True
 
 #: gunicorn's one error-log line that names a client: "Invalid request from ip=ADDRESS: reason".
 _CLIENT_ADDRESS = re.compile(r" from ip=\S*")
-# The API's codes for the statuses gunicorn answers with; not imported from service.errors, which would load
+# The API's codes for the statuses gunicorn answers with; not imported from service.core.errors, which would load
 # Flask in the arbiter before gevent patches the workers.
 _STATUS_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
                  431: "request_header_fields_too_large", 500: "internal_error", 501: "not_implemented"}

@@ -1,6 +1,6 @@
 """Vitae: a personal resume site with live widgets, as one Flask service.
 
-`create_app` builds the app from environment settings (`config.SETTINGS`),
+`create_app` builds the app from environment settings (`features.SETTINGS`),
 overridden by the ``config`` mapping (tests pass one; ``CLOCK`` injects time).
 Nothing app-specific happens at import time.
 """
@@ -30,8 +30,10 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from . import api, blogpages, cli, db, errors, logs, redaction, security, site
-    from . import config as settings
+    from .core import config as settings
+    from .core import db, errors, logs, redaction, security
+    from .features import FEATURES, SETTINGS
+    from .storage.cli import storage_cli
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
     # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a
@@ -39,7 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.session_interface = NoSessions()
     environ = dict(os.environ)
     environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, str | int | float)})
-    app.config.update(settings.load(environ))
+    app.config.update(settings.load(SETTINGS, environ))
     app.config.update({k: v for k, v in (config or {}).items() if not isinstance(v, str | int | float)})
     app.config.setdefault("CLOCK", time.time)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
@@ -60,8 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     db.init_app(app)
     security.init_app(app)
-    api.register(app)
-    blogpages.init_app(app)
-    site.init_app(app)
-    cli.init_app(app)
+    app.cli.add_command(storage_cli)
+    for feature in FEATURES:
+        feature.register(app)
     return app

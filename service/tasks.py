@@ -35,8 +35,8 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     Raises `StorageError` when the storage does not answer (the invocation
     fails, and the next scheduled one tries again).
     """
-    from . import outbox
-    from .db import get_storage
+    from .contact import outbox
+    from .core.db import get_storage
 
     app = _get_app()
     deadline = None

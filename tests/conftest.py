@@ -9,10 +9,11 @@ import uuid
 import pytest
 
 from service import create_app
-from service.config import SETTINGS
+from service.features import SETTINGS
 from service.storage import open_storage
 
 from .fakes import FakeUpstream
+from .helpers import BACKENDS, FakeClock, make_storage_url
 from .servers import MotoProcess, RedisServer
 
 # boto3 talks to moto only; these dummy credentials never leave the machine.
@@ -21,7 +22,6 @@ os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 
-BACKENDS = ["sqlite", "redis", "dynamodb"]
 
 #: What makes a test need a server process or the infrastructure tools (the markers in pyproject.toml),
 #: found from the fixtures it uses and the backends it is parametrized with. Tests that open a server
@@ -64,19 +64,6 @@ def storage_url(request, tmp_path):
     return make_storage_url(request, request.param, tmp_path)
 
 
-def make_storage_url(request, backend: str, tmp_path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path}/vitae.db"
-    if backend == "redis":
-        server = request.getfixturevalue("redis_server")
-        return f"{server.url}?prefix=t{uuid.uuid4().hex[:8]}:"
-    if backend == "dynamodb":
-        server = request.getfixturevalue("moto_server")
-        url = f"dynamodb://t-{uuid.uuid4().hex[:12]}?region=us-east-1&endpoint_url={server.endpoint}"
-        open_storage(url).init()
-        return url
-    raise ValueError(backend)
-
 
 @pytest.fixture(params=BACKENDS)
 def storage(request, tmp_path):
@@ -86,18 +73,6 @@ def storage(request, tmp_path):
     yield store
     store.close()
 
-
-class FakeClock:
-    """Injected time for the app (``config["CLOCK"]``): tests move it instead of sleeping."""
-
-    def __init__(self, start: float = 1_800_000_000.0):  # 2027-01-15T08:00:00Z
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

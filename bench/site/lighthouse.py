@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 
-from service.sitebuild import SiteOptions, build  # noqa: E402
+from service.site.build import SiteOptions, build  # noqa: E402
 from tests.browser import script_upstreams, upstream_settings  # noqa: E402
 from tests.fakes import FakeUpstream  # noqa: E402
 from tests.servers import free_port, wait_for_port  # noqa: E402

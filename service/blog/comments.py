@@ -1,0 +1,71 @@
+"""A post's comments: the GitHub issue's comments, sanitised exactly like post bodies.
+
+`comments(post)` answers the comments of a post (as `service.blog.posts.post`
+returned it) from one cached entry per post (``BLOG_CACHE_TTL``), read
+page by page (100 a page, following ``rel="next"``, at most `MAX_PAGES`),
+each page conditional on its ETag so an unchanged page costs a 304, which
+GitHub does not count against the rate limit. A post whose issue has no
+comments costs no call at all. With ``BLOG_COMMENTS`` off the answer is
+always empty and GitHub is never asked.
+
+Each comment is ``{id, author, author_url, created_at, updated_at, url,
+html, reactions}``; ``html`` comes from `markdown.render`, the function that
+renders post bodies, so a comment can carry nothing a post could not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..core import cache
+from ..core.widgets import web_url
+from . import markdown
+from . import posts as blog
+
+#: Pages of 100 comments read per post: 300 comments keep one storage value under DynamoDB's 400 KB.
+MAX_PAGES = 3
+
+
+def enabled() -> bool:
+    return bool(current_app.config["BLOG_COMMENTS"])
+
+
+def comments(post: dict[str, Any]) -> tuple[list[dict[str, Any]], cache.Cached | None]:
+    """The post's comments, oldest first, and the cache result (None when nothing was looked up).
+
+    Raises an `Unavailable` error when GitHub fails and nothing is cached.
+    """
+    if not enabled() or not post.get("comments"):
+        return [], None
+    repo, label, author = blog._settings()
+    number = post["number"]
+    result = cache.cached(f"{blog._list_key(repo, label, author)}:{number}:comments",
+                          current_app.config["BLOG_CACHE_TTL"],
+                          lambda previous: blog.fetch_pages(f"/repos/{repo}/issues/{number}/comments", {},
+                                                            previous, MAX_PAGES, _keep))
+    return result.value, result
+
+
+def _keep(page: list) -> list[dict[str, Any]]:
+    return [c for c in (comment(item) for item in page) if c is not None]
+
+
+def comment(item: Any) -> dict[str, Any] | None:
+    """One GitHub comment as shown under a post, or None when it is malformed."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        return None
+    user = item.get("user") if isinstance(item.get("user"), dict) else {}
+    login = user.get("login") if isinstance(user.get("login"), str) else "ghost"
+    body = item.get("body") if isinstance(item.get("body"), str) else ""
+    return {
+        "id": item["id"],
+        "author": login,
+        "author_url": web_url(user.get("html_url")),
+        "created_at": item.get("created_at") if isinstance(item.get("created_at"), str) else None,
+        "updated_at": item.get("updated_at") if isinstance(item.get("updated_at"), str) else None,
+        "url": web_url(item.get("html_url")),
+        "html": markdown.render(body),
+        "reactions": blog.reactions(item),
+    }

@@ -1,0 +1,409 @@
+"""The blog as server-rendered pages, feeds and sitemap (the same templates, stylesheet and CSP as the site).
+
+Addresses (all GET; each answers 404 while ``BLOG_REPO`` is empty, except the sitemap):
+
+* ``/blog/`` — the posts, newest first, 10 a page; ``?tag=`` (any case) and ``?page=``.
+* ``/blog/<number>/<slug>`` — one post with its reactions and comments; a wrong or missing slug
+  answers 301 to the right one, as do the old addresses ``/blog/<number>`` and
+  ``/blog/post.html?n=<number>``.
+* ``/blog/feed.xml`` (Atom) and ``/blog/feed.json`` (JSON Feed 1.1): the latest posts in full.
+* ``/sitemap.xml`` — the resume, the blog and every published post with its ``lastmod``.
+
+Pages come from the cached issues (`service.blog.posts`, `service.blog.comments`): rendering calls
+GitHub only when a cache entry is past ``BLOG_CACHE_TTL``. Every answer carries an ETag and,
+where the data has one, ``Last-Modified``, and answers 304 to a matching conditional request;
+``Cache-Control`` lets a CDN keep it for what is left of the TTL (``s-maxage``), serve it stale
+while it revalidates and when the app fails, while browsers revalidate every time
+(``max-age=0``). A post that is unpublished, closed or deleted answers 404 and leaves the
+index, the feeds and the sitemap within the TTL. Bad numbers, tags and pages answer a 4xx page,
+never a 500. The script adds only the live view count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import gzip
+import hashlib
+import json
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, redirect, request
+
+from ..core import errors
+from ..core.errors import ServiceError
+from ..site import build as sitebuild
+from . import comments as blogcomments
+from . import posts as blog
+
+bp = Blueprint("blogpages", __name__)
+
+PER_PAGE = 10
+MAX_PAGE = 10_000
+MAX_TAG = 100
+#: Seconds a CDN may serve a page past its freshness while it fetches a new one, or while the app fails.
+STALE_IF_ERROR = 86400
+_HEADING = re.compile(r"<(/?)h([1-6])\b", re.I)
+_FIRST_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(https?://[^"]+)"', re.I)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MIN_GZIP_BYTES = 512
+#: Rendered post pages kept per process (with their gzip): a cached post costs its storage reads, no render.
+MEMO_PAGES = 64
+_memo_lock = threading.Lock()
+REACTION_SIGNS = {"+1": ("👍", "thumbs up"), "-1": ("👎", "thumbs down"), "laugh": ("😄", "laugh"),
+                  "hooray": ("🎉", "hooray"), "confused": ("😕", "confused"), "heart": ("❤️", "heart"),
+                  "rocket": ("🚀", "rocket"), "eyes": ("👀", "eyes")}
+
+
+class PageError(Exception):
+    """An HTML error page: status, heading and sentence."""
+
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+# --- what the templates know -------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _templates(resume_path: str, modified: float, options: sitebuild.SiteOptions):
+    """(environment, site values, resume) for the resume at ``resume_path`` as it was at ``modified``."""
+    source = sitebuild.source_dir()
+    resume = sitebuild.load_resume(resume_path)
+    photo_url, _ = sitebuild.photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
+    assets, _ = sitebuild.asset_files(source)
+    env = sitebuild.environment(source)
+    env.filters.update(iso_date=iso_date, long_date=long_date)
+    return env, sitebuild.site_values(resume, options, assets, photo_url), resume
+
+
+def _resume_version() -> tuple[str, float]:
+    """(path, modification time) of the resume the pages are rendered with."""
+    path = current_app.config["SITE_RESUME"]
+    path = path if os.path.isabs(path) else os.path.join(sitebuild.project_root(), path)
+    return path, os.stat(path).st_mtime
+
+
+def _context() -> tuple[Any, dict[str, Any], dict]:
+    return _templates(*_resume_version(), sitebuild.SiteOptions.from_config(current_app.config))
+
+
+def _render(template: str, **values: Any) -> str:
+    env, site, resume = _context()
+    return env.get_template(template).render(site=site, resume=resume, basics=resume.get("basics") or {},
+                                             reaction_signs=REACTION_SIGNS, **values)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def iso_date(value: Any) -> str:
+    """``2027-01-05T10:00:00Z`` -> ``2027-01-05`` (empty when unreadable)."""
+    parsed = _parse_time(value)
+    return parsed.date().isoformat() if parsed else ""
+
+
+def long_date(value: Any) -> str:
+    """``2027-01-05T10:00:00Z`` -> ``5 Jan 2027`` (empty when unreadable)."""
+    parsed = _parse_time(value)
+    return f"{parsed.day} {parsed:%b %Y}" if parsed else ""
+
+
+def demote_headings(html: str, top: int) -> str:
+    """``html`` with its headings shifted so the highest is ``<h{top}>`` (relative levels kept; at most h6).
+
+    Only for the sanitiser's output, whose tags are well-formed and lower case.
+    """
+    levels = [int(level) for _, level in _HEADING.findall(html)]
+    shift = top - min(levels) if levels else 0
+    if shift <= 0:
+        return html
+    return _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + shift)}", html)
+
+
+def json_ld(data: dict[str, Any]) -> str:
+    """JSON for a ``<script type="application/ld+json">`` block: nothing in it can close the element."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Rendered:
+    """A rendered body with its ETag, its ``Last-Modified`` time (ISO) and, once asked for, its gzip."""
+
+    data: bytes
+    etag: str
+    modified: str | None = None
+    zipped: bytes | None = None
+
+    @classmethod
+    def of(cls, body: str | bytes, modified: str | None = None) -> Rendered:
+        data = body.encode() if isinstance(body, str) else body
+        return cls(data, hashlib.sha1(data).hexdigest(), modified)  # noqa: S324 - an ETag, not a secret
+
+    def gzipped(self) -> bytes:
+        if self.zipped is None:
+            self.zipped = gzip.compress(self.data, compresslevel=6, mtime=0)
+        return self.zipped
+
+
+def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
+    """``make()``, kept per app and process under ``key`` (the cache entries' fetch times: a new fetch, a new
+    key), the `MEMO_PAGES` most recently used."""
+    memo: OrderedDict[tuple, Rendered] = current_app.extensions["vitae.blog_pages"]
+    with _memo_lock:
+        found = memo.get(key)
+        if found is not None:
+            memo.move_to_end(key)
+            return found
+    page = make()
+    with _memo_lock:
+        memo[key] = page
+        while len(memo) > MEMO_PAGES:
+            memo.popitem(last=False)
+    return page
+
+
+def _respond(page: Rendered, mimetype: str, results: list) -> Response:
+    """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
+    data = page.data
+    response = Response(data, mimetype=mimetype)
+    results = [r for r in results if r is not None]
+    ttl = min((r.ttl for r in results), default=current_app.config["BLOG_CACHE_TTL"])
+    fresh = min((r.max_age for r in results), default=ttl)
+    response.headers["Cache-Control"] = (f"public, max-age=0, s-maxage={fresh}, stale-while-revalidate={ttl}, "
+                                         f"stale-if-error={STALE_IF_ERROR}")
+    response.set_etag(page.etag)
+    stamp = _parse_time(page.modified)
+    if stamp:
+        response.last_modified = stamp
+    response.vary.add("Accept-Encoding")
+    response = response.make_conditional(request)
+    if response.status_code == 200 and len(data) >= _MIN_GZIP_BYTES and request.accept_encodings["gzip"] > 0:
+        response.set_data(page.gzipped())
+        response.headers["Content-Encoding"] = "gzip"
+        response.set_etag(page.etag, weak=True)
+    elif response.status_code == 304:
+        etag, _ = response.get_etag()
+        if etag and request.accept_encodings["gzip"] > 0:
+            response.set_etag(etag, weak=True)
+    return response
+
+
+def _latest(values: list[Any]) -> str | None:
+    stamps = [v for v in values if _parse_time(v)]
+    return max(stamps, key=_parse_time) if stamps else None
+
+
+def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    try:
+        html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, heading=title,
+                       message=message)
+    except (OSError, sitebuild.ResumeError):  # the error page must not fail on an unreadable resume
+        html = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
+    response = Response(html, status=status, mimetype="text/html")
+    # a CDN may keep a missing post a minute; other errors are never cached
+    response.headers["Cache-Control"] = ("public, max-age=0, s-maxage=60" if status in (404, 410) else "no-store")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+@bp.errorhandler(PageError)
+def page_error(exc: PageError):
+    return _error_page(exc.status, exc.title, exc.message)
+
+
+@bp.errorhandler(ServiceError)
+def api_error(exc: ServiceError):
+    status = errors.status_of(exc)
+    if status == 404:
+        return _error_page(404, "Post not found", "There is no post at this address. It may have been removed.")
+    if exc.code == "not_configured":
+        return _error_page(404, "Page not found", "There is no blog here.")
+    if status >= 500:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return _error_page(503, "Blog unavailable", "The posts cannot be loaded right now. Please try again "
+                           "in a few minutes.", headers)
+    return _error_page(status, "Bad request", exc.message)
+
+
+def _require_blog() -> None:
+    if not current_app.config["BLOG_REPO"]:
+        raise PageError(404, "Page not found", "There is no blog here.")
+
+
+def _number(raw: str | None) -> int:
+    """A post number from an address: 1 to 999,999,999, else a 404 page."""
+    if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise PageError(404, "Post not found", "This address does not name a post.")
+    return int(raw)
+
+
+def _query_int(name: str, default: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw[:12]) <= high:
+        raise PageError(400, "Bad request", f"{name} must be a whole number from 1 to {high}.")
+    return int(raw)
+
+
+def _tag() -> str | None:
+    tag = " ".join(request.args.get("tag", "").split())
+    if len(tag) > MAX_TAG or _CONTROL.search(tag):
+        raise PageError(400, "Bad request", f"A tag is at most {MAX_TAG} printable characters.")
+    return tag or None
+
+
+def _index_address(tag: str | None, number: int) -> str:
+    from urllib.parse import urlencode
+
+    query = urlencode([(k, v) for k, v in (("tag", tag), ("page", number if number > 1 else None)) if v])
+    return "/blog/" + (f"?{query}" if query else "")
+
+
+# --- routes ------------------------------------------------------------------------------
+
+
+@bp.get("/blog/")
+def index():
+    _require_blog()
+    tag = _tag()
+    number = _query_int("page", 1, MAX_PAGE)
+    items, listing = blog.posts()
+    chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
+    pages = max(1, math.ceil(len(chosen) / PER_PAGE))
+    if number > pages:
+        raise PageError(404, "Page not found", f"The blog has {pages} page{'s' if pages > 1 else ''}"
+                        f"{' for this tag' if tag else ''}.")
+    shown = chosen[(number - 1) * PER_PAGE:number * PER_PAGE]
+    tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
+    site = _context()[1]
+    html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
+                   address=blog.address, index_address=_index_address,
+                   page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
+                         "prev": _index_address(tag, number - 1) if number > 1 else None,
+                         "next": _index_address(tag, number + 1) if number < pages else None})
+    return _respond(Rendered.of(html, _latest([i.get("updated_at") for i in items])), "text/html", [listing])
+
+
+@bp.get("/blog/index.html")
+def index_file():
+    return redirect(_index_address(request.args.get("tag") or None, 1), code=301)
+
+
+@bp.get("/blog/post.html")
+def old_post_address():
+    _require_blog()
+    return _to_canonical(_number(request.args.get("n")))
+
+
+@bp.get("/blog/<raw>")
+@bp.get("/blog/<raw>/")
+def short_post_address(raw: str):
+    _require_blog()
+    return _to_canonical(_number(raw))
+
+
+def _to_canonical(number: int) -> Response:
+    items, _ = blog.posts()
+    found = next((item for item in items if item["number"] == number), None)
+    if found is None:
+        raise PageError(404, "Post not found", "There is no post at this address. It may have been removed.")
+    response = redirect(blog.address(found), code=301)
+    response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={current_app.config['BLOG_CACHE_TTL']}"
+    return response
+
+
+@bp.get("/blog/<raw>/<slug>")
+def post_page(raw: str, slug: str):
+    _require_blog()
+    number = _number(raw)
+    post, results = blog.published(number)
+    if slug != post["slug"]:
+        return _to_canonical(number)
+    comments, comments_result = blogcomments.comments(post)
+    # the page changes only with a new fetch of the post or its comments (or another resume, app, setting)
+    key = (_resume_version(), number, results[-1].fetched_at, comments_result.fetched_at if comments_result else None)
+    page = _memoised(key, lambda: _post_page(post, comments))
+    return _respond(page, "text/html", [*results, comments_result])
+
+
+def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
+    number = post["number"]
+    site = _context()[1]
+    canonical = site["url"] + blog.address(post)
+    image = _FIRST_IMAGE.search(post["html"])
+    image = image.group(1) if image else site["photo_absolute"]
+    modified = _latest([post.get("updated_at"), *(c.get("updated_at") for c in comments)]) or post.get("created_at")
+    author = current_app.config["BLOG_AUTHOR"] or current_app.config["BLOG_REPO"].split("/", 1)[0]
+    structured = {
+        "@context": "https://schema.org", "@type": "BlogPosting", "headline": post["title"],
+        "description": post["excerpt"], "url": canonical, "mainEntityOfPage": canonical,
+        "datePublished": post.get("created_at"), "dateModified": post.get("updated_at") or post.get("created_at"),
+        "author": {"@type": "Person", "name": site["name"], "url": site["url"] + "/"},
+        "keywords": post["tags"], "commentCount": len(comments),
+        **({"image": image} if image else {}),
+    }
+    html = _render("blog/post.html", post={**post, "html": demote_headings(post["html"], 2)},
+                   comments=[{**c, "html": demote_headings(c["html"], 4)} for c in comments],
+                   comments_on=blogcomments.enabled(), image=image, json_ld=json_ld(structured),
+                   github_author=author,
+                   page={"canonical": canonical, "counted": f"/blog/{number}"})
+    return Rendered.of(html, modified)
+
+
+@bp.get("/blog/feed.xml")
+def atom_feed():
+    _require_blog()
+    from . import feeds as blogfeeds
+
+    items, listing = blog.posts()
+    body = blog.feed(items, blogfeeds.contents(items), self_path="/blog/feed.xml")
+    return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
+                    [listing])
+
+
+@bp.get("/blog/feed.json")
+def json_feed():
+    _require_blog()
+    from . import feeds as blogfeeds
+
+    items, listing = blog.posts()
+    body = blogfeeds.json_feed(items, blogfeeds.contents(items))
+    return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
+                    [listing])
+
+
+@bp.get("/sitemap.xml")
+def sitemap():
+    items, results = [], []
+    if current_app.config["BLOG_REPO"]:
+        try:
+            items, listing = blog.posts()
+            results.append(listing)
+        except ServiceError:  # the resume's entries still make a sitemap
+            items = []
+    body = _render("sitemap.xml", posts=items, address=blog.address, iso_date=iso_date)
+    return _respond(Rendered.of(body), "application/xml", results)
+
+
+def setup(app: Flask) -> None:
+    """Give ``app`` its memo of rendered post pages."""
+    app.extensions["vitae.blog_pages"] = OrderedDict()

@@ -1,0 +1,289 @@
+"""A blog written as GitHub issues: the posts list, one post, and the Atom feed.
+
+A post is an open issue of ``BLOG_REPO`` labelled ``BLOG_LABEL`` and opened
+by ``BLOG_AUTHOR`` (default: the repository's owner). Issues by anyone
+else, pull requests, closed and unlabelled issues are never posts.
+
+`posts()` is one cached entry (``BLOG_CACHE_TTL``) holding every post's
+summary, fetched page by page (100 issues per page, up to `MAX_PAGES`),
+each page conditional on its own ETag so an unchanged page costs a 304.
+`post(number)` answers only numbers in that list, from a cached entry per
+post (the issue fetched conditionally, its body rendered by
+`markdown.render`). ``views`` come from the visitor counter at answer time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+
+from ..core import cache
+from ..core.clock import now as clock_now
+from ..core.db import get_storage
+from ..core.errors import NotFound
+from ..core.upstream import UpstreamError
+from ..core.widgets import require, web_url
+from ..github.activity import call
+from ..visitors import counter as visitors
+from . import markdown
+
+PER_PAGE = 100
+#: Pages read: the newest 400 posts, which keeps the list one storage value (DynamoDB: under 400 KB).
+MAX_PAGES = 4
+WORDS_PER_MINUTE = 200
+EXCERPT_CHARS = 200
+FEED_ENTRIES = 20
+ATOM = "http://www.w3.org/2005/Atom"
+# Characters XML 1.0 cannot carry, lone surrogates included (an upstream JSON string may hold one).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _settings() -> tuple[str, str, str]:
+    """(repo, label, author) or a `NotConfigured` error."""
+    (repo,) = require("BLOG_REPO")
+    config = current_app.config
+    return repo, config["BLOG_LABEL"], config["BLOG_AUTHOR"] or repo.split("/", 1)[0]
+
+
+def slugify(title: str) -> str:
+    """``"Hello, World!"`` -> ``"hello-world"`` (ASCII letters and digits joined by hyphens; at most 80)."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:80].rstrip("-") or "post"
+
+
+def _excerpt(text: str) -> str:
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    cut = text[:EXCERPT_CHARS].rsplit(" ", 1)[0] or text[:EXCERPT_CHARS]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def is_post(issue: Any, label: str, author: str) -> bool:
+    """Whether a GitHub issue object is a published post (see the module docstring)."""
+    if not isinstance(issue, dict) or "pull_request" in issue or issue.get("state") != "open":
+        return False
+    user = issue.get("user") if isinstance(issue.get("user"), dict) else {}
+    if not isinstance(user.get("login"), str) or user["login"].lower() != author.lower():
+        return False
+    if not isinstance(issue.get("number"), int) or not isinstance(issue.get("title"), str):
+        return False
+    return label.lower() in {name.lower() for name in _labels(issue)}
+
+
+def _labels(issue: dict) -> list[str]:
+    return [item["name"] if isinstance(item, dict) else item for item in issue.get("labels") or []
+            if isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get("name"), str))]
+
+
+def timestamp(value: Any) -> str | None:
+    """``value`` if it is an RFC 3339 date-time string (what GitHub sends), else None."""
+    return value if isinstance(value, str) and _TIMESTAMP.fullmatch(value) else None
+
+
+def summary(issue: dict, label: str) -> dict[str, Any]:
+    """A post's list fields (``views`` is added when answering)."""
+    text = markdown.plain(issue.get("body") if isinstance(issue.get("body"), str) else "")
+    return {
+        "number": issue["number"],
+        "title": issue["title"],
+        "slug": slugify(issue["title"]),
+        "created_at": timestamp(issue.get("created_at")),
+        "updated_at": timestamp(issue.get("updated_at")),
+        "tags": [name for name in _labels(issue) if name.lower() != label.lower()],
+        "reading_minutes": max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
+        "excerpt": _excerpt(text),
+    }
+
+
+def _list_key(repo: str, label: str, author: str) -> str:
+    return f"blog:posts:{repo.lower()}:{label.lower()}:{author.lower()}"
+
+
+def posts() -> tuple[list[dict[str, Any]], cache.Cached]:
+    """Every post's summary, newest first, and the cache result; `Unavailable` when unavailable."""
+    repo, label, author = _settings()
+    result = cache.cached(_list_key(repo, label, author), current_app.config["BLOG_CACHE_TTL"],
+                          lambda previous: _fetch_posts(repo, label, author, previous))
+    return result.value, result
+
+
+def _fetch_posts(repo: str, label: str, author: str, previous: cache.Entry | None) -> cache.Entry:
+    """Refresh the list page by page (see `fetch_pages`)."""
+    params = {"state": "open", "labels": label, "creator": author, "sort": "created", "direction": "desc"}
+    # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
+    # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
+    return fetch_pages(f"/repos/{repo}/issues", params, previous, MAX_PAGES,
+                       lambda data: [summary(issue, label) for issue in data if is_post(issue, label, author)])
+
+
+def fetch_pages(path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
+                keep: Callable[[list], list]) -> cache.Entry:
+    """A GitHub list read page by page (100 a page, following ``rel="next"``, at most ``max_pages``), each
+    page conditional on its own ETag: a page answered 304 reuses its share of ``previous``'s value.
+
+    ``keep`` turns one page's JSON list into the items kept. Raises `UpstreamError`.
+    """
+    old_pages = previous.state.get("pages", []) if previous and isinstance(previous.state, dict) else []
+    old_items = previous.value if previous else []
+    found: list[Any] = []
+    pages: list[dict[str, Any]] = []
+    for index in range(max_pages):
+        known = old_pages[index] if index < len(old_pages) else None
+        answer = call(path, params={**params, "per_page": PER_PAGE, "page": index + 1},
+                      etag=known["etag"] if known else None)
+        if answer.status == 304:
+            if known is None:
+                raise UpstreamError("GitHub answered 304 to an unconditional request", status=304, transient=True)
+            start = sum(page["count"] for page in old_pages[:index])
+            kept = old_items[start:start + known["count"]]
+            has_next = index + 1 < len(old_pages)
+        else:
+            if not isinstance(answer.data, list):
+                raise UpstreamError("GitHub answer is not a list", status=200, transient=True)
+            kept = keep(answer.data)
+            has_next = answer.has_next and len(answer.data) > 0
+        found.extend(kept)
+        pages.append({"etag": answer.etag, "count": len(kept)})
+        if not has_next:
+            break
+    return cache.Entry(found, state={"pages": pages})
+
+
+def with_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one call."""
+    keys = {item["number"]: visitors.page_key(f"/blog/{item['number']}") for item in items}
+    counts = get_storage().counters(list(keys.values()), consistent=False) if keys else {}
+    return [{**item, "views": counts.get(keys[item["number"]], 0)} for item in items]
+
+
+def post(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
+    """One post with its ``html`` and ``views``; a `NotFound` error unless it is published; 503 when unavailable."""
+    found, results = published(number)
+    return with_views([found])[0], results
+
+
+def published(number: int, listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[cache.Cached]]:
+    """One post with its ``html`` (no ``views``: no counter read); errors as `post`.
+
+    ``listed`` is the posts list when the caller already holds it (the feeds read many posts: the list is
+    then read once, not once per post); the results then hold only the post's own entry.
+    """
+    repo, label, author = _settings()
+    results = []
+    if listed is None:
+        listed, listing = posts()
+        results.append(listing)
+    if not any(item["number"] == number for item in listed):
+        raise NotFound(f"there is no post {number}")
+    result = cache.cached(f"{_list_key(repo, label, author)}:{number}", current_app.config["BLOG_CACHE_TTL"],
+                          lambda previous: _fetch_post(repo, label, author, number, previous))
+    if result.value is None:
+        raise NotFound(f"there is no post {number}")
+    return result.value, [*results, result]
+
+
+def _fetch_post(repo: str, label: str, author: str, number: int, previous: cache.Entry | None) -> cache.Entry:
+    etag = previous.state.get("etag") if previous and isinstance(previous.state, dict) else None
+    try:
+        answer = call(f"/repos/{repo}/issues/{number}", etag=etag)
+    except UpstreamError as exc:
+        if exc.status in (404, 410):  # deleted or moved: not a post (remembered like any answer)
+            return cache.Entry(None)
+        raise
+    if answer.status == 304:
+        if previous is None:
+            raise UpstreamError("GitHub answered 304 to an unconditional request", status=304, transient=True)
+        return previous
+    issue = answer.data
+    if not isinstance(issue, dict):
+        raise UpstreamError("GitHub issue answer is not an object", status=200, transient=True)
+    if not is_post(issue, label, author):
+        return cache.Entry(None, state={"etag": answer.etag})
+    body = issue.get("body") if isinstance(issue.get("body"), str) else ""
+    return cache.Entry({**summary(issue, label), "html": markdown.render(body), "reactions": reactions(issue),
+                        "html_url": web_url(issue.get("html_url")),
+                        "comments": issue["comments"] if isinstance(issue.get("comments"), int) else 0},
+                       state={"etag": answer.etag})
+
+
+#: GitHub's reaction names, in the order GitHub shows them.
+REACTIONS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
+
+
+def reactions(issue: dict) -> dict[str, int]:
+    """The non-zero reaction totals of an issue or comment (GitHub's ``reactions`` object), in GitHub's order."""
+    given = issue.get("reactions") if isinstance(issue.get("reactions"), dict) else {}
+    return {name: given[name] for name in REACTIONS
+            if isinstance(given.get(name), int) and not isinstance(given[name], bool) and given[name] > 0}
+
+
+def address(item: dict[str, Any]) -> str:
+    """A post's canonical path: ``/blog/<number>/<slug>``."""
+    return f"/blog/{item['number']}/{item['slug']}"
+
+
+def page(items: list[dict[str, Any]], *, number: int, per_page: int, tag: str | None) -> dict[str, Any]:
+    """The list answer: posts with ``tag`` (any case), page ``number`` of ``per_page``, with views."""
+    if tag:
+        items = [item for item in items if tag.lower() in (t.lower() for t in item["tags"])]
+    start = (number - 1) * per_page
+    return {"posts": with_views(items[start:start + per_page]), "page": number, "per_page": per_page,
+            "total": len(items)}
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_INVALID.sub("", value) if isinstance(value, str) else ""
+
+
+def feed(items: list[dict[str, Any]], contents: dict[int, str] | None = None,
+         self_path: str = "/api/blog/feed.xml") -> bytes:
+    """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML, served at ``self_path``.
+
+    Each entry links to the post's page and carries its summary and, when ``contents`` has the post's
+    number, its full sanitised HTML as ``<content type="html">``.
+    """
+    import xml.etree.ElementTree as ET
+
+    _, _, author = _settings()
+    site = current_app.config["SITE_URL"]
+    latest = items[:FEED_ENTRIES]
+    # timestamp() again: a list cached before summaries checked their dates may hold numbers
+    updated = max(filter(None, (timestamp(item.get("updated_at")) for item in latest)), default=None) or (
+        dt.datetime.fromtimestamp(clock_now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    root = ET.Element("feed", xmlns=ATOM)
+
+    def add(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+        element = ET.SubElement(parent, tag, attributes)
+        if text is not None:
+            element.text = _xml_text(text)
+        return element
+
+    add(root, "id", f"{site}/blog/")
+    add(root, "title", f"{author}'s blog")
+    add(root, "updated", updated)
+    add(root, "link", rel="self", type="application/atom+xml", href=f"{site}{self_path}")
+    add(root, "link", rel="alternate", type="text/html", href=f"{site}/blog/")
+    add(add(root, "author"), "name", author)
+    add(root, "generator", "Vitae")
+    for item in latest:
+        entry = add(root, "entry")
+        # the id stays /blog/<n> (stable when the title, so the slug, changes); the link is the canonical page
+        add(entry, "id", f"{site}/blog/{item['number']}")
+        add(entry, "title", item["title"])
+        add(entry, "link", rel="alternate", type="text/html", href=site + address(item))
+        published = timestamp(item.get("created_at"))
+        add(entry, "published", published or updated)
+        add(entry, "updated", timestamp(item.get("updated_at")) or published or updated)
+        for tag in item["tags"]:
+            add(entry, "category", term=_xml_text(tag))
+        add(entry, "summary", item["excerpt"])
+        if contents and item["number"] in contents:
+            add(entry, "content", contents[item["number"]], type="html")
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)

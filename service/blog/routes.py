@@ -1,0 +1,38 @@
+"""GET /api/blog, /api/blog/<number>, /api/blog/feed.xml: posts written as GitHub issues (see `service.blog.posts`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..core import widgets
+from . import posts as blog
+
+bp = Blueprint("blog", __name__)
+
+MAX_PER_PAGE = 50
+
+
+@bp.get("/blog")
+def posts():
+    number = widgets.query_int("page", 1, 1, 10_000)
+    per_page = widgets.query_int("per_page", 10, 1, MAX_PER_PAGE)
+    tag = request.args.get("tag", "").strip()[:100] or None
+    items, result = blog.posts()
+    return widgets.respond(blog.page(items, number=number, per_page=per_page, tag=tag), result)
+
+
+@bp.get("/blog/<int:number>")
+def post(number: int):
+    payload, results = blog.post(number)
+    return widgets.respond(payload, *results)
+
+
+@bp.get("/blog/feed.xml")
+def feed():
+    from . import feeds as blogfeeds
+
+    items, result = blog.posts()
+    response = Response(blog.feed(items, blogfeeds.contents(items)), mimetype="application/atom+xml")
+    response.headers["Cache-Control"] = f"public, max-age={result.max_age}"
+    response.add_etag()
+    return response.make_conditional(request)

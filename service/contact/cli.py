@@ -1,0 +1,197 @@
+"""``flask outbox deliver|list|status|requeue``: run and inspect the contact-form outbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from ..core import cache
+from ..core.clock import now
+from ..core.db import get_storage
+from ..core.redaction import redact
+from ..storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
+from .outbox import PENDING_SCAN, QUEUE, TELEGRAM, configured, deliver, work
+
+log = logging.getLogger(__name__)
+
+outbox_cli = AppGroup("outbox", help="Deliver, list and inspect the contact-form outbox.")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    if not summary["configured"]:
+        return ("Telegram is not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): messages stay in the outbox; "
+                "read them with `flask outbox list`")
+    line = ("delivered {delivered}, retrying {retrying}, dead-lettered {dead}, waiting behind an earlier "
+            "message {deferred}".format(**summary))
+    if summary["paused_until"]:
+        line += f"; Telegram delivery paused until {_when(summary['paused_until'])}"
+    return line
+
+
+def _storage_or_fail() -> Storage:
+    storage = get_storage()
+    try:
+        storage.check()
+    except StorageError as exc:
+        raise click.ClickException(f"storage is not answering: {exc}") from None
+    return storage
+
+
+@outbox_cli.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering until SIGTERM or Ctrl-C (a compose worker); "
+              "without it, deliver what is ready and exit (cron).")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=None,
+              help="Seconds between looks when idle (default: OUTBOX_POLL_SECONDS).")
+def deliver_command(loop: bool, interval: float | None):
+    """Send ready outbox messages to Telegram."""
+    if not loop:
+        _storage_or_fail()
+        try:
+            summary = deliver()
+        except StorageError as exc:
+            raise click.ClickException(f"storage stopped answering: {exc}") from None
+        click.echo(_summary_line(summary))
+        return
+    stop = threading.Event()
+
+    def request_stop(signum, frame):  # finish the message in flight, then leave
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    log.info("outbox worker started")
+    work(stop, interval if interval is not None else current_app.config["OUTBOX_POLL_SECONDS"])
+    log.info("outbox worker stopped")
+
+
+def _error(item: QueueItem) -> str | None:
+    """The record's last error as shown: redacted again, since a record stored by an older version may
+    still quote a secret."""
+    return redact(item.last_error) if item.last_error else None
+
+
+def _item_view(item: QueueItem) -> dict[str, Any]:
+    payload = item.payload
+    return {"id": item.id, "state": item.state, "received": _when(item.created_at), "attempts": item.attempts,
+            "name": payload.get("name"), "email": payload.get("email"), "subject": payload.get("subject") or "",
+            "page": payload.get("page") or "", "message": payload.get("message"),
+            "next_try": _when(item.ready_at) if item.state == PENDING else None,
+            "last_error": _error(item)}
+
+
+@outbox_cli.command("list")
+@click.option("--state", type=click.Choice(["pending", "done", "dead", "all"]), default="all", show_default=True,
+              help="pending: not delivered yet; done: delivered; dead: dead-lettered.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="At most this many messages per state, oldest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_command(state: str, limit: int, as_json: bool):
+    """Print outbox messages in full (how you read your mail without Telegram)."""
+    storage = _storage_or_fail()
+    states = QUEUE_STATES if state == "all" else (state,)
+    items = sorted((item for s in states for item in storage.items(QUEUE, s, limit=limit)),
+                   key=lambda item: (item.created_at, item.id))
+    for item in items:
+        view = _item_view(item)
+        if as_json:
+            click.echo(json.dumps(view, ensure_ascii=False))
+            continue
+        click.echo(f"── {view['id']}  {view['state']}  {view['received']}  attempts {view['attempts']}")
+        click.echo(f"{'From:':<9} {view['name']} <{view['email']}>")
+        for label, key in (("Subject", "subject"), ("Page", "page"), ("Next try", "next_try"),
+                           ("Error", "last_error")):
+            if view[key]:
+                click.echo(f"{label + ':':<9} {view[key]}")
+        click.echo("")
+        click.echo(str(view["message"]))
+        click.echo("")
+    if not as_json:
+        click.echo(f"{len(items)} message{'' if len(items) == 1 else 's'}", err=True)
+
+
+@outbox_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_command(as_json: bool):
+    """Counts per state, the oldest undelivered message and the dead letters."""
+    storage = _storage_or_fail()
+    at = now()
+    counts = storage.queue_counts(QUEUE)
+    pending = storage.items(QUEUE, PENDING, limit=PENDING_SCAN)
+    dead = storage.items(QUEUE, DEAD, limit=50)
+    pause = cache.held_until(TELEGRAM)
+    status = {
+        "telegram_configured": configured(current_app.config),
+        "counts": counts,
+        "paused_until": _when(pause) if pause else None,
+        "oldest_pending": _item_view(pending[0]) if pending else None,
+        "next_try": _when(min(item.ready_at for item in pending)) if pending else None,
+        "dead": [{"id": item.id, "received": _when(item.created_at), "reason": _error(item)} for item in dead],
+    }
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False))
+        return
+    click.echo(f"pending {counts[PENDING]}, delivered {counts[DONE]}, dead-lettered {counts[DEAD]}")
+    click.echo("telegram: " + ("configured" if status["telegram_configured"] else
+                               "not configured: messages stay here; read them with `flask outbox list`"))
+    if pending:
+        oldest = pending[0]
+        click.echo(f"oldest pending: {oldest.id}, received {_duration(at - oldest.created_at)} ago, "
+                   f"attempts {oldest.attempts}" + (f", last error: {_error(oldest)}" if oldest.last_error else ""))
+        soonest = min(item.ready_at for item in pending)
+        click.echo("next try: " + ("now" if soonest <= at else f"in {_duration(soonest - at)}"))
+    if pause:
+        click.echo(f"delivery paused until {status['paused_until']} (Telegram failed or asked to wait)")
+    for item in dead:
+        click.echo(f"dead: {item.id}  received {_when(item.created_at)}  {_error(item)}")
+
+
+@outbox_cli.command("requeue")
+@click.argument("ids", nargs=-1)
+@click.option("--all-dead", is_flag=True, help="Every dead-lettered message.")
+def requeue_command(ids: tuple[str, ...], all_dead: bool):
+    """Send dead-lettered messages again (after fixing the Telegram settings).
+
+    A pending copy is made; the dead letter itself is kept. Each one is
+    requeued at most once.
+    """
+    if not ids and not all_dead:
+        raise click.UsageError("name message ids or use --all-dead")
+    storage = _storage_or_fail()
+    dead = {item.id: item for item in storage.items(QUEUE, DEAD, limit=100_000)}
+    unknown = [item_id for item_id in ids if item_id not in dead]
+    if unknown:
+        raise click.ClickException(f"not dead-lettered: {', '.join(unknown)}")
+    requeued = 0
+    for item_id in (sorted(dead) if all_dead else ids):
+        marker = f"outbox:requeued:{item_id}"
+        if not storage.add(marker, "1"):
+            click.echo(f"{item_id}: requeued before, skipped", err=True)
+            continue
+        try:
+            copy = storage.enqueue(QUEUE, {**dead[item_id].payload, "requeued_from": item_id}, now=now())
+        except StorageError:
+            storage.delete(marker)
+            raise
+        click.echo(f"{item_id}: requeued as {copy.id}")
+        requeued += 1
+    click.echo(f"requeued {requeued}", err=True)

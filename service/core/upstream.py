@@ -1,0 +1,67 @@
+"""HTTP clients for the upstreams (Spotify, GitHub, Telegram, Turnstile).
+
+Every client module gets its `requests.Session` from `session()` and passes
+`TIMEOUT` (or a tighter one) on every call: no upstream call without a
+timeout. `UpstreamError` is the one exception a client raises; its
+``transient`` flag says whether trying again later can succeed (timeouts,
+connection errors, 5xx, 429, malformed answers) and ``retry_after`` carries
+an upstream's requested wait in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
+    import requests
+
+from .. import __version__
+from .redaction import redact
+
+#: (connect, read) seconds for every upstream call.
+TIMEOUT = (3.05, 5.0)
+USER_AGENT = f"vitae/{__version__} (self-hosted resume site)"
+
+
+class UpstreamError(Exception):
+    """An upstream call that did not give a usable answer.
+
+    ``status`` is the HTTP status (None when there was no answer), ``transient``
+    whether a later retry may succeed, ``retry_after`` the upstream's requested
+    wait in seconds (or None). The message never contains tokens or the
+    upstream's body, and whatever upstream text it quotes passes `redaction.redact`
+    here, so no configured secret survives in it.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = True,
+                 retry_after: float | None = None):
+        super().__init__(redact(message))
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A header holding a number of seconds or a count (``Retry-After``, rate-limit headers) as a
+    finite, non-negative float; None when absent or unreadable (an HTTP date, ``nan``, ``-1``)."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
+
+
+def session() -> requests.Session:
+    """A new session with the product's User-Agent (one per upstream, reused across calls)."""
+    import requests
+    s = requests.Session()
+    s.headers["User-Agent"] = USER_AGENT
+    return s
+
+
+def classify(exc: requests.RequestException) -> UpstreamError:
+    """Turn a requests failure (timeout, refused connection, ...) into a transient `UpstreamError`."""
+    import requests
+    kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+    return UpstreamError(f"upstream {kind}: {type(exc).__name__}", transient=True)

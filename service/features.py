@@ -1,0 +1,32 @@
+"""Every feature of the product, declared once each, in one list.
+
+The app factory registers them in this order (the static site last: its
+catch-all route answers only what no other feature does), the settings
+loader reads `SETTINGS`, and the site build and ``SITE_WIDGETS`` read the
+features that have a card (`WIDGETS`).
+"""
+
+from __future__ import annotations
+
+from . import blog, contact, github, health, site, spotify, visitors
+from .core.config import CORE_SETTINGS, Setting
+from .core.feature import Feature
+
+FEATURES: tuple[Feature, ...] = (
+    health.FEATURE,
+    visitors.FEATURE,
+    spotify.FEATURE,
+    github.FEATURE,
+    blog.FEATURE,
+    contact.FEATURE,
+    site.FEATURE,
+)
+
+#: Every setting the service reads: the core's, then each feature's.
+SETTINGS: tuple[Setting, ...] = CORE_SETTINGS + tuple(s for feature in FEATURES for s in feature.settings)
+
+#: Names of the site's live widgets: the features with a card.
+WIDGETS: tuple[str, ...] = tuple(feature.card for feature in FEATURES if feature.card)
+
+#: Settings each widget needs (``SITE_WIDGETS=auto`` leaves out a widget missing one).
+WIDGET_SETTINGS: dict[str, tuple[str, ...]] = {f.card: f.requires for f in FEATURES if f.card and f.requires}

@@ -1,0 +1,17 @@
+"""GET /api/github: the owner's recent public GitHub activity (see `service.github.activity`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..core import widgets
+from . import activity as github
+
+bp = Blueprint("github", __name__)
+
+
+@bp.get("/github")
+def activity():
+    limit = widgets.query_int("limit", 10, 1, github.MAX_EVENTS)
+    payload, results = github.activity(limit)
+    return widgets.respond(payload, *results)

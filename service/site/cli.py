@@ -1,0 +1,36 @@
+"""``flask site build``: render ``SITE_RESUME`` into ``build/site`` with the app's settings."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from .build import ResumeError, SiteOptions, build, project_root
+
+site_cli = AppGroup("site", help="Build the static site from resume.json.")
+
+
+def _from_root(path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(project_root(), path)
+
+
+@site_cli.command("build")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
+              help="The resume to render (default: SITE_RESUME, site/resume.json).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="The folder to write (replaced as a whole; default: SITE_DIR, build/site).")
+@with_appcontext
+def build_command(resume_path: str | None, out_dir: str | None):
+    """Validate resume.json and render the static site (pages, assets, robots.txt, sitemap.xml)."""
+    config = current_app.config
+    resume_path = resume_path or _from_root(config["SITE_RESUME"])
+    out_dir = out_dir or _from_root(config["SITE_DIR"])
+    try:
+        report = build(resume_path, out_dir, SiteOptions.from_config(config))
+    except ResumeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"built {len(report.files)} files into {report.out_dir} "
+               f"(home page with its assets: {report.home_bytes / 1024:.1f} KB before compression)", err=True)

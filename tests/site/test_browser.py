@@ -1,0 +1,604 @@
+"""The built site in real headless Chromium, against the real service and its real API.
+
+One browser for the module and three services on free loopback ports, all
+serving one build of a temporary copy of ``site/resume.json`` (its name
+changed, so the page must come from the file), each with its own SQLite store:
+
+* ``live``: every widget configured against a fake GitHub/Spotify/Telegram
+  upstream (a loopback HTTP server) and an injected clock;
+* ``bare``: no widget settings, so Spotify, GitHub and the blog answer 503
+  ``not_configured``; contact limited to 1 message an hour;
+* ``slow``: the widget upstreams hold every answer far longer than the site
+  waits (the site's API timeout is 2 s here); 1 counted view an hour.
+
+Screenshots (desktop and mobile, light and dark) and the printed PDF go to
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+
+import pytest
+import requests
+
+from service import create_app
+from service.features import SETTINGS
+from service.site.build import SiteOptions, build
+
+from ..browser import (
+    POSTS,
+    Chromium,
+    LiveService,
+    browser_missing,
+    hang_upstreams,
+    script_upstreams,
+    upstream_settings,
+)
+from ..fakes import FakeUpstream, Reply
+from ..helpers import ROOT, FakeClock
+
+pytestmark = [pytest.mark.browser, pytest.mark.server,
+              pytest.mark.skipif(bool(browser_missing()), reason=browser_missing() or "")]
+
+NAME = "Testa Quillfeather"
+SECTIONS = ["About", "Experience", "Projects", "Volunteering", "Education", "Skills",
+            "Awards, certificates and publications", "Languages and interests", "References", "Contact"]
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clean_env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        for setting in SETTINGS:
+            patch.delenv(setting.name, raising=False)
+        patch.setenv("VITAE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def resume_file(tmp_path_factory):
+    """The example resume with another name (the build and the blog's server-rendered pages read it)."""
+    source = tmp_path_factory.mktemp("resume")
+    with open(os.path.join(ROOT, "site", "resume.json"), encoding="utf-8") as handle:
+        resume = json.load(handle)
+    resume["basics"]["name"] = NAME
+    (source / "resume.json").write_text(json.dumps(resume), encoding="utf-8")
+    shutil.copy(os.path.join(ROOT, "site", "photo.svg"), source / "photo.svg")
+    return str(source / "resume.json")
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory, resume_file):
+    """The resume built with a 2 s API timeout."""
+    out = tmp_path_factory.mktemp("site") / "site"
+    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", api_timeout=2))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def hanging():
+    upstream = FakeUpstream().start()
+    hang_upstreams(upstream, seconds=30)
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def clock():
+    return FakeClock(time.time())
+
+
+def _service(tmp_path_factory, name: str, site_dir: str, resume: str, **settings) -> LiveService:
+    db = tmp_path_factory.mktemp(name) / "vitae.db"
+    app = create_app({"STORAGE_URL": f"sqlite:///{db}", "SECRET_KEY": "browser-test-key", "SITE_DIR": site_dir,
+                      "SITE_RESUME": resume, "SITE_API_TIMEOUT": "2", **settings})
+    with app.app_context():
+        app.extensions["vitae.storage"].init()
+    return LiveService(app)
+
+
+@pytest.fixture(scope="module")
+def services(clean_env, tmp_path_factory, resume_file, site_dir, fake, hanging, clock):
+    started = {
+        "live": _service(tmp_path_factory, "live", site_dir, resume_file, CLOCK=clock, CONTACT_RATE_LIMIT="50/hour",
+                         **upstream_settings(fake)),
+        "bare": _service(tmp_path_factory, "bare", site_dir, resume_file, CONTACT_RATE_LIMIT="1/hour"),
+        "slow": _service(tmp_path_factory, "slow", site_dir, resume_file, UPSTREAM_TIMEOUT="10",
+                         VISITOR_RATE_LIMIT="1/hour",
+                         **upstream_settings(hanging)),
+    }
+    script_upstreams(fake, cover_url=f"{started['live'].url}/photo.svg")
+    yield {name: service.url for name, service in started.items()}
+    for service in started.values():
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    browser = Chromium()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser(chromium, services):
+    chromium.reset()
+    yield chromium
+    chromium.js("try { localStorage.clear() } catch (e) {}")
+
+
+def api(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
+    """Call the service directly (not through the page): status and JSON body."""
+    response = requests.request(method, url, json=body, timeout=10)
+    return response.status_code, response.json()
+
+
+# --- the resume ---------------------------------------------------------------------------------
+
+
+def test_the_resume_comes_from_resume_json(browser, services):
+    browser.open(services["live"] + "/")
+    assert browser.text("h1") == NAME
+    assert browser.driver.title.startswith(NAME)
+    headings = browser.js("return [...document.querySelectorAll('main h2')].map(h => h.textContent.trim())")
+    assert headings == SECTIONS
+    assert "Senior Backend Engineer" in browser.text("main")
+    assert browser.console_errors() == []
+
+
+def test_the_resume_reads_fine_without_javascript(browser, services):
+    browser.javascript(False)
+    browser.open(services["live"] + "/", ready=False)
+    assert browser.driver.find_element("css selector", "h1").text == NAME
+    text = browser.driver.find_element("css selector", "main").text
+    assert all(section in text for section in SECTIONS)
+    assert "Cut the tracking API's p99 latency" in text and "Loading" not in text
+    for hidden in ("#spotify", "#github", "#latest-posts", "#visitor-counter"):
+        assert not browser.driver.find_element("css selector", hidden).is_displayed(), hidden
+    assert not browser.driver.find_element("css selector", "#theme-toggle").is_displayed()
+    assert browser.driver.find_element("css selector", "#cf-name").is_displayed()
+    browser.open(services["live"] + "/blog/", ready=False)
+    assert "Measuring before optimising" in browser.driver.find_element("css selector", "main").text
+
+
+# --- widgets --------------------------------------------------------------------------------------
+
+
+def test_the_counter_counts_each_page_load(browser, services):
+    seen = []
+    for _ in range(3):
+        browser.open(services["live"] + "/blog/")
+        browser.wait(lambda: browser.visible("#visitor-counter"), message="the counter")
+        seen.append([int(re.sub(r"\D", "", browser.text(f".count-{kind}"))) for kind in ("page", "total", "unique")])
+    assert [page for page, _, _ in seen] == [seen[0][0], seen[0][0] + 1, seen[0][0] + 2]
+    assert [total - seen[0][1] for _, total, _ in seen] == [0, 1, 2]
+    assert len({unique for _, _, unique in seen}) == 1
+    assert api(services["live"] + "/api/visitors?path=/blog")[1]["page_views"] == seen[-1][0]
+
+
+def test_every_widget_shows_the_fake_upstreams_data(browser, services, fake):
+    browser.open(services["live"] + "/")
+    assert browser.text("#spotify-title") == "Now playing"
+    assert browser.text("#spotify-link") == "Harbour Lights"
+    assert browser.js("return document.querySelector('#spotify-link').href") == "https://open.spotify.com/track/fake"
+    assert browser.text("#spotify-artists") == "The Gulls, Saltwater · Low Tide"
+    assert browser.js("const i = document.querySelector('#spotify-cover'); return i.complete && i.naturalWidth") > 0
+    first = browser.js("return document.querySelector('#spotify-progress').value")
+    assert 61000 <= first < 70000 and browser.js("return document.querySelector('#spotify-progress').max") == 215000
+    browser.wait(lambda: browser.js("return document.querySelector('#spotify-progress').value") >= first + 1000,
+                 message="the progress bar to move")
+    assert re.fullmatch(r"1:0\d / 3:35", browser.text("#spotify-time"))
+
+    events = browser.js("return [...document.querySelectorAll('#github-events li')].map(li => "
+                        "[li.querySelector('a') && li.querySelector('a').href, li.innerText])")
+    # Web links are built on GITHUB_API_URL's host (the fake here) unless the event carries its own.
+    assert [e[0] for e in events] == [f"{fake.url}/testauthor/vitae/commit/" + "a" * 40,
+                                      "https://github.com/upstream/project/pull/7", f"{fake.url}/someone/tool"]
+    assert events[0][1].startswith("Pushed 2 commits to testauthor/vitae (main)\nServe the site gzipped\n")
+    assert "Opened pull request: Fix the flaky retry test" in events[1][1]
+    assert re.search(r"\n(yesterday|1 day ago)$", events[2][1])
+
+    posts = browser.js("return [...document.querySelectorAll('#latest-list > li')].map(li => "
+                       "[li.querySelector('a').getAttribute('href'), li.innerText])")
+    assert [p[0] for p in posts] == ["/blog/14/measuring-before-optimising", "/blog/13/hostile-input-handled",
+                                     "/blog/12/running-a-queue-on-sqlite"]
+    assert posts[0][1].startswith("Measuring before optimising\n") and "1 min read" in posts[0][1]
+    assert re.search(r"\d+ views?", posts[2][1]) and "sqlite" in posts[2][1]
+    assert browser.console_errors() == []
+    assert fake.count("GET", "/me/player/currently-playing") >= 1
+
+
+def test_spotify_shows_the_last_played_track_when_idle(browser, services, fake, clock):
+    fake.script("GET", "/me/player/currently-playing", Reply(204))
+    clock.advance(3600)  # past SPOTIFY_CACHE_TTL: the next answer comes from the upstream again
+    try:
+        browser.cdp("Network.clearBrowserCache")  # the API allows caching its answer for SPOTIFY_CACHE_TTL
+        browser.open(services["live"] + "/")
+        assert browser.text("#spotify-title") == "Last played"
+        assert browser.text("#spotify-when") == "Played 3 hours ago"
+        assert browser.js("return document.querySelector('#spotify-time').closest('[hidden]') !== null")
+    finally:
+        script_upstreams(fake, cover_url=f"{services['live']}/photo.svg")
+        clock.advance(3600)
+
+
+def test_widgets_hide_when_their_endpoints_answer_503(browser, services):
+    for path in ("/api/spotify", "/api/github", "/api/blog"):
+        status, body = api(services["bare"] + path)
+        assert (status, body["error"]) == (503, "not_configured"), path
+    browser.open(services["bare"] + "/")
+    for card in ("#spotify", "#github", "#latest-posts"):
+        assert not browser.visible(card), card
+    assert browser.visible("#visitor-counter") and browser.text("h1") == NAME
+    assert browser.console_errors(allow_failed_requests=True) == []
+
+
+def test_widgets_hide_when_the_api_times_out_and_the_counter_when_limited(browser, services, hanging):
+    started = time.monotonic()
+    browser.open(services["slow"] + "/", timeout=20)
+    assert time.monotonic() - started < 8
+    for card in ("#spotify", "#github", "#latest-posts"):
+        assert not browser.visible(card), card
+    assert hanging.count() >= 1  # the service really was waiting on the upstream
+    assert browser.visible("#visitor-counter")
+    browser.open(services["slow"] + "/", timeout=20)  # the second view is over VISITOR_RATE_LIMIT: 429
+    assert not browser.visible("#visitor-counter")
+    assert browser.console_errors(allow_failed_requests=True) == []
+
+
+# --- contact form -----------------------------------------------------------------------------
+
+
+def fill(browser, **values) -> None:
+    for name, value in values.items():
+        field = browser.driver.find_element("css selector", f"#cf-{name}")
+        field.clear()
+        field.send_keys(value)
+
+
+def submit(browser) -> None:
+    browser.driver.find_element("css selector", "#cf-submit").click()
+
+
+def field_errors(browser) -> dict[str, str]:
+    return browser.js("const out = {}; for (const n of ['name', 'email', 'subject', 'message']) {"
+                      "const e = document.getElementById('cf-' + n + '-error').textContent;"
+                      "if (e) out[n] = [e, document.getElementById('cf-' + n).getAttribute('aria-invalid')]; }"
+                      "return out;")
+
+
+def test_contact_form_checks_fields_shows_api_errors_and_sends(browser, services, fake):
+    browser.open(services["live"] + "/")
+    submit(browser)
+    errors = field_errors(browser)
+    assert errors == {"name": ["Please enter your name.", "true"],
+                      "email": ["Please enter your email address.", "true"],
+                      "message": ["Please write a message.", "true"]}
+    assert browser.js("return document.activeElement.id") == "cf-name"
+    assert browser.text("#cf-status") == "Please correct the marked fields."
+
+    fill(browser, name="Ada Visitor", email="ada@", message="Hello")
+    submit(browser)
+    assert field_errors(browser) == {"email": ["Please enter an email address like name@example.com.", "true"]}
+
+    # The API's own limits: with the page's maxlength gone, a 4,001-character message reaches the API.
+    fill(browser, email="ada@example.com")
+    browser.js("const m = document.getElementById('cf-message'); m.removeAttribute('maxlength');"
+               "m.value = 'x'.repeat(4001);")
+    sent_before = fake.count("POST", "/bot123456:test-token/sendMessage")
+    submit(browser)
+    browser.wait(lambda: field_errors(browser).get("message"), message="the API's field error")
+    assert list(field_errors(browser)) == ["message"] and field_errors(browser)["message"][1] == "true"
+    assert browser.js("return document.activeElement.id") == "cf-message"
+
+    browser.js("""window.__disabled = [];
+        new MutationObserver(() => window.__disabled.push(document.getElementById('cf-submit').disabled))
+          .observe(document.getElementById('cf-submit'), {attributes: true});""")
+    fill(browser, message="Hello from the browser test.\nSecond line.")
+    submit(browser)
+    browser.wait(lambda: browser.text("#cf-status") == "Thank you! Your message has been sent.", message="success")
+    assert browser.js("return window.__disabled")[:1] == [True] and browser.js("return window.__disabled")[-1] is False
+    assert browser.js("return document.getElementById('cf-name').value") == ""
+    assert field_errors(browser) == {}
+    browser.wait(lambda: fake.count("POST", "/bot123456:test-token/sendMessage") > sent_before, timeout=15,
+                 message="delivery to the fake Telegram")
+    text = fake.calls("POST", "/bot123456:test-token/sendMessage")[-1].json()["text"]
+    assert "Ada Visitor" in text and "ada@example.com" in text and "Hello from the browser test." in text
+    assert browser.console_errors(allow_failed_requests=True) == []
+
+
+def test_contact_form_shows_when_to_retry_after_429(browser, services):
+    browser.open(services["bare"] + "/")
+    fill(browser, name="First Sender", email="first@example.com", message="One")
+    submit(browser)
+    browser.wait(lambda: browser.text("#cf-status").startswith("Thank you"), message="the first message")
+    fill(browser, name="First Sender", email="first@example.com", message="Two")
+    submit(browser)
+    browser.wait(lambda: "try again" in browser.text("#cf-status"), message="the rate-limit message")
+    status = browser.text("#cf-status")
+    match = re.fullmatch(r"Too many messages were sent from here\. Please try again in (\d+) (minutes?|seconds?)\.",
+                         status)
+    assert match, status
+    limit = api(services["bare"] + "/api/contact", "POST", {"name": "x", "email": "x@example.com", "message": "x"})
+    assert limit[0] == 429
+    minutes = int(match[1]) if match[2].startswith("minute") else 1
+    assert abs(minutes - limit[1]["retry_after"] / 60) <= 1.5
+    assert browser.js("return document.getElementById('cf-submit').disabled") is False
+
+
+def test_keyboard_alone_reaches_and_submits_the_form(browser, services):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.open(services["live"] + "/")
+    keys = ActionChains(browser.driver)
+    keys.send_keys(Keys.TAB).perform()
+    assert browser.js("return document.activeElement.className") == "skip-link"
+    ring = browser.js("const s = getComputedStyle(document.activeElement);"
+                      "return [s.outlineStyle, parseFloat(s.outlineWidth), s.visibility]")
+    assert ring[0] == "solid" and ring[1] >= 2 and ring[2] == "visible"
+    visited = []
+    for _ in range(80):
+        keys.send_keys(Keys.TAB).perform()
+        focused = browser.js("const a = document.activeElement; return a.id || a.textContent.trim().slice(0, 30)")
+        visited.append(focused)
+        ring = browser.js("const s = getComputedStyle(document.activeElement); return s.outlineStyle")
+        assert ring != "none", focused
+        if focused == "cf-name":
+            break
+    assert visited[-1] == "cf-name" and "theme-toggle" in visited and "cf-website" not in visited
+    keys.send_keys("Keyboard User").send_keys(Keys.TAB).send_keys("keys@example.com").send_keys(Keys.TAB)
+    keys.send_keys(Keys.TAB).send_keys("Typed without a mouse.").send_keys(Keys.TAB).perform()
+    assert browser.js("return document.activeElement.id") == "cf-submit"
+    keys.send_keys(Keys.ENTER).perform()
+    browser.wait(lambda: browser.text("#cf-status") == "Thank you! Your message has been sent.", message="success")
+
+
+# --- blog ---------------------------------------------------------------------------------------------
+
+
+POST_12 = "/blog/12/running-a-queue-on-sqlite"
+POST_13 = "/blog/13/hostile-input-handled"
+POST_14 = "/blog/14/measuring-before-optimising"
+
+
+def test_blog_index_filters_pages_and_leads_to_a_post(browser, services):
+    browser.open(services["live"] + "/blog/")
+    titles = browser.js("return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)")
+    assert titles[:3] == [p["title"] for p in POSTS[:3]] and len(titles) == 10
+    browser.driver.find_element("link text", "Older posts →").click()
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
+                 message="page 2")
+    assert browser.js("return location.search") == "?page=2"
+    assert len(browser.js("return [...document.querySelectorAll('.post-list h2')]")) == len(POSTS) - 10
+    assert "Page 2 of 2" in browser.text(".pager")
+
+    browser.open(services["live"] + "/blog/")
+    browser.driver.find_element("css selector", ".tag-filter a[href='/blog/?tag=performance']").click()
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
+                 message="the tag filter")
+    titles = browser.js("return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)")
+    assert titles == ["Measuring before optimising", "Running a queue on SQLite"]
+    assert browser.js("return document.querySelector('.tag-filter [aria-current=true]').textContent") == "performance"
+
+    browser.driver.find_element("link text", "Running a queue on SQLite").click()
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.pathname"),
+                 message="the post page")
+    assert browser.js("return location.pathname + location.search") == POST_12
+    assert browser.text("h1") == "Running a queue on SQLite"
+    assert browser.driver.title.startswith("Running a queue on SQLite · ")
+    browser.wait(lambda: browser.visible("#post-views"), message="the view count")
+    meta = browser.text("#post-meta")
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4} · 3 min read · 1 view", meta), meta
+    assert browser.js("return [...document.querySelectorAll('#post-tags a')].map(a => a.textContent)") == [
+        "sqlite", "performance"]
+    assert browser.js("return document.querySelector('#post-body strong').textContent") == "SQLite"
+    assert browser.js("return document.querySelector('a[href=\"/blog/feed.xml\"]') !== null")
+    assert api(services["live"] + "/api/visitors?path=/blog/12")[1]["page_views"] == 1
+    browser.driver.back()
+    browser.wait(lambda: "tag=performance" in browser.js("return location.search"), message="back to the list")
+    assert browser.console_errors() == []
+
+
+def test_post_and_index_are_complete_without_javascript(browser, services):
+    """The post's text, reactions and comments are in the HTML itself; only the view count needs the script."""
+    source = requests.get(services["live"] + POST_12, timeout=10).text
+    assert "Short notes on <strong>SQLite</strong> as a queue." in source
+    assert "Did you try <strong>WAL</strong> mode?" in source
+    browser.javascript(False)
+    browser.open(services["live"] + POST_12, ready=False)
+    assert browser.driver.find_element("css selector", "h1").text == "Running a queue on SQLite"
+    assert "Short notes on SQLite as a queue." in browser.driver.find_element("css selector", "#post-body").text
+    comments = browser.driver.find_elements("css selector", ".comment")
+    assert [c.get_attribute("id") for c in comments] == ["comment-501", "comment-502"]
+    assert "reader" in comments[0].text and "Did you try WAL mode?" in comments[0].text
+    assert browser.driver.find_element("css selector", "#comments-title").text == "2 comments"
+    assert not browser.driver.find_element("css selector", "#post-views").is_displayed()
+    browser.open(services["live"] + POST_14, ready=False)
+    reactions = browser.driver.find_element("css selector", ".reactions").text
+    assert "👍 3" in reactions and "🚀 1" in reactions
+    browser.open(services["live"] + "/blog/?tag=performance", ready=False)
+    titles = [h.text for h in browser.driver.find_elements("css selector", ".post-list h2")]
+    assert titles == ["Measuring before optimising", "Running a queue on SQLite"]
+
+
+def test_a_post_carries_its_link_preview_tags(browser, services):
+    browser.open(services["live"] + POST_12)
+    tags = browser.js("""return Object.fromEntries([...document.querySelectorAll('meta[property], meta[name]')]
+        .map(m => [m.getAttribute('property') || m.getAttribute('name'), m.content]));""")
+    assert tags["og:type"] == "article" and tags["og:title"].startswith("Running a queue on SQLite")
+    assert tags["description"].startswith("Short notes on SQLite as a queue.")
+    assert tags["og:url"] == "http://127.0.0.1:8000" + POST_12
+    assert browser.js("return [...document.querySelectorAll('meta[property=\"article:tag\"]')].map(m => m.content)"
+                      ) == ["sqlite", "performance"]
+    assert tags["og:image"] == "http://127.0.0.1:8000/photo.svg"  # no image in the post: the owner's photo
+    assert browser.js("return document.querySelector('link[rel=canonical]').href") == "http://127.0.0.1:8000" + POST_12
+    data = json.loads(browser.js("return document.querySelector('script[type=\"application/ld+json\"]').textContent"))
+    assert data["@type"] == "BlogPosting" and data["headline"] == "Running a queue on SQLite"
+    assert browser.console_errors() == []  # the JSON-LD block is data, which the strict CSP leaves alone
+
+
+@pytest.mark.parametrize("path", [POST_13, POST_13 + "#comments"])
+def test_xss_in_a_post_or_its_comments_runs_nothing(browser, services, path):
+    browser.open(services["live"] + path)
+    time.sleep(0.5)  # let anything that would fire (onerror, onload) fire
+    assert browser.text("h1") == "Hostile input, handled"
+    for scope in ("#post-body", ".comment .prose"):
+        body = browser.text(scope)
+        assert "Before the payloads." in body and "After the payloads." in body, scope
+    assert browser.js("return window.__xss === undefined && window.parent.__xss === undefined")
+    found = browser.js("""return [...document.querySelectorAll('#post-body, .comment .prose')].map(body => ({
+          active: body.querySelectorAll('script, iframe, object, embed, svg, style, form').length,
+          handlers: [...body.querySelectorAll('*')].filter(e => [...e.attributes].some(a => /^on/i.test(a.name)
+            || a.name === 'style')).length,
+          badUrls: [...body.querySelectorAll('[href], [src]')].filter(e =>
+            /^\\s*(javascript|data):/i.test(e.getAttribute('href') || e.getAttribute('src'))).length }));""")
+    assert found == [{"active": 0, "handlers": 0, "badUrls": 0}] * 2
+    assert browser.console_errors() == []  # a CSP refusal would be logged here
+
+
+def test_unknown_posts_say_so(browser, services):
+    for path in ("/blog/999", "/blog/abc", "/blog/post.html?n=999", "/blog/999/some-slug"):
+        browser.open(services["live"] + path, ready=False)
+        assert browser.text("h1") == "Post not found", path
+
+
+# --- quality bar ------------------------------------------------------------------------------------
+
+PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/14/measuring-before-optimising",
+         "/blog/12/running-a-queue-on-sqlite")
+
+
+def test_post_headings_sit_under_the_page_title(browser, services):
+    browser.open(services["live"] + POST_14)
+    headings = browser.js("return [...document.querySelectorAll('main h1, main h2, main h3, main h4')]"
+                          ".map(h => h.tagName + ' ' + h.textContent)")
+    assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code", "H2 1 comment"]
+    assert browser.js("return document.querySelector('#post-body pre code').className") == "language-python"
+
+
+def test_no_console_errors_on_any_page(browser, services):
+    for path in PAGES:
+        browser.open(services["live"] + path)
+        assert browser.console_errors() == [], path
+    browser.open(services["live"] + "/no/such/page", ready=False)
+    assert browser.text("h1") == "Page not found"
+    errors = browser.console_errors()
+    assert len(errors) <= 1 and all("status of 404" in e and "/no/such/page" in e for e in errors)
+
+
+def test_theme_follows_the_system_and_the_toggle_is_remembered(browser, services):
+    background = "return getComputedStyle(document.body).backgroundColor"
+    browser.media("dark")
+    browser.open(services["live"] + "/")
+    assert browser.js(background) == "rgb(16, 20, 24)"
+    toggle = browser.driver.find_element("css selector", "#theme-toggle")
+    assert toggle.get_attribute("aria-pressed") == "true" and toggle.is_displayed()
+    toggle.click()
+    assert browser.js(background) == "rgb(255, 255, 255)" and toggle.get_attribute("aria-pressed") == "false"
+    browser.open(services["live"] + "/blog/")
+    assert browser.js(background) == "rgb(255, 255, 255)"  # remembered although the system is dark
+    browser.media("light")
+    from selenium.webdriver.common.keys import Keys
+
+    browser.driver.find_element("css selector", "#theme-toggle").send_keys(Keys.SPACE)
+    assert browser.js(background) == "rgb(16, 20, 24)"
+    browser.open(services["live"] + "/")
+    assert browser.js(background) == "rgb(16, 20, 24)"
+
+
+CONTRAST = """
+function lum(c) {
+  const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function rgb(s) { const m = s.match(/[\\d.]+/g).map(Number); return m; }
+function background(el) { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+  if (c.length < 4 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; }
+const failures = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  if (!el.getClientRects().length || el.closest('[hidden], .visually-hidden, .hp')) continue;
+  const style = getComputedStyle(el);
+  if (style.visibility === 'hidden' || parseFloat(style.opacity) === 0) continue;
+  const fg = lum(rgb(style.color).slice(0, 3)), bg = lum(background(el));
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && +style.fontWeight >= 700);
+  if (ratio < (large ? 3 : 4.5)) failures.push(el.tagName + '.' + el.className + ': ' + ratio.toFixed(2));
+}
+return failures;
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_meets_wcag_aa(browser, services, scheme):
+    browser.media(scheme)
+    for path in ("/", "/blog/", POST_14, POST_12):
+        browser.open(services["live"] + path)
+        browser.js("document.getElementById('cf-submit') && document.getElementById('cf-submit').focus()")
+        assert browser.js(CONTRAST) == [], (scheme, path)
+
+
+def test_screenshots_and_narrow_screens(browser, services):
+    shots = {}
+    for device, width, mobile in (("desktop", 1280, False), ("mobile", 375, True)):
+        for scheme in ("light", "dark"):
+            browser.viewport(width, 860, mobile)
+            browser.media(scheme)
+            for page, path in (("home", "/"), ("post", POST_14)):
+                browser.open(services["live"] + path)
+                shots[page, device, scheme] = browser.screenshot(f"{page}-{device}-{scheme}")
+    assert all(os.path.getsize(path) > 10_000 for path in shots.values())
+    for page, device, scheme in shots:  # the dark scheme really paints differently
+        if scheme == "dark":
+            with open(shots[page, device, "light"], "rb") as light, open(shots[page, device, "dark"], "rb") as dark:
+                assert light.read() != dark.read(), (page, device)
+    browser.viewport(320, 700, True)
+    browser.media("light")
+    for path in PAGES:
+        browser.open(services["live"] + path)
+        assert browser.js("return document.documentElement.scrollWidth") <= 320, path
+
+
+def test_print_gives_one_or_two_pages_without_widgets(browser, services):
+    browser.open(services["live"] + "/")
+    assert browser.pdf_pages() in (1, 2)
+    browser.cdp("Emulation.setEmulatedMedia", {"media": "print"})
+    shown = browser.js("return ['.live', '.contact', '.site-header', '.site-footer'].map(s =>"
+                       "getComputedStyle(document.querySelector(s)).display)")
+    assert shown == ["none"] * 4
+    link = browser.js("return getComputedStyle(document.querySelector('.entry .meta a'), '::after').content")
+    assert link == '" (https://nordfrakt.example.com)"'
+
+
+def test_reduced_motion_turns_animation_off(browser, services):
+    animation = "return getComputedStyle(document.getElementById('github')).animationName"
+    browser.open(services["live"] + "/")
+    assert browser.js(animation) == "appear"
+    browser.media("light", reduced_motion=True)
+    browser.open(services["live"] + "/")
+    assert browser.js(animation) == "none"
+
+
+@pytest.mark.parametrize("path", ["/", POST_14])
+def test_the_home_page_and_a_post_transfer_under_100_kb(browser, services, path):
+    browser.open(services["live"] + path)
+    sizes = browser.js("return performance.getEntriesByType('navigation').concat("
+                       "performance.getEntriesByType('resource')).map(e => [e.name, e.decodedBodySize])")
+    counted = [(name, size) for name, size in sizes if not name.endswith("/photo.svg")]
+    assert any("/api/visitors" in name for name, _ in counted) and any(".js" in name for name, _ in counted)
+    assert sum(size for _, size in counted) <= 100 * 1024, counted

@@ -1,0 +1,438 @@
+"""One behaviour suite for the storage contract, run against every backend over a real connection."""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from service.storage import DEAD, DONE, PENDING, Hit, Limit, Storage, StorageError, open_storage
+from service.storage.base import ConfigurationError
+from service.storage.dynamodb import DynamoDBStorage
+from service.storage.redis import RedisStorage
+from service.storage.sqlite import SQLiteStorage
+
+from ..helpers import BACKENDS, make_storage_url
+
+
+def test_every_backend_implements_the_whole_contract():
+    abstract = {name for name, member in inspect.getmembers(Storage) if getattr(member, "__isabstractmethod__", False)}
+    assert {"incr", "counters", "hit", "limit", "claim", "export", "import_", "check"} <= abstract
+    for backend in (SQLiteStorage, RedisStorage, DynamoDBStorage):
+        assert not backend.__abstractmethods__, backend
+        for name in abstract:
+            ours = inspect.signature(getattr(backend, name))
+            contract = inspect.signature(getattr(Storage, name))
+            assert list(ours.parameters) == list(contract.parameters), f"{backend.__name__}.{name}"
+
+
+@pytest.mark.parametrize("url", [
+    "mysql://localhost/db", "sqlite://relative.db", "sqlite:///", "redis://", "redis://host:port/0",
+    "dynamodb://", "dynamodb://table?bogus=1", "dynamodb://table?shards=0", "nonsense",
+], ids=str)
+def test_unknown_or_malformed_urls_are_refused(url):
+    with pytest.raises(ConfigurationError):
+        open_storage(url)
+
+
+# -- counters --------------------------------------------------------------------------------
+
+def test_counters_start_at_zero_and_increment(storage):
+    assert storage.counters(["a", "site:b"]) == {"a": 0, "site:b": 0}
+    assert storage.incr("a") == 1
+    assert storage.incr("a", 5) == 6
+    assert storage.incr("site:b") == 1
+    assert storage.incr("site:b") == 2
+    assert storage.counters(["a", "site:b", "missing"]) == {"a": 6, "site:b": 2, "missing": 0}
+    assert storage.counters([]) == {}
+    # a display read may be eventually consistent (DynamoDB); moto, like the others, answers at once
+    assert storage.counters(["a", "site:b"], consistent=False) == {"a": 6, "site:b": 2}
+
+
+def _resent(store: Storage) -> Callable[[], int]:
+    """How many calls the store's client has sent more than once so far (DynamoDB's SDK retry; else 0).
+
+    A retried ``UpdateItem ADD`` whose first attempt landed counts twice: the documented limit. A
+    loaded machine slows the emulator past the client's 0.8 s read timeout now and then, so a count is
+    exact up to these retries, and exact when there were none.
+    """
+    if not isinstance(store, DynamoDBStorage):
+        return lambda: 0
+    calls, attempts = [], []
+    store.client.meta.events.register("before-parameter-build.dynamodb", lambda **_: calls.append(1))
+    store.client.meta.events.register("before-send.dynamodb", lambda **_: attempts.append(1))
+    return lambda: len(attempts) - len(calls)
+
+
+def test_concurrent_threads_count_exactly(storage):
+    resent = _resent(storage)
+
+    def work():
+        for _ in range(500):
+            storage.incr("site:views")
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 4000 <= storage.counters(["site:views"])["site:views"] <= 4000 + resent()
+
+
+def _hammer(url: str, n: int, resent_total) -> None:
+    store = open_storage(url)
+    resent = _resent(store)
+    for _ in range(n):
+        store.incr("page:/")
+    with resent_total.get_lock():
+        resent_total.value += resent()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_processes_count_exactly(request, tmp_path, backend):
+    url = make_storage_url(request, backend, tmp_path)
+    open_storage(url).init()
+    context = multiprocessing.get_context("spawn")
+    resent = context.Value("i", 0)
+    processes = [context.Process(target=_hammer, args=(url, 250, resent)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    assert 1000 <= open_storage(url).counters(["page:/"])["page:/"] <= 1000 + resent.value
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def test_values_get_set_delete(storage):
+    assert storage.get("k") is None
+    storage.set("k", "v1")
+    assert storage.get("k") == "v1"
+    storage.set("k", "v2", ttl=60)
+    assert storage.get("k") == "v2"
+    storage.delete("k")
+    assert storage.get("k") is None
+    storage.delete("k")  # absent: no error
+
+
+def test_values_expire(storage):
+    storage.set("short", "x", ttl=0.3)
+    assert storage.add("lock", "me", ttl=0.3) is True
+    assert storage.add("lock", "you", ttl=0.3) is False
+    assert storage.get("lock") == "me"
+    time.sleep(1.1)  # expiry is the storage's own clock; DynamoDB's TTL has 1 s resolution in moto's compare
+    assert storage.get("short") is None
+    assert storage.add("lock", "you", ttl=10) is True
+    assert storage.get("lock") == "you"
+
+
+def test_add_is_exclusive_under_contention(storage):
+    winners = []
+    barrier = threading.Barrier(8)
+
+    def race(name):
+        barrier.wait()
+        if storage.add("refresh-lock", name, ttl=30):
+            winners.append(name)
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert storage.get("refresh-lock") == winners[0]
+
+
+# -- limits and hits ---------------------------------------------------------------------------
+
+def test_limit_refuses_past_max_without_counting(storage):
+    rule = Limit("rl:test:window-1", max=3, window=60)
+    assert [storage.limit(rule) for _ in range(5)] == [(True, 1), (True, 2), (True, 3), (False, 3), (False, 3)]
+    assert storage.limit(Limit("rl:test:window-2", max=3, window=60)) == (True, 1)
+
+
+def test_limit_window_expires(storage):
+    rule = Limit("rl:expiring", max=1, window=1)
+    assert storage.limit(rule)[0] is True
+    assert storage.limit(rule)[0] is False
+    time.sleep(1.2)
+    assert storage.limit(rule) == (True, 1)
+
+
+def test_hit_counts_unique_once_and_reads(storage):
+    def view(unique_key):
+        return storage.hit(Hit(incr=["page:/", "site:views"], unique=(unique_key, 3600),
+                               unique_incr=["site:uniques"], read=["page:/", "site:views", "site:uniques"]))
+    first = view("visitor:a")
+    assert first.allowed and first.new_unique
+    assert first.counts == {"page:/": 1, "site:views": 1, "site:uniques": 1}
+    again = view("visitor:a")
+    assert again.allowed and not again.new_unique
+    assert again.counts == {"page:/": 2, "site:views": 2, "site:uniques": 1}
+    other = view("visitor:b")
+    assert other.counts == {"page:/": 3, "site:views": 3, "site:uniques": 2}
+    anonymous = storage.hit(Hit(incr=["page:/"], read=["page:/", "site:uniques"]))
+    assert anonymous.counts == {"page:/": 4, "site:uniques": 2} and not anonymous.new_unique
+
+
+def test_hit_over_the_limit_writes_nothing(storage):
+    rule = Limit("rl:hit", max=2, window=60)
+    spec = Hit(incr=["page:/x"], limit=rule, unique=("visitor:x", 60), unique_incr=["site:uniques"],
+               read=["page:/x", "site:uniques"])
+    assert storage.hit(spec).allowed
+    assert storage.hit(spec).allowed
+    refused = storage.hit(spec)
+    assert not refused.allowed
+    assert refused.counts == {"page:/x": 2, "site:uniques": 1}
+
+
+# -- queues -------------------------------------------------------------------------------------
+
+def test_queue_lifecycle(storage):
+    now = 1_800_000_000.0
+    first = storage.enqueue("outbox", {"text": "one", "n": 1.5}, now=now)
+    second = storage.enqueue("outbox", {"text": "two"}, now=now + 1)
+    assert storage.queue_counts("outbox") == {PENDING: 2, DONE: 0, DEAD: 0}
+    assert [i.id for i in storage.items("outbox")] == [first.id, second.id]
+
+    claimed = storage.claim("outbox", lease=30, limit=1, now=now + 2)
+    assert [i.id for i in claimed] == [first.id]
+    item = claimed[0]
+    assert item.payload == {"text": "one", "n": 1.5} and item.attempts == 1 and item.token
+    # leased: not claimable again until the lease ends, but the next one is
+    assert [i.id for i in storage.claim("outbox", lease=30, limit=5, now=now + 3)] == [second.id]
+    assert storage.claim("outbox", lease=30, limit=5, now=now + 4) == []
+
+    assert storage.ack("outbox", item.id, "wrong-token", now=now + 5) is False
+    assert storage.ack("outbox", item.id, item.token, now=now + 5) is True
+    assert storage.ack("outbox", item.id, item.token, now=now + 5) is False  # once only
+    assert storage.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
+    done = storage.items("outbox", DONE)
+    assert [i.id for i in done] == [first.id] and done[0].state == DONE and done[0].token is None
+
+
+def test_queue_release_and_bury(storage):
+    now = 1_800_000_000.0
+    item = storage.enqueue("outbox", {"text": "retry me"}, now=now)
+    lease = storage.claim("outbox", lease=30, now=now)[0]
+    assert storage.release("outbox", item.id, lease.token, ready_at=now + 100, error="HTTP 500", now=now + 1)
+    assert storage.claim("outbox", lease=30, now=now + 50) == []  # not before its retry time
+    again = storage.claim("outbox", lease=30, now=now + 100)[0]
+    assert again.attempts == 2 and again.last_error == "HTTP 500"
+    assert storage.release("outbox", item.id, lease.token, ready_at=now, now=now) is False  # stale token
+    assert storage.release("outbox", item.id, again.token, ready_at=now + 100, now=now + 100)  # no error: cleared
+    cleared = storage.claim("outbox", lease=30, now=now + 100)[0]
+    assert cleared.last_error is None and cleared.attempts == 3
+    again = cleared
+    assert storage.bury("outbox", item.id, again.token, reason="chat not found", now=now + 101)
+    assert storage.claim("outbox", lease=30, now=now + 10_000) == []
+    dead = storage.items("outbox", DEAD)
+    assert [(i.id, i.last_error) for i in dead] == [(item.id, "chat not found")]
+
+
+def test_expired_lease_is_claimable_again(storage):
+    now = 1_800_000_000.0
+    item = storage.enqueue("outbox", {"text": "x"}, now=now)
+    crashed = storage.claim("outbox", lease=10, now=now)[0]
+    assert storage.claim("outbox", lease=10, now=now + 5) == []
+    rescued = storage.claim("outbox", lease=10, now=now + 11)[0]
+    assert rescued.id == item.id and rescued.token != crashed.token
+    assert storage.ack("outbox", item.id, crashed.token, now=now + 12) is False
+    assert storage.ack("outbox", item.id, rescued.token, now=now + 12) is True
+
+
+def test_concurrent_claims_never_share_a_record(storage):
+    for n in range(30):
+        storage.enqueue("outbox", {"n": n})
+    taken: list[str] = []
+    refused: list[str | Exception] = []  # acks that failed: asserted below, where a failure fails the test
+    lock = threading.Lock()
+
+    def worker():
+        try:
+            while got := storage.claim("outbox", lease=60, limit=2):
+                with lock:
+                    taken.extend(i.id for i in got)
+                refused.extend(item.id for item in got if not storage.ack("outbox", item.id, item.token))
+        except Exception as exc:
+            refused.append(exc)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused == []
+    assert len(taken) == 30 and len(set(taken)) == 30
+    assert storage.queue_counts("outbox")[DONE] == 30
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+def _fill(store: Storage) -> None:
+    store.incr("page:/", 7)
+    store.incr("site:views", 42)
+    store.set("cache:github", '{"events": []}', ttl=3600)
+    store.set("forever", "v")
+    store.limit(Limit("rl:carried", max=3, window=3600))
+    store.enqueue("outbox", {"text": "pending"}, now=1_800_000_000.0)
+    item = store.enqueue("outbox", {"text": "done"}, now=1_800_000_001.0)
+    token = store.claim("outbox", lease=60, now=1_800_000_000.0)[0].token
+    assert store.release("outbox", store.items("outbox")[0].id, token, ready_at=1_800_000_000.0)
+    for leased in store.claim("outbox", lease=60, limit=2, now=1_800_000_002.0):
+        if leased.id == item.id:
+            store.ack("outbox", item.id, leased.token)
+        else:
+            store.release("outbox", leased.id, leased.token, ready_at=1_800_000_000.0)
+
+
+def _comparable(records):
+    out = []
+    for record in records:
+        record = dict(record)
+        if record["type"] == "value" and record["expires_at"] is not None:
+            record["expires_at"] = round(record["expires_at"])  # Redis keeps ms, not the exact float
+        out.append(record)
+    return sorted(out, key=repr)
+
+
+@pytest.mark.parametrize("source", BACKENDS)
+@pytest.mark.parametrize("target", BACKENDS)
+def test_export_import_round_trip_between_backends(request, tmp_path, source, target):
+    src = open_storage(make_storage_url(request, source, tmp_path / "src"))
+    dst = open_storage(make_storage_url(request, target, tmp_path / "dst"))
+    src.init()
+    dst.init()
+    _fill(src)
+    exported = list(src.export())
+    assert {r["type"] for r in exported} == {"counter", "value", "queue"}
+    assert dst.import_(exported) == len(exported)
+    assert dst.import_(exported) == len(exported)  # idempotent
+    assert dst.counters(["page:/", "site:views"]) == {"page:/": 7, "site:views": 42}
+    assert dst.get("forever") == "v"
+    assert dst.queue_counts("outbox") == src.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
+    assert _comparable(dst.export()) == _comparable(exported)
+    assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on
+    # the imported queue still works: the pending record is claimable
+    assert [i.payload for i in dst.claim("outbox", lease=5, now=1_800_000_100.0)] == [{"text": "pending"}]
+
+
+# -- DynamoDB: a conditional write whose answer was lost -------------------------------------------
+# botocore retries a call whose answer never came (read timeout, dropped connection). When the first
+# attempt had succeeded, the retry finds its own result and its condition false: the store must still
+# report the write as done. A proxy in front of moto loses one answer for real.
+
+def _lost_claim(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    claimed = lossy.claim("outbox", lease=60)
+    assert [i.id for i in claimed] == [item.id]
+    assert direct.items("outbox")[0].token == claimed[0].token  # the lease reported is the lease held
+
+
+def _lost_move(state, direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    if state == DONE:
+        assert lossy.ack("outbox", item.id, lease.token) is True
+    else:
+        assert lossy.bury("outbox", item.id, lease.token, reason="chat not found") is True
+    assert direct.queue_counts("outbox")[state] == 1
+    assert lossy.ack("outbox", item.id, lease.token) is False  # a second move with the same lease is not ours
+
+
+def _lost_release(direct, lossy):
+    item = direct.enqueue("outbox", {"n": 1})
+    lease = direct.claim("outbox", lease=60)[0]
+    assert lossy.release("outbox", item.id, lease.token, ready_at=0, error="HTTP 500") is True
+    assert [i.last_error for i in direct.claim("outbox", lease=60)] == ["HTTP 500"]
+
+
+def _lost_add(direct, lossy):
+    assert lossy.add("refresh-lock", "me", ttl=30) is True
+    assert direct.get("refresh-lock") == "me"
+    assert lossy.add("refresh-lock", "me", ttl=30) is False  # held, if by the same value
+
+
+def _lost_limit(direct, lossy):
+    rule = Limit("rl:lost", max=2, window=60)
+    assert lossy.limit(rule) == (True, 1)
+    assert direct.limit(rule) == (True, 2)  # the retry did not count the call twice
+
+
+def _lost_new_window(direct, lossy):
+    direct.import_([{"type": "value", "key": "rl:old", "value": "2", "expires_at": time.time() - 5}])
+    assert lossy.limit(Limit("rl:old", max=2, window=60)) == (True, 1)
+
+
+@pytest.mark.parametrize(("operation", "scenario"), [
+    pytest.param("UpdateItem", _lost_claim, id="claim"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
+    pytest.param("TransactWriteItems", lambda *stores: _lost_move(DEAD, *stores), id="bury"),
+    pytest.param("UpdateItem", _lost_release, id="release"),
+    pytest.param("UpdateItem", _lost_add, id="add"),
+    pytest.param("UpdateItem", _lost_limit, id="limit"),
+    pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
+])
+def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
+    from ..servers import LossyProxy
+
+    url = make_storage_url(request, "dynamodb", tmp_path)
+    proxy = LossyProxy(moto_server.port).start()
+    try:
+        lossy = open_storage(url.replace(moto_server.endpoint, proxy.endpoint))
+        proxy.lose_next_answer(operation)
+        scenario(open_storage(url), lossy)
+        assert proxy.attempts(operation) >= 2  # the answer was lost and the call retried
+    finally:
+        proxy.stop()
+
+
+# -- failures become StorageError ------------------------------------------------------------
+
+def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server):
+    from ..servers import free_port
+
+    dead_port = free_port()
+    stores = [
+        open_storage(f"redis://127.0.0.1:{dead_port}/0"),
+        open_storage(f"dynamodb://t?region=us-east-1&endpoint_url=http://127.0.0.1:{dead_port}"),
+        open_storage(f"sqlite:///{tmp_path}/not-a-dir.db/x/y.db".replace("not-a-dir.db", "file")),
+    ]
+    (tmp_path / "file").write_text("a file where a folder should be")
+    for store in stores:
+        started = time.monotonic()
+        with pytest.raises(StorageError):
+            store.incr("x")
+        with pytest.raises(StorageError):
+            store.check()
+        assert time.monotonic() - started < 6
+
+
+@pytest.mark.server
+def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
+    """The set the Terraform role grants is exactly what the running service calls."""
+    from service.storage.dynamodb import ADMIN_IAM_ACTIONS, OPERATION_ACTIONS, RUNTIME_IAM_ACTIONS
+
+    called: list[str] = []
+
+    def recorded_store():
+        store = open_storage(make_storage_url(request, "dynamodb", tmp_path))
+        store.client.meta.events.register("before-call.dynamodb", lambda model, **_: called.append(model.name))
+        return store
+    # runtime: everything the views and the outbox do, each scenario on a fresh table
+    for scenario in (test_hit_over_the_limit_writes_nothing, test_queue_release_and_bury, test_queue_lifecycle,
+                     test_values_get_set_delete, lambda store: store.check()):
+        scenario(recorded_store())
+    runtime = set().union(*(OPERATION_ACTIONS[name] for name in called))
+    assert runtime == RUNTIME_IAM_ACTIONS
+    store = recorded_store()
+    store.incr("page:/")
+    called.clear()
+    store.init()
+    store.import_(list(store.export()))
+    admin = set().union(*(OPERATION_ACTIONS[name] for name in called))
+    assert admin - RUNTIME_IAM_ACTIONS <= ADMIN_IAM_ACTIONS
+    assert {"dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"} <= admin
