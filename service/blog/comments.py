@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 
 from ..core import cache
-from ..core.widgets import web_url
+from ..core.upstream import web_url
 from . import markdown
 from . import posts as blog
 

@@ -25,10 +25,10 @@ from flask import current_app
 
 from ..core import cache
 from ..core.clock import now as clock_now
+from ..core.config import require
 from ..core.db import get_storage
 from ..core.errors import NotFound
-from ..core.upstream import UpstreamError
-from ..core.widgets import require, web_url
+from ..core.upstream import UpstreamError, web_url
 from ..github.activity import call
 from ..visitors import counter as visitors
 from . import markdown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..core import widgets
+from ..core import http
 from . import posts as blog
 
 bp = Blueprint("blog", __name__)
@@ -14,17 +14,17 @@ MAX_PER_PAGE = 50
 
 @bp.get("/blog")
 def posts():
-    number = widgets.query_int("page", 1, 1, 10_000)
-    per_page = widgets.query_int("per_page", 10, 1, MAX_PER_PAGE)
+    number = http.query_int("page", 1, 1, 10_000)
+    per_page = http.query_int("per_page", 10, 1, MAX_PER_PAGE)
     tag = request.args.get("tag", "").strip()[:100] or None
     items, result = blog.posts()
-    return widgets.respond(blog.page(items, number=number, per_page=per_page, tag=tag), result)
+    return http.respond(blog.page(items, number=number, per_page=per_page, tag=tag), result)
 
 
 @bp.get("/blog/<int:number>")
 def post(number: int):
     payload, results = blog.post(number)
-    return widgets.respond(payload, *results)
+    return http.respond(payload, *results)
 
 
 @bp.get("/blog/feed.xml")

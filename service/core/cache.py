@@ -15,7 +15,8 @@
   with no value at all the call raises an `Unavailable` error
   (``upstream_unavailable``, with ``Retry-After``).
 
-Freshness is decided with the app's clock (`clock.now`): every entry stores
+Every function takes the app's `deps.Deps` first: its storage holds the entries, its clock decides
+freshness: every entry stores
 its own ``fetched_at``. Storage TTLs are real time and only collect garbage.
 
 An entry carries ``state`` besides the value: what the fetcher needs to
@@ -37,12 +38,13 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .clock import now as clock_now
-from .db import get_storage
 from .errors import Unavailable
 from .upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from .deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +116,22 @@ def _pause(storage, key: str, until: float, now: float) -> None:
     storage.set(key, json.dumps({"until": until}), ttl=max(0.0, until - now) + 3600)
 
 
-def hold(name: str, until: float) -> None:
+def hold(deps: Deps, name: str, until: float) -> None:
     """Make `held` report upstream ``name`` as paused until ``until`` (app clock; capped at a day)."""
-    now = clock_now()
-    _pause(get_storage(), f"hold:{name}", min(until, now + MAX_HOLD), now)
+    now = deps.now()
+    _pause(deps.storage, f"hold:{name}", min(until, now + MAX_HOLD), now)
 
 
-def held_until(name: str) -> float | None:
+def held_until(deps: Deps, name: str) -> float | None:
     """When the pause set by `hold` for ``name`` ends (app clock), or None if there is none."""
-    return _pause_until(get_storage(), f"hold:{name}", clock_now())
+    return _pause_until(deps.storage, f"hold:{name}", deps.now())
 
 
-def held(name: str) -> None:
+def held(deps: Deps, name: str) -> None:
     """Raise a transient `UpstreamError` (with ``retry_after``) while upstream ``name`` is paused."""
-    until = held_until(name)
+    until = held_until(deps, name)
     if until is not None:
-        wait = until - clock_now()
+        wait = until - deps.now()
         raise UpstreamError(f"{name} paused for {math.ceil(wait)} s (rate limit)", transient=True, retry_after=wait)
 
 
@@ -142,16 +144,16 @@ def _unavailable(retry_after: float) -> Unavailable:
     return Unavailable("the upstream service is not answering; try again later", retry_after=retry_after)
 
 
-def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached:
+def cached(deps: Deps, key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached:
     """The value under ``key``, refreshed through ``fetch`` when older than ``ttl`` (see module docstring).
 
     Raises an `Unavailable` error when there is no value and the upstream fails;
     a parsing error in ``fetch`` (ValueError, KeyError, TypeError, ...) counts
     as a failed refresh; `StorageError` propagates (the lock is released).
     """
-    storage = get_storage()
+    storage = deps.storage
     entry_key, failed_key, lock_key = f"cache:{key}", f"cache:{key}:failed", f"cache:{key}:lock"
-    now = clock_now()
+    now = deps.now()
     entry = _load(storage, entry_key)
     if entry is not None and now - entry.fetched_at < ttl:
         return _serve(entry, ttl, now)
@@ -165,7 +167,7 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
     if not storage.add(lock_key, token, ttl=LOCK_TTL):
         if entry is not None:
             return _serve(entry, ttl, now)
-        return _await(storage, entry_key, failed_key, ttl)
+        return _await(deps, entry_key, failed_key, ttl)
     try:
         # Another caller may have finished a refresh between our read and taking the lock.
         latest = _load(storage, entry_key)
@@ -198,16 +200,16 @@ def cached(key: str, ttl: int, fetch: Callable[[Entry | None], Entry]) -> Cached
             storage.delete(lock_key)
 
 
-def _await(storage, entry_key: str, failed_key: str, ttl: int) -> Cached:
+def _await(deps: Deps, entry_key: str, failed_key: str, ttl: int) -> Cached:
     """Wait (real time, bounded) for the refresher holding the lock when nothing is cached yet."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         time.sleep(_POLL)
-        now = clock_now()
-        entry = _load(storage, entry_key)
+        now = deps.now()
+        entry = _load(deps.storage, entry_key)
         if entry is not None:
             return _serve(entry, ttl, now)
-        failed_until = _pause_until(storage, failed_key, now)
+        failed_until = _pause_until(deps.storage, failed_key, now)
         if failed_until is not None:
             raise _unavailable(failed_until - now)
     raise _unavailable(FAILURE_TTL)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .errors import NotConfigured
+
 
 class ConfigError(Exception):
     """A setting with a value the service cannot run with."""
@@ -177,6 +179,15 @@ def load(settings: Iterable[Setting], environ: Mapping[str, str] | None = None) 
             shown = "(hidden)" if setting.secret else repr(raw)
             raise ConfigError(f"invalid {setting.name}={shown}: {exc}") from None
     return config
+
+
+def require(settings: Mapping[str, Any], *names: str) -> list[Any]:
+    """The values of ``settings`` ``names``; a `NotConfigured` error naming the unset ones."""
+    values = [settings.get(name) for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if not value]
+    if missing:
+        raise NotConfigured(f"this widget is off: set {', '.join(missing)}", missing=missing)
+    return values
 
 
 def instance_secret(instance_path: str) -> str:

@@ -1,8 +1,10 @@
-"""HTTP clients for the upstreams (Spotify, GitHub, Telegram, Turnstile).
+"""The base of the upstream clients (Spotify, GitHub, Telegram, Turnstile), and their one exception.
 
-Every client module gets its `requests.Session` from `session()` and passes
-`TIMEOUT` (or a tighter one) on every call: no upstream call without a
-timeout. `UpstreamError` is the one exception a client raises; its
+A client is a small object (`Client`) holding its base URL, its
+``(connect, read)`` timeouts and one `requests.Session`, created on first
+use and reused across calls: no upstream call without a timeout. Features
+keep one client per app (`deps.Deps.client`). `UpstreamError` is the one
+exception a client raises; its
 ``transient`` flag says whether trying again later can succeed (timeouts,
 connection errors, 5xx, 429, malformed answers) and ``retry_after`` carries
 an upstream's requested wait in seconds.
@@ -11,7 +13,8 @@ an upstream's requested wait in seconds.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
@@ -52,6 +55,17 @@ def header_seconds(value: str | None) -> float | None:
     return number if number is not None and math.isfinite(number) and number >= 0 else None
 
 
+def web_url(value: Any) -> str | None:
+    """``value`` if it is an absolute http(s) URL (safe for an href or img src), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    return value if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 def session() -> requests.Session:
     """A new session with the product's User-Agent (one per upstream, reused across calls)."""
     import requests
@@ -65,3 +79,37 @@ def classify(exc: requests.RequestException) -> UpstreamError:
     import requests
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     return UpstreamError(f"upstream {kind}: {type(exc).__name__}", transient=True)
+
+
+class Client:
+    """An upstream's base URL, ``(connect, read)`` timeouts and session (made on first use, then reused).
+
+    `request` makes one call with the timeouts and turns a failure to get any answer into a transient
+    `UpstreamError`; reading the answer is the subclass's business.
+    """
+
+    def __init__(self, base_url: str, *, read_timeout: float = TIMEOUT[1], headers: dict[str, str] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (TIMEOUT[0], read_timeout)
+        self._headers = headers or {}
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = session()
+            self._session.headers.update(self._headers)
+        return self._session
+
+    def request(self, method: str, path: str, *, timeout: tuple[float, float] | None = None,
+                **kwargs: Any) -> requests.Response:
+        """``method`` on ``base_url + path`` (redirects not followed); raises a transient `UpstreamError` when
+        no answer came (timeout, refused or dropped connection)."""
+        import requests
+
+        try:
+            return self.session.request(method, self.base_url + path, timeout=timeout or self.timeout,
+                                        allow_redirects=False, **kwargs)
+        except requests.RequestException as exc:
+            raise classify(exc) from None
+

@@ -20,9 +20,9 @@ from flask import current_app
 
 from ..core import cache
 from ..core.clock import now as clock_now
+from ..core.config import require
 from ..core.errors import ServiceError
-from ..core.upstream import UpstreamError
-from ..core.widgets import require, web_url
+from ..core.upstream import UpstreamError, web_url
 from . import client
 
 #: Events kept in the cache (the answer's ``limit`` is at most this).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..core import widgets
+from ..core import http
 from . import activity as github
 
 bp = Blueprint("github", __name__)
@@ -12,6 +12,6 @@ bp = Blueprint("github", __name__)
 
 @bp.get("/github")
 def activity():
-    limit = widgets.query_int("limit", 10, 1, github.MAX_EVENTS)
+    limit = http.query_int("limit", 10, 1, github.MAX_EVENTS)
     payload, results = github.activity(limit)
-    return widgets.respond(payload, *results)
+    return http.respond(payload, *results)

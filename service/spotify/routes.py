@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..core import widgets
+from ..core import http
 from . import nowplaying as spotify
 
 bp = Blueprint("spotify", __name__)
@@ -13,4 +13,4 @@ bp = Blueprint("spotify", __name__)
 @bp.get("/spotify")
 def now_playing():
     payload, result = spotify.now_playing()
-    return widgets.respond(payload, result)
+    return http.respond(payload, result)

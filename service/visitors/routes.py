@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..core.clock import now
 from ..core.db import get_storage
 from ..core.errors import Invalid
-from ..core.widgets import query_int
+from ..core.http import query_int
 from . import counter as visitors
 from .privacy import is_bot, opted_out
 
