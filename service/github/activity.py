@@ -1,12 +1,10 @@
-"""The owner's recent public GitHub activity, and the rate-limited GitHub calls the blog shares.
+"""The owner's recent public GitHub activity.
 
-`call` is the only way to GitHub: it refuses (transient `UpstreamError`)
-while the rate limit is spent and, from every answer's
-``X-RateLimit-Remaining`` / ``X-RateLimit-Reset``, pauses all GitHub calls
-until the reset once it reaches 0. Callers pass the ETag they hold; a 304
-reuses their cached body (and costs nothing against the limit).
+GitHub is called only through `client.call` (the shared rate-limit pause);
+each fetch passes the ETag it holds, so an unchanged answer is a 304 that
+costs nothing against the limit.
 
-`activity(limit)` answers from two cached entries (``GITHUB_CACHE_TTL``):
+`activity(deps, limit)` answers from two cached entries (``GITHUB_CACHE_TTL``):
 the public events, summarised (push, pull request, issue, release, create,
 fork, star), and the most-starred repositories (``GITHUB_TOP_REPOS``).
 """
@@ -14,69 +12,37 @@ fork, star), and the most-starred repositories (``GITHUB_TOP_REPOS``).
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from flask import current_app
+from typing import TYPE_CHECKING, Any
 
 from ..core import cache
-from ..core.clock import now as clock_now
 from ..core.config import require
 from ..core.errors import ServiceError
 from ..core.upstream import UpstreamError, web_url
 from . import client
 
+if TYPE_CHECKING:
+    from ..core.deps import Deps
+
 #: Events kept in the cache (the answer's ``limit`` is at most this).
 MAX_EVENTS = 30
 MAX_MESSAGES = 3
-#: GitHub's rate-limit window: no pause is longer.
-MAX_PAUSE = 3600
 _KINDS = {"PushEvent": "push", "PullRequestEvent": "pull_request", "IssuesEvent": "issue",
           "ReleaseEvent": "release", "CreateEvent": "create", "ForkEvent": "fork", "WatchEvent": "star"}
 
 
-def call(path: str, *, params: dict[str, Any] | None = None, etag: str | None = None) -> client.Answer:
-    """One GET on the GitHub API with the shared token and rate-limit pause; raises `UpstreamError`."""
-    cache.held("github")
-    config = current_app.config
-    try:
-        answer = client.get(config["GITHUB_API_URL"], path, params=params, token=config["GITHUB_TOKEN"] or None,
-                            etag=etag, read_timeout=config["UPSTREAM_TIMEOUT"])
-    except client.RateLimited as exc:
-        now = clock_now()
-        until = max(exc.reset or 0, now + (exc.retry_after or 0))
-        if until <= now:
-            until = now + cache.FAILURE_TTL
-        until = min(until, now + MAX_PAUSE)
-        cache.hold("github", until)
-        exc.retry_after = until - now
-        raise
-    if answer.remaining == 0 and answer.reset:
-        now = clock_now()
-        if answer.reset > now:
-            cache.hold("github", min(answer.reset, now + MAX_PAUSE))
-    return answer
-
-
-def html_base() -> str:
-    """The web address matching ``GITHUB_API_URL`` (github.com, or a GitHub Enterprise host)."""
-    api = current_app.config["GITHUB_API_URL"]
-    if re.fullmatch(r"https://api\.github\.com/?", api):
-        return "https://github.com"
-    return re.sub(r"/api/v3/?$", "", api)
-
-
-def activity(limit: int) -> tuple[dict[str, Any], list[cache.Cached]]:
+def activity(deps: Deps, limit: int) -> tuple[dict[str, Any], list[cache.Cached]]:
     """The widget's answer (``limit`` events) and the cache results it came from; `Unavailable` when down."""
-    (username,) = require("GITHUB_USERNAME")
-    config = current_app.config
+    (username,) = require(deps.settings, "GITHUB_USERNAME")
+    config = deps.settings
     ttl = config["GITHUB_CACHE_TTL"]
-    events = cache.cached(f"github:events:{username.lower()}", ttl, lambda previous: _fetch_events(username, previous))
+    events = cache.cached(deps, f"github:events:{username.lower()}", ttl,
+                          lambda previous: _fetch_events(deps, username, previous))
     results = [events]
     repos: list[dict] = []
     if config["GITHUB_TOP_REPOS"]:
         try:
-            top = cache.cached(f"github:repos:{username.lower()}", ttl,
-                               lambda previous: _fetch_repos(username, previous))
+            top = cache.cached(deps, f"github:repos:{username.lower()}", ttl,
+                               lambda previous: _fetch_repos(deps, username, previous))
         except ServiceError:  # the events still make a widget
             pass
         else:
@@ -85,10 +51,11 @@ def activity(limit: int) -> tuple[dict[str, Any], list[cache.Cached]]:
     return {"username": username, "events": events.value[:limit], "repos": repos}, results
 
 
-def _conditional(path: str, params: dict[str, Any], previous: cache.Entry | None) -> client.Answer | None:
+def _conditional(deps: Deps, path: str, params: dict[str, Any],
+                 previous: cache.Entry | None) -> client.Answer | None:
     """A conditional GET: the new answer, or None when ``previous`` is still current (304)."""
     etag = previous.state.get("etag") if previous and isinstance(previous.state, dict) else None
-    answer = call(path, params=params, etag=etag)
+    answer = client.call(deps, path, params=params, etag=etag)
     if answer.status == 304:
         if previous is None:
             raise UpstreamError("GitHub answered 304 to an unconditional request", status=304, transient=True)
@@ -96,19 +63,20 @@ def _conditional(path: str, params: dict[str, Any], previous: cache.Entry | None
     return answer
 
 
-def _fetch_events(username: str, previous: cache.Entry | None) -> cache.Entry:
-    answer = _conditional(f"/users/{username}/events/public", {"per_page": 100}, previous)
+def _fetch_events(deps: Deps, username: str, previous: cache.Entry | None) -> cache.Entry:
+    answer = _conditional(deps, f"/users/{username}/events/public", {"per_page": 100}, previous)
     if answer is None:
         return previous
     if not isinstance(answer.data, list):
         raise UpstreamError("GitHub events answer is not a list", status=200, transient=True)
-    base = html_base()
+    base = client.html_base(deps.settings)
     summaries = [s for s in (summarise(event, base) for event in answer.data) if s][:MAX_EVENTS]
     return cache.Entry(summaries, state={"etag": answer.etag})
 
 
-def _fetch_repos(username: str, previous: cache.Entry | None) -> cache.Entry:
-    answer = _conditional(f"/users/{username}/repos", {"type": "owner", "sort": "pushed", "per_page": 100}, previous)
+def _fetch_repos(deps: Deps, username: str, previous: cache.Entry | None) -> cache.Entry:
+    answer = _conditional(deps, f"/users/{username}/repos", {"type": "owner", "sort": "pushed", "per_page": 100},
+                          previous)
     if answer is None:
         return previous
     if not isinstance(answer.data, list):

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from ..core.upstream import TIMEOUT, UpstreamError, classify, header_seconds, session
+    from ..core.deps import Deps
 
-_session: requests.Session | None = None
+from ..core import cache
+from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
+
+#: GitHub's rate-limit window: no pause is longer.
+MAX_PAUSE = 3600
 _NEXT = re.compile(r'<[^>]*>\s*;\s*rel="?next"?')
 
 
@@ -45,29 +50,27 @@ class Answer:
     reset: float | None
 
 
-def _session_() -> requests.Session:
-    global _session
-    if _session is None:
-        _session = session()
-        _session.headers["Accept"] = "application/vnd.github+json"
-        _session.headers["X-GitHub-Api-Version"] = "2022-11-28"
-    return _session
+class GitHub(Client):
+    """The GitHub REST API at ``GITHUB_API_URL``, with the optional token (``GITHUB_TOKEN``)."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, read_timeout: float = TIMEOUT[1]):
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        super().__init__(base_url, read_timeout=read_timeout, headers=headers)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GitHub:
+        return cls(settings["GITHUB_API_URL"], token=settings["GITHUB_TOKEN"] or None,
+                   read_timeout=settings["UPSTREAM_TIMEOUT"])
+
+    def get(self, path: str, *, params: dict[str, Any] | None = None, etag: str | None = None) -> Answer:
+        """GET ``path``; conditional on ``etag`` when given. Raises `UpstreamError` (see module)."""
+        response = self.request("GET", path, params=params, headers={"If-None-Match": etag} if etag else None)
+        return _answer(response, etag)
 
 
-def get(base_url: str, path: str, *, params: dict[str, Any] | None = None, token: str | None = None,
-        etag: str | None = None, read_timeout: float = TIMEOUT[1]) -> Answer:
-    """GET ``base_url + path``; conditional on ``etag`` when given. Raises `UpstreamError` (see module)."""
-    import requests
-    headers = {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if etag:
-        headers["If-None-Match"] = etag
-    try:
-        response = _session_().get(base_url + path, params=params, headers=headers,
-                                   timeout=(TIMEOUT[0], read_timeout), allow_redirects=False)
-    except requests.RequestException as exc:
-        raise classify(exc) from None
+def _answer(response: requests.Response, etag: str | None) -> Answer:
     remaining = header_seconds(response.headers.get("X-RateLimit-Remaining"))
     reset = header_seconds(response.headers.get("X-RateLimit-Reset"))
     retry_after = header_seconds(response.headers.get("Retry-After"))
@@ -88,3 +91,37 @@ def get(base_url: str, path: str, *, params: dict[str, Any] | None = None, token
     has_next = bool(_NEXT.search(response.headers.get("Link", "")))
     return Answer(status, data, response.headers.get("ETag") or etag, has_next,
                   None if remaining is None else int(remaining), reset)
+
+
+def call(deps: Deps, path: str, *, params: dict[str, Any] | None = None, etag: str | None = None) -> Answer:
+    """One GET on the GitHub API with the app's client and the shared rate-limit pause; raises `UpstreamError`.
+
+    Refuses (transient `UpstreamError`) while the rate limit is spent and, from every answer's
+    ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset``, pauses all GitHub calls until the reset once it
+    reaches 0 (`cache.hold`). The activity widget and the blog both call GitHub through here.
+    """
+    cache.held(deps, "github")
+    try:
+        answer = deps.client("github", GitHub.from_settings).get(path, params=params, etag=etag)
+    except RateLimited as exc:
+        now = deps.now()
+        until = max(exc.reset or 0, now + (exc.retry_after or 0))
+        if until <= now:
+            until = now + cache.FAILURE_TTL
+        until = min(until, now + MAX_PAUSE)
+        cache.hold(deps, "github", until)
+        exc.retry_after = until - now
+        raise
+    if answer.remaining == 0 and answer.reset:
+        now = deps.now()
+        if answer.reset > now:
+            cache.hold(deps, "github", min(answer.reset, now + MAX_PAUSE))
+    return answer
+
+
+def html_base(settings: Mapping[str, Any]) -> str:
+    """The web address matching ``GITHUB_API_URL`` (github.com, or a GitHub Enterprise host)."""
+    api = settings["GITHUB_API_URL"]
+    if re.fullmatch(r"https://api\.github\.com/?", api):
+        return "https://github.com"
+    return re.sub(r"/api/v3/?$", "", api)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..core import http
+from ..core import deps, http
 from . import activity as github
 
 bp = Blueprint("github", __name__)
@@ -13,5 +13,5 @@ bp = Blueprint("github", __name__)
 @bp.get("/github")
 def activity():
     limit = http.query_int("limit", 10, 1, github.MAX_EVENTS)
-    payload, results = github.activity(limit)
+    payload, results = github.activity(deps.current(), limit)
     return http.respond(payload, *results)
