@@ -8,12 +8,12 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
+from ..core import deps as app_deps
 from ..core.upstream import UpstreamError
-from . import client
-from .nowplaying import SCOPES
+from .client import SpotifyAccounts
+from .nowplaying import SCOPES, accounts
 
 spotify_cli = AppGroup("spotify", help="Connect the Spotify widget to your account.")
 _ENV_LINE = re.compile(r"^\s*(export\s+)?SPOTIFY_REFRESH_TOKEN=.*$", re.M)
@@ -26,11 +26,17 @@ _ENV_LINE = re.compile(r"^\s*(export\s+)?SPOTIFY_REFRESH_TOKEN=.*$", re.M)
               help="Also write SPOTIFY_REFRESH_TOKEN into this env file (otherwise nothing is written).")
 def authorize_command(redirect_uri: str, env_file: str | None):
     """Get a refresh token: open the printed address, approve, paste back where Spotify sent you."""
-    config = current_app.config
-    client_id = config["SPOTIFY_CLIENT_ID"] or click.prompt("Client ID of your Spotify app").strip()
-    client_secret = config["SPOTIFY_CLIENT_SECRET"] or click.prompt("Client secret", hide_input=True).strip()
+    deps = app_deps.current()
+    settings = deps.settings
+    if settings["SPOTIFY_CLIENT_ID"] and settings["SPOTIFY_CLIENT_SECRET"]:
+        spotify = accounts(deps)
+    else:  # the app's accounts address and timeout, with the credentials asked for here
+        client_id = settings["SPOTIFY_CLIENT_ID"] or click.prompt("Client ID of your Spotify app").strip()
+        client_secret = settings["SPOTIFY_CLIENT_SECRET"] or click.prompt("Client secret", hide_input=True).strip()
+        spotify = SpotifyAccounts.from_settings(
+            {**settings, "SPOTIFY_CLIENT_ID": client_id, "SPOTIFY_CLIENT_SECRET": client_secret})
     state = secrets.token_urlsafe(16)
-    url = client.authorize_url(config["SPOTIFY_ACCOUNTS_URL"], client_id, redirect_uri, SCOPES, state)
+    url = spotify.authorize_url(redirect_uri, SCOPES, state)
     click.echo("1. In your app at developer.spotify.com add this Redirect URI (Settings):")
     click.echo(f"     {redirect_uri}")
     click.echo("2. Open this address, log in and approve:")
@@ -39,8 +45,7 @@ def authorize_command(redirect_uri: str, env_file: str | None):
     pasted = click.prompt("Paste that whole address (or just its code)").strip()
     code = _code_from(pasted, state)
     try:
-        answer = client.exchange_code(config["SPOTIFY_ACCOUNTS_URL"], client_id, client_secret, code, redirect_uri,
-                                      read_timeout=config["UPSTREAM_TIMEOUT"])
+        answer = spotify.exchange_code(code, redirect_uri)
     except UpstreamError as exc:
         raise click.ClickException(f"Spotify did not give a token: {exc}") from None
     refresh_token = answer.get("refresh_token")

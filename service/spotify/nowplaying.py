@@ -1,6 +1,6 @@
 """What the owner is listening to on Spotify, and `flask spotify authorize` to get the refresh token.
 
-`now_playing()` answers from the cache (`cache.cached`, ``SPOTIFY_CACHE_TTL``).
+`now_playing(deps)` answers from the cache (`cache.cached`, ``SPOTIFY_CACHE_TTL``).
 A refresh asks ``currently-playing`` for tracks and episodes; when nothing
 plays (204, paused, or no item) it answers the most recently played track
 with ``is_playing`` false and ``played_at``.
@@ -18,17 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
-
-from flask import current_app
+from typing import TYPE_CHECKING, Any
 
 from ..core import cache
-from ..core.clock import now as clock_now
 from ..core.config import require
-from ..core.db import get_storage
 from ..core.errors import ReauthorizationRequired
 from ..core.upstream import UpstreamError, web_url
 from . import client
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +42,13 @@ FIELDS = ("is_playing", "type", "title", "artists", "album", "image_url", "url",
           "played_at")
 
 
-def now_playing() -> tuple[dict[str, Any], cache.Cached]:
+def now_playing(deps: Deps) -> tuple[dict[str, Any], cache.Cached]:
     """The widget's answer and its cache result; raises `Unavailable` (not configured, reauthorize, down)."""
-    client_id, _, _ = require(*SETTINGS)
-    if cache.held_until(REAUTHORIZE) is not None:
+    client_id, _, _ = require(deps.settings, *SETTINGS)
+    if cache.held_until(deps, REAUTHORIZE) is not None:
         raise _reauthorization_required()
-    result = cache.cached(f"spotify:now:{client_id}", current_app.config["SPOTIFY_CACHE_TTL"], _fetch)
+    result = cache.cached(deps, f"spotify:now:{client_id}", deps.settings["SPOTIFY_CACHE_TTL"],
+                          lambda previous: _fetch(deps, previous))
     return result.value, result
 
 
@@ -57,21 +57,21 @@ def _reauthorization_required() -> ReauthorizationRequired:
                     "renew it")
 
 
-def _fetch(previous: cache.Entry | None) -> cache.Entry:
-    cache.held("spotify")
+def _fetch(deps: Deps, previous: cache.Entry | None) -> cache.Entry:
+    cache.held(deps, "spotify")
     try:
-        playing = _get("/me/player/currently-playing", {"additional_types": "track,episode"})
+        playing = _get(deps, "/me/player/currently-playing", {"additional_types": "track,episode"})
         if isinstance(playing, dict) and playing.get("is_playing") and isinstance(playing.get("item"), dict):
             return cache.Entry(_answer(playing["item"], True, progress_ms=playing.get("progress_ms")))
-        recent = _get("/me/player/recently-played", {"limit": 1})
+        recent = _get(deps, "/me/player/recently-played", {"limit": 1})
     except client.ReauthorizationRequired:
         log.error("Spotify refused the refresh token (it expired or was revoked): run `flask spotify authorize` "
                   "and set SPOTIFY_REFRESH_TOKEN to the token it prints")
-        cache.hold(REAUTHORIZE, clock_now() + cache.FAILURE_TTL)
+        cache.hold(deps, REAUTHORIZE, deps.now() + cache.FAILURE_TTL)
         raise _reauthorization_required() from None
     except UpstreamError as exc:
         if exc.status == 429 or exc.retry_after:
-            cache.hold("spotify", clock_now() + (exc.retry_after or cache.FAILURE_TTL))
+            cache.hold(deps, "spotify", deps.now() + (exc.retry_after or cache.FAILURE_TTL))
         raise
     items = recent.get("items") if isinstance(recent, dict) else None
     if items is None:
@@ -82,25 +82,23 @@ def _fetch(previous: cache.Entry | None) -> cache.Entry:
     return cache.Entry(dict.fromkeys(FIELDS) | {"is_playing": False, "artists": []})
 
 
-def _get(path: str, params: dict[str, Any]) -> Any:
+def _get(deps: Deps, path: str, params: dict[str, Any]) -> Any:
     """A Web API GET with the stored access token; on a refused token, once more with a new one."""
-    config = current_app.config
+    api = deps.client("spotify-api", client.SpotifyAPI.from_settings)
     try:
-        return client.get(config["SPOTIFY_API_URL"], path, _access_token(), params=params,
-                          read_timeout=config["UPSTREAM_TIMEOUT"])
+        return api.get(path, _access_token(deps), params=params)
     except client.Unauthorized:
-        return client.get(config["SPOTIFY_API_URL"], path, _access_token(renew=True), params=params,
-                          read_timeout=config["UPSTREAM_TIMEOUT"])
+        return api.get(path, _access_token(deps, renew=True), params=params)
 
 
 def _fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _access_token(*, renew: bool = False) -> str:
+def _access_token(deps: Deps, *, renew: bool = False) -> str:
     """The stored access token, or a new one when it is about to expire (or ``renew``)."""
-    config = current_app.config
-    storage, now = get_storage(), clock_now()
+    config = deps.settings
+    storage, now = deps.storage, deps.now()
     configured = config["SPOTIFY_REFRESH_TOKEN"]
     # Keys carry a fingerprint of the configured refresh token: setting a new one starts afresh.
     token_key = f"spotify:token:{_fingerprint(config['SPOTIFY_CLIENT_ID'] + configured)}"
@@ -113,15 +111,18 @@ def _access_token(*, renew: bool = False) -> str:
         except (ValueError, KeyError, TypeError):
             pass
     refresh_token = storage.get(rotated_key) or configured
-    answer = client.refresh_access_token(config["SPOTIFY_ACCOUNTS_URL"], config["SPOTIFY_CLIENT_ID"],
-                                         config["SPOTIFY_CLIENT_SECRET"], refresh_token,
-                                         read_timeout=config["UPSTREAM_TIMEOUT"])
+    answer = accounts(deps).refresh_access_token(refresh_token)
     if isinstance(answer.get("refresh_token"), str) and answer["refresh_token"] != refresh_token:
         storage.set(rotated_key, answer["refresh_token"])
     expires_in = float(answer["expires_in"])  # checked by the client: 0 < expires_in <= a day
     storage.set(token_key, json.dumps({"access_token": answer["access_token"], "expires_at": now + expires_in}),
                 ttl=max(1.0, expires_in))
     return answer["access_token"]
+
+
+def accounts(deps: Deps) -> client.SpotifyAccounts:
+    """The app's accounts client, built from its settings (client id and secret)."""
+    return deps.client("spotify-accounts", client.SpotifyAccounts.from_settings)
 
 
 def _image(images: Any) -> str | None:

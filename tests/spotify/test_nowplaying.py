@@ -10,6 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from service.spotify import nowplaying
+from service.spotify.client import SpotifyAccounts, SpotifyAPI
+
 from ..fakes import Reply
 
 CLIENT_ID = "abc123clientid"
@@ -255,6 +258,23 @@ def test_secrets_never_reach_answers_or_logs(app, upstream, clock, caplog):
         assert all(secret not in text for text in texts)
 
 
+def test_now_playing_takes_the_apps_deps_and_keeps_one_client_per_upstream(app, upstream, clock):
+    # called outside any app context: the domain code reads only what it is given
+    upstream.script("POST", TOKEN, token_reply())
+    upstream.script("GET", NOW, playing(), playing(track("Next")))
+    deps = app.extensions["vitae.deps"]
+    payload, result = nowplaying.now_playing(deps)
+    assert (payload["title"], result.stale) == ("Teardrop", False)
+    api = deps.client("spotify-api", SpotifyAPI.from_settings)
+    accounts = deps.client("spotify-accounts", SpotifyAccounts.from_settings)
+    session = api.session
+    assert (api.base_url, accounts.base_url) == (f"{upstream.url}/v1", upstream.url)
+    clock.advance(TTL)
+    assert nowplaying.now_playing(deps)[0]["title"] == "Next"
+    assert deps.client("spotify-api", SpotifyAPI.from_settings) is api and api.session is session
+    assert upstream.count("GET", NOW) == 2 and upstream.count("POST", TOKEN) == 1
+
+
 @pytest.mark.parametrize("missing", ["SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"])
 def test_missing_settings_answer_not_configured(make_app, upstream, missing):
     settings = dict(SPOTIFY_API_URL=f"{upstream.url}/v1", SPOTIFY_ACCOUNTS_URL=upstream.url,
@@ -288,6 +308,20 @@ def test_authorize_prints_the_address_then_the_refresh_token(app, upstream):
     exchange = upstream.calls("POST", TOKEN)[0].form()
     assert exchange == {"grant_type": ["authorization_code"], "code": ["AQD-the-code-from-spotify_123"],
                         "redirect_uri": ["http://127.0.0.1:8888/callback"]}
+
+
+def test_authorize_asks_for_unset_credentials_and_uses_the_apps_accounts_address(make_app, upstream):
+    upstream.script("POST", TOKEN, Reply(200, json={"access_token": "a", "refresh_token": "brand-new-refresh"}))
+    app = make_app("sqlite", SPOTIFY_ACCOUNTS_URL=upstream.url, UPSTREAM_TIMEOUT="0.3")
+    result = authorize(app, pasted=f"{CLIENT_ID}\n{CLIENT_SECRET}\nAQD-the-code-from-spotify_123")
+    assert result.exit_code == 0, result.output
+    address = next(line.strip() for line in result.output.splitlines() if "/authorize?" in line)
+    assert address.startswith(f"{upstream.url}/authorize?")
+    assert parse_qs(urlsplit(address).query)["client_id"] == [CLIENT_ID]
+    assert upstream.calls("POST", TOKEN)[0].headers["authorization"] == "Basic " + base64.b64encode(
+        f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert "SPOTIFY_REFRESH_TOKEN=brand-new-refresh" in result.output
+    assert CLIENT_SECRET not in result.output
 
 
 def test_authorize_accepts_the_pasted_redirect_address_only_with_its_state(app, upstream):
