@@ -17,6 +17,7 @@ import pytest
 
 from service.core import cache
 from service.core.db import get_storage
+from service.core.deps import current
 from service.core.errors import Unavailable
 from service.core.upstream import UpstreamError
 from service.github import client
@@ -36,8 +37,10 @@ def app(request, make_app, upstream):
 
 def fetch_from(upstream, path="/thing"):
     """A fetcher reading JSON from the fake upstream (what every widget's fetcher does, minus parsing)."""
+    github = client.GitHub(upstream.url, read_timeout=0.5)
+
     def fetch(previous):
-        answer = client.get(upstream.url, path, read_timeout=0.5)
+        answer = github.get(path)
         return cache.Entry(answer.data, state={"etag": answer.etag})
     return fetch
 
@@ -149,11 +152,11 @@ def test_each_widget_serves_its_last_answer_as_stale_while_its_upstream_fails(ap
 def test_nothing_cached_and_upstream_down_is_503_with_retry_after(app, upstream, clock):
     upstream.script("GET", "/thing", Reply(503))
     with pytest.raises(Unavailable) as caught:
-        cache.cached("k", TTL, fetch_from(upstream))
+        cache.cached(current(), "k", TTL, fetch_from(upstream))
     assert caught.value.code == "upstream_unavailable"
     assert caught.value.retry_after == cache.FAILURE_TTL
     with pytest.raises(Unavailable):
-        cache.cached("k", TTL, fetch_from(upstream))
+        cache.cached(current(), "k", TTL, fetch_from(upstream))
     assert upstream.count() == 1
 
 
@@ -161,23 +164,23 @@ def test_an_upstream_asking_for_a_longer_wait_is_not_called_before_it(app, upstr
     def fetch(previous):
         raise UpstreamError("slow down", status=429, transient=True, retry_after=600)
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
-    cache.cached("k", TTL, fetch_from(upstream))
+    cache.cached(current(), "k", TTL, fetch_from(upstream))
     clock.advance(TTL)
-    assert cache.cached("k", TTL, fetch).stale
+    assert cache.cached(current(), "k", TTL, fetch).stale
     clock.advance(599)
-    assert cache.cached("k", TTL, fetch_from(upstream)).stale
+    assert cache.cached(current(), "k", TTL, fetch_from(upstream)).stale
     assert upstream.count() == 1
     clock.advance(1)
-    assert not cache.cached("k", TTL, fetch_from(upstream)).stale
+    assert not cache.cached(current(), "k", TTL, fetch_from(upstream)).stale
     assert upstream.count() == 2
 
 
 def test_a_refresh_in_progress_elsewhere_means_serve_stale_without_calling(app, upstream, clock):
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
-    cache.cached("k", TTL, fetch_from(upstream))
+    cache.cached(current(), "k", TTL, fetch_from(upstream))
     clock.advance(TTL)
     assert get_storage().add("cache:k:lock", "another-worker", ttl=30)
-    result = cache.cached("k", TTL, fetch_from(upstream))
+    result = cache.cached(current(), "k", TTL, fetch_from(upstream))
     assert (result.value, result.stale) == ({"n": 1}, True)
     assert upstream.count() == 1
     assert get_storage().get("cache:k:lock") == "another-worker"  # not ours to release
@@ -191,7 +194,7 @@ def test_with_nothing_cached_a_caller_waits_for_the_refresher(app, upstream, mon
     timer = threading.Timer(0.3, storage.set, ("cache:k", entry))
     timer.start()
     try:
-        result = cache.cached("k", TTL, fetch_from(upstream))
+        result = cache.cached(current(), "k", TTL, fetch_from(upstream))
     finally:
         timer.cancel()
     assert (result.value, result.stale) == ({"n": 7}, False)
@@ -203,7 +206,7 @@ def test_waiting_for_a_refresher_is_bounded(app, upstream, monkeypatch):
     assert get_storage().add("cache:k:lock", "stuck-worker", ttl=30)
     started = time.monotonic()
     with pytest.raises(Unavailable):
-        cache.cached("k", TTL, fetch_from(upstream))
+        cache.cached(current(), "k", TTL, fetch_from(upstream))
     assert time.monotonic() - started < 2
     assert upstream.count() == 0
 
@@ -212,22 +215,22 @@ def test_the_lock_is_released_when_a_fetcher_breaks(app, upstream, clock):
     def broken(previous):
         raise RuntimeError("bug")
     with pytest.raises(RuntimeError):
-        cache.cached("k", TTL, broken)
+        cache.cached(current(), "k", TTL, broken)
     assert get_storage().get("cache:k:lock") is None
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
-    assert cache.cached("k", TTL, fetch_from(upstream)).value == {"n": 1}
+    assert cache.cached(current(), "k", TTL, fetch_from(upstream)).value == {"n": 1}
 
 
 def test_an_answer_the_parser_cannot_read_is_a_remembered_failure(app, upstream, clock):
     upstream.script("GET", "/thing", Reply(200, json={"title": "ok"}), Reply(200, json={"surprise": []}))
 
     def parse(previous):
-        answer = client.get(upstream.url, "/thing", read_timeout=0.5)
+        answer = client.GitHub(upstream.url, read_timeout=0.5).get("/thing")
         return cache.Entry({"title": answer.data["title"]})  # KeyError on the second answer
-    assert cache.cached("k", TTL, parse).value == {"title": "ok"}
+    assert cache.cached(current(), "k", TTL, parse).value == {"title": "ok"}
     clock.advance(TTL)
     for _ in range(5):
-        result = cache.cached("k", TTL, parse)
+        result = cache.cached(current(), "k", TTL, parse)
         assert (result.value, result.stale) == ({"title": "ok"}, True)
     assert upstream.count("GET", "/thing") == 2  # remembered: not refetched on every request
 
@@ -235,9 +238,9 @@ def test_an_answer_the_parser_cannot_read_is_a_remembered_failure(app, upstream,
 def test_a_lone_surrogate_from_upstream_is_stored_and_served(app, upstream):
     upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text"}',
                                            headers={"Content-Type": "application/json"}))
-    first = cache.cached("k", TTL, fetch_from(upstream))
+    first = cache.cached(current(), "k", TTL, fetch_from(upstream))
     assert first.value == {"title": "broken \ud800 text"}
-    assert cache.cached("k", TTL, fetch_from(upstream)).value == first.value
+    assert cache.cached(current(), "k", TTL, fetch_from(upstream)).value == first.value
     assert upstream.count("GET", "/thing") == 1
 
 
@@ -245,11 +248,11 @@ def test_not_modified_keeps_the_value_and_renews_its_time(app, upstream, clock):
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}, headers={"ETag": '"v1"'}), Reply(304))
 
     def conditional(previous):
-        answer = client.get(upstream.url, "/thing", etag=previous.state["etag"] if previous else None)
+        answer = client.GitHub(upstream.url).get("/thing", etag=previous.state["etag"] if previous else None)
         return previous if answer.status == 304 else cache.Entry(answer.data, state={"etag": answer.etag})
-    cache.cached("k", TTL, conditional)
+    cache.cached(current(), "k", TTL, conditional)
     clock.advance(TTL)
-    result = cache.cached("k", TTL, conditional)
+    result = cache.cached(current(), "k", TTL, conditional)
     assert (result.value, result.stale, result.age) == ({"n": 1}, False, 0)
     assert upstream.calls("GET", "/thing")[1].headers["if-none-match"] == '"v1"'
 
@@ -257,18 +260,18 @@ def test_not_modified_keeps_the_value_and_renews_its_time(app, upstream, clock):
 def test_an_unreadable_entry_is_refetched(app, upstream):
     get_storage().set("cache:k", "{garbage")
     upstream.script("GET", "/thing", Reply(200, json={"n": 1}))
-    assert cache.cached("k", TTL, fetch_from(upstream)).value == {"n": 1}
+    assert cache.cached(current(), "k", TTL, fetch_from(upstream)).value == {"n": 1}
 
 
 def test_hold_pauses_an_upstream_by_the_injected_clock(app, clock):
-    cache.held("spotify")  # nothing held: no error
-    cache.hold("spotify", clock.now + 120)
+    cache.held(current(), "spotify")  # nothing held: no error
+    cache.hold(current(), "spotify", clock.now + 120)
     with pytest.raises(UpstreamError) as caught:
-        cache.held("spotify")
+        cache.held(current(), "spotify")
     assert caught.value.transient and caught.value.retry_after == pytest.approx(120)
-    cache.held("github")  # another upstream is not paused
+    cache.held(current(), "github")  # another upstream is not paused
     clock.advance(120)
-    cache.held("spotify")
+    cache.held(current(), "spotify")
 
 
 # Twenty threads share one process with the fake upstream: the upstream timeout here is the product's
