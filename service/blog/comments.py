@@ -1,6 +1,6 @@
 """A post's comments: the GitHub issue's comments, sanitised exactly like post bodies.
 
-`comments(post)` answers the comments of a post (as `service.blog.posts.post`
+`comments(deps, post)` answers the comments of a post (as `service.blog.posts.post`
 returned it) from one cached entry per post (``BLOG_CACHE_TTL``), read
 page by page (100 a page, following ``rel="next"``, at most `MAX_PAGES`),
 each page conditional on its ETag so an unchanged page costs a 304, which
@@ -15,36 +15,38 @@ renders post bodies, so a comment can carry nothing a post could not.
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import current_app
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..core import cache
 from ..core.upstream import web_url
-from . import markdown
-from . import posts as blog
+from . import markdown, posts
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 #: Pages of 100 comments read per post: 300 comments keep one storage value under DynamoDB's 400 KB.
 MAX_PAGES = 3
 
 
-def enabled() -> bool:
-    return bool(current_app.config["BLOG_COMMENTS"])
+def enabled(settings: Mapping[str, Any]) -> bool:
+    """Whether ``settings`` show comments (``BLOG_COMMENTS``)."""
+    return bool(settings["BLOG_COMMENTS"])
 
 
-def comments(post: dict[str, Any]) -> tuple[list[dict[str, Any]], cache.Cached | None]:
+def comments(deps: Deps, post: dict[str, Any]) -> tuple[list[dict[str, Any]], cache.Cached | None]:
     """The post's comments, oldest first, and the cache result (None when nothing was looked up).
 
     Raises an `Unavailable` error when GitHub fails and nothing is cached.
     """
-    if not enabled() or not post.get("comments"):
+    if not enabled(deps.settings) or not post.get("comments"):
         return [], None
-    repo, label, author = blog._settings()
+    repo, label, author = posts._settings(deps.settings)
     number = post["number"]
-    result = cache.cached(f"{blog._list_key(repo, label, author)}:{number}:comments",
-                          current_app.config["BLOG_CACHE_TTL"],
-                          lambda previous: blog.fetch_pages(f"/repos/{repo}/issues/{number}/comments", {},
-                                                            previous, MAX_PAGES, _keep))
+    result = cache.cached(deps, f"{posts._list_key(repo, label, author)}:{number}:comments",
+                          deps.settings["BLOG_CACHE_TTL"],
+                          lambda previous: posts.fetch_pages(deps, f"/repos/{repo}/issues/{number}/comments", {},
+                                                             previous, MAX_PAGES, _keep))
     return result.value, result
 
 
@@ -67,5 +69,5 @@ def comment(item: Any) -> dict[str, Any] | None:
         "updated_at": item.get("updated_at") if isinstance(item.get("updated_at"), str) else None,
         "url": web_url(item.get("html_url")),
         "html": markdown.render(body),
-        "reactions": blog.reactions(item),
+        "reactions": posts.reactions(item),
     }

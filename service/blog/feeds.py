@@ -1,6 +1,6 @@
 """What the blog's two feeds share beyond the list: each latest post's full HTML, and the JSON Feed.
 
-`contents` reads the newest `blog.FEED_ENTRIES` posts from their cached entries (one conditional
+`contents` reads the newest `posts.FEED_ENTRIES` posts from their cached entries (one conditional
 GitHub call per post only when its entry is past the TTL); a post that cannot be read right now is
 carried with its summary alone. `json_feed` writes JSON Feed 1.1 (https://jsonfeed.org/version/1.1).
 """
@@ -8,34 +8,34 @@ carried with its summary alone. `json_feed` writes JSON Feed 1.1 (https://jsonfe
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from flask import current_app
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ServiceError
-from . import posts as blog
+from . import posts
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 
-def contents(items: list[dict[str, Any]]) -> dict[int, str]:
-    """{post number: sanitised HTML} for the posts a feed carries."""
+def contents(deps: Deps, items: list[dict[str, Any]]) -> dict[int, str]:
+    """{post number: sanitised HTML} for the posts a feed carries (``items``: the posts list)."""
     found = {}
-    for item in items[:blog.FEED_ENTRIES]:
+    for item in items[:posts.FEED_ENTRIES]:
         try:
-            post, _ = blog.published(item["number"], items)
+            post, _ = posts.published(deps, item["number"], items)
         except ServiceError:  # gone since the list was read, or GitHub is down with nothing cached
             continue
         found[item["number"]] = post["html"]
     return found
 
 
-def json_feed(items: list[dict[str, Any]], html: dict[int, str]) -> bytes:
+def json_feed(deps: Deps, items: list[dict[str, Any]], html: dict[int, str]) -> bytes:
     """JSON Feed 1.1 of the latest posts, with ``content_html`` where ``html`` has the post."""
-    config = current_app.config
-    site = config["SITE_URL"].rstrip("/")
-    author = config["BLOG_AUTHOR"] or config["BLOG_REPO"].split("/", 1)[0]
+    site = deps.settings["SITE_URL"].rstrip("/")
+    author = posts.author_of(deps.settings)
     entries = []
-    for item in items[:blog.FEED_ENTRIES]:
-        entry = {"id": f"{site}/blog/{item['number']}", "url": site + blog.address(item), "title": item["title"],
+    for item in items[:posts.FEED_ENTRIES]:
+        entry = {"id": f"{site}/blog/{item['number']}", "url": site + posts.address(item), "title": item["title"],
                  "summary": item["excerpt"], "date_published": item.get("created_at"),
                  "date_modified": item.get("updated_at") or item.get("created_at"), "tags": item["tags"]}
         if item["number"] in html:

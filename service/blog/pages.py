@@ -38,9 +38,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, redirect, request
 
 from ..core import errors
+from ..core.deps import Deps, current
 from ..core.errors import ServiceError
 from ..site import build as sitebuild
 from . import comments as blogcomments
+from . import feeds
 from . import posts as blog
 
 bp = Blueprint("blogpages", __name__)
@@ -286,7 +288,7 @@ def index():
     _require_blog()
     tag = _tag()
     number = _query_int("page", 1, MAX_PAGE)
-    items, listing = blog.posts()
+    items, listing = blog.posts(current())
     chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     if number > pages:
@@ -311,23 +313,23 @@ def index_file():
 @bp.get("/blog/post.html")
 def old_post_address():
     _require_blog()
-    return _to_canonical(_number(request.args.get("n")))
+    return _to_canonical(current(), _number(request.args.get("n")))
 
 
 @bp.get("/blog/<raw>")
 @bp.get("/blog/<raw>/")
 def short_post_address(raw: str):
     _require_blog()
-    return _to_canonical(_number(raw))
+    return _to_canonical(current(), _number(raw))
 
 
-def _to_canonical(number: int) -> Response:
-    items, _ = blog.posts()
+def _to_canonical(deps: Deps, number: int) -> Response:
+    items, _ = blog.posts(deps)
     found = next((item for item in items if item["number"] == number), None)
     if found is None:
         raise PageError(404, "Post not found", "There is no post at this address. It may have been removed.")
     response = redirect(blog.address(found), code=301)
-    response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={current_app.config['BLOG_CACHE_TTL']}"
+    response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={deps.settings['BLOG_CACHE_TTL']}"
     return response
 
 
@@ -335,10 +337,11 @@ def _to_canonical(number: int) -> Response:
 def post_page(raw: str, slug: str):
     _require_blog()
     number = _number(raw)
-    post, results = blog.published(number)
+    deps = current()
+    post, results = blog.published(deps, number)
     if slug != post["slug"]:
-        return _to_canonical(number)
-    comments, comments_result = blogcomments.comments(post)
+        return _to_canonical(deps, number)
+    comments, comments_result = blogcomments.comments(deps, post)
     # the page changes only with a new fetch of the post or its comments (or another resume, app, setting)
     key = (_resume_version(), number, results[-1].fetched_at, comments_result.fetched_at if comments_result else None)
     page = _memoised(key, lambda: _post_page(post, comments))
@@ -352,7 +355,7 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
     image = _FIRST_IMAGE.search(post["html"])
     image = image.group(1) if image else site["photo_absolute"]
     modified = _latest([post.get("updated_at"), *(c.get("updated_at") for c in comments)]) or post.get("created_at")
-    author = current_app.config["BLOG_AUTHOR"] or current_app.config["BLOG_REPO"].split("/", 1)[0]
+    author = blog.author_of(current_app.config)
     structured = {
         "@context": "https://schema.org", "@type": "BlogPosting", "headline": post["title"],
         "description": post["excerpt"], "url": canonical, "mainEntityOfPage": canonical,
@@ -363,7 +366,7 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
     }
     html = _render("blog/post.html", post={**post, "html": demote_headings(post["html"], 2)},
                    comments=[{**c, "html": demote_headings(c["html"], 4)} for c in comments],
-                   comments_on=blogcomments.enabled(), image=image, json_ld=json_ld(structured),
+                   comments_on=blogcomments.enabled(current_app.config), image=image, json_ld=json_ld(structured),
                    github_author=author,
                    page={"canonical": canonical, "counted": f"/blog/{number}"})
     return Rendered.of(html, modified)
@@ -372,10 +375,9 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
 @bp.get("/blog/feed.xml")
 def atom_feed():
     _require_blog()
-    from . import feeds as blogfeeds
-
-    items, listing = blog.posts()
-    body = blog.feed(items, blogfeeds.contents(items), self_path="/blog/feed.xml")
+    deps = current()
+    items, listing = blog.posts(deps)
+    body = blog.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml")
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
                     [listing])
 
@@ -383,10 +385,9 @@ def atom_feed():
 @bp.get("/blog/feed.json")
 def json_feed():
     _require_blog()
-    from . import feeds as blogfeeds
-
-    items, listing = blog.posts()
-    body = blogfeeds.json_feed(items, blogfeeds.contents(items))
+    deps = current()
+    items, listing = blog.posts(deps)
+    body = feeds.json_feed(deps, items, feeds.contents(deps, items))
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
                     [listing])
 
@@ -396,7 +397,7 @@ def sitemap():
     items, results = [], []
     if current_app.config["BLOG_REPO"]:
         try:
-            items, listing = blog.posts()
+            items, listing = blog.posts(current())
             results.append(listing)
         except ServiceError:  # the resume's entries still make a sitemap
             items = []

@@ -4,10 +4,14 @@ A post is an open issue of ``BLOG_REPO`` labelled ``BLOG_LABEL`` and opened
 by ``BLOG_AUTHOR`` (default: the repository's owner). Issues by anyone
 else, pull requests, closed and unlabelled issues are never posts.
 
-`posts()` is one cached entry (``BLOG_CACHE_TTL``) holding every post's
+Every function that answers takes the app's `Deps` first (its storage holds
+the cache and the counters, its clock dates the feed) and calls GitHub
+through `service.github.client.call`.
+
+`posts(deps)` is one cached entry (``BLOG_CACHE_TTL``) holding every post's
 summary, fetched page by page (100 issues per page, up to `MAX_PAGES`),
 each page conditional on its own ETag so an unchanged page costs a 304.
-`post(number)` answers only numbers in that list, from a cached entry per
+`post(deps, number)` answers only numbers in that list, from a cached entry per
 post (the issue fetched conditionally, its body rendered by
 `markdown.render`). ``views`` come from the visitor counter at answer time.
 """
@@ -18,20 +22,19 @@ import datetime as dt
 import math
 import re
 import unicodedata
-from collections.abc import Callable
-from typing import Any
-
-from flask import current_app
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..core import cache
-from ..core.clock import now as clock_now
 from ..core.config import require
-from ..core.db import get_storage
 from ..core.errors import NotFound
 from ..core.upstream import UpstreamError, web_url
-from ..github.activity import call
+from ..github import client as github
 from ..visitors import counter as visitors
 from . import markdown
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 PER_PAGE = 100
 #: Pages read: the newest 400 posts, which keeps the list one storage value (DynamoDB: under 400 KB).
@@ -45,11 +48,15 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
-def _settings() -> tuple[str, str, str]:
-    """(repo, label, author) or a `NotConfigured` error."""
-    (repo,) = require("BLOG_REPO")
-    config = current_app.config
-    return repo, config["BLOG_LABEL"], config["BLOG_AUTHOR"] or repo.split("/", 1)[0]
+def _settings(settings: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(repo, label, author) from ``settings``, or a `NotConfigured` error."""
+    (repo,) = require(settings, "BLOG_REPO")
+    return repo, settings["BLOG_LABEL"], author_of(settings)
+
+
+def author_of(settings: Mapping[str, Any]) -> str:
+    """Whose issues are posts: ``BLOG_AUTHOR``, or the owner of ``BLOG_REPO`` (which must be set)."""
+    return settings["BLOG_AUTHOR"] or settings["BLOG_REPO"].split("/", 1)[0]
 
 
 def slugify(title: str) -> str:
@@ -106,24 +113,24 @@ def _list_key(repo: str, label: str, author: str) -> str:
     return f"blog:posts:{repo.lower()}:{label.lower()}:{author.lower()}"
 
 
-def posts() -> tuple[list[dict[str, Any]], cache.Cached]:
+def posts(deps: Deps) -> tuple[list[dict[str, Any]], cache.Cached]:
     """Every post's summary, newest first, and the cache result; `Unavailable` when unavailable."""
-    repo, label, author = _settings()
-    result = cache.cached(_list_key(repo, label, author), current_app.config["BLOG_CACHE_TTL"],
-                          lambda previous: _fetch_posts(repo, label, author, previous))
+    repo, label, author = _settings(deps.settings)
+    result = cache.cached(deps, _list_key(repo, label, author), deps.settings["BLOG_CACHE_TTL"],
+                          lambda previous: _fetch_posts(deps, repo, label, author, previous))
     return result.value, result
 
 
-def _fetch_posts(repo: str, label: str, author: str, previous: cache.Entry | None) -> cache.Entry:
+def _fetch_posts(deps: Deps, repo: str, label: str, author: str, previous: cache.Entry | None) -> cache.Entry:
     """Refresh the list page by page (see `fetch_pages`)."""
     params = {"state": "open", "labels": label, "creator": author, "sort": "created", "direction": "desc"}
     # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
     # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
-    return fetch_pages(f"/repos/{repo}/issues", params, previous, MAX_PAGES,
+    return fetch_pages(deps, f"/repos/{repo}/issues", params, previous, MAX_PAGES,
                        lambda data: [summary(issue, label) for issue in data if is_post(issue, label, author)])
 
 
-def fetch_pages(path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
+def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
                 keep: Callable[[list], list]) -> cache.Entry:
     """A GitHub list read page by page (100 a page, following ``rel="next"``, at most ``max_pages``), each
     page conditional on its own ETag: a page answered 304 reuses its share of ``previous``'s value.
@@ -136,8 +143,8 @@ def fetch_pages(path: str, params: dict[str, Any], previous: cache.Entry | None,
     pages: list[dict[str, Any]] = []
     for index in range(max_pages):
         known = old_pages[index] if index < len(old_pages) else None
-        answer = call(path, params={**params, "per_page": PER_PAGE, "page": index + 1},
-                      etag=known["etag"] if known else None)
+        answer = github.call(deps, path, params={**params, "per_page": PER_PAGE, "page": index + 1},
+                             etag=known["etag"] if known else None)
         if answer.status == 304:
             if known is None:
                 raise UpstreamError("GitHub answered 304 to an unconditional request", status=304, transient=True)
@@ -156,43 +163,45 @@ def fetch_pages(path: str, params: dict[str, Any], previous: cache.Entry | None,
     return cache.Entry(found, state={"pages": pages})
 
 
-def with_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one call."""
+def with_views(deps: Deps, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one storage call."""
     keys = {item["number"]: visitors.page_key(f"/blog/{item['number']}") for item in items}
-    counts = get_storage().counters(list(keys.values()), consistent=False) if keys else {}
+    counts = deps.storage.counters(list(keys.values()), consistent=False) if keys else {}
     return [{**item, "views": counts.get(keys[item["number"]], 0)} for item in items]
 
 
-def post(number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
+def post(deps: Deps, number: int) -> tuple[dict[str, Any], list[cache.Cached]]:
     """One post with its ``html`` and ``views``; a `NotFound` error unless it is published; 503 when unavailable."""
-    found, results = published(number)
-    return with_views([found])[0], results
+    found, results = published(deps, number)
+    return with_views(deps, [found])[0], results
 
 
-def published(number: int, listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[cache.Cached]]:
+def published(deps: Deps, number: int,
+              listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[cache.Cached]]:
     """One post with its ``html`` (no ``views``: no counter read); errors as `post`.
 
     ``listed`` is the posts list when the caller already holds it (the feeds read many posts: the list is
     then read once, not once per post); the results then hold only the post's own entry.
     """
-    repo, label, author = _settings()
+    repo, label, author = _settings(deps.settings)
     results = []
     if listed is None:
-        listed, listing = posts()
+        listed, listing = posts(deps)
         results.append(listing)
     if not any(item["number"] == number for item in listed):
         raise NotFound(f"there is no post {number}")
-    result = cache.cached(f"{_list_key(repo, label, author)}:{number}", current_app.config["BLOG_CACHE_TTL"],
-                          lambda previous: _fetch_post(repo, label, author, number, previous))
+    result = cache.cached(deps, f"{_list_key(repo, label, author)}:{number}", deps.settings["BLOG_CACHE_TTL"],
+                          lambda previous: _fetch_post(deps, repo, label, author, number, previous))
     if result.value is None:
         raise NotFound(f"there is no post {number}")
     return result.value, [*results, result]
 
 
-def _fetch_post(repo: str, label: str, author: str, number: int, previous: cache.Entry | None) -> cache.Entry:
+def _fetch_post(deps: Deps, repo: str, label: str, author: str, number: int,
+                previous: cache.Entry | None) -> cache.Entry:
     etag = previous.state.get("etag") if previous and isinstance(previous.state, dict) else None
     try:
-        answer = call(f"/repos/{repo}/issues/{number}", etag=etag)
+        answer = github.call(deps, f"/repos/{repo}/issues/{number}", etag=etag)
     except UpstreamError as exc:
         if exc.status in (404, 410):  # deleted or moved: not a post (remembered like any answer)
             return cache.Entry(None)
@@ -229,12 +238,12 @@ def address(item: dict[str, Any]) -> str:
     return f"/blog/{item['number']}/{item['slug']}"
 
 
-def page(items: list[dict[str, Any]], *, number: int, per_page: int, tag: str | None) -> dict[str, Any]:
+def page(deps: Deps, items: list[dict[str, Any]], *, number: int, per_page: int, tag: str | None) -> dict[str, Any]:
     """The list answer: posts with ``tag`` (any case), page ``number`` of ``per_page``, with views."""
     if tag:
         items = [item for item in items if tag.lower() in (t.lower() for t in item["tags"])]
     start = (number - 1) * per_page
-    return {"posts": with_views(items[start:start + per_page]), "page": number, "per_page": per_page,
+    return {"posts": with_views(deps, items[start:start + per_page]), "page": number, "per_page": per_page,
             "total": len(items)}
 
 
@@ -242,21 +251,22 @@ def _xml_text(value: Any) -> str:
     return _XML_INVALID.sub("", value) if isinstance(value, str) else ""
 
 
-def feed(items: list[dict[str, Any]], contents: dict[int, str] | None = None,
+def feed(deps: Deps, items: list[dict[str, Any]], contents: dict[int, str] | None = None,
          self_path: str = "/api/blog/feed.xml") -> bytes:
-    """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML, served at ``self_path``.
+    """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML, served at ``self_path`` of ``SITE_URL``.
 
     Each entry links to the post's page and carries its summary and, when ``contents`` has the post's
-    number, its full sanitised HTML as ``<content type="html">``.
+    number, its full sanitised HTML as ``<content type="html">``. With no post dated, the feed's
+    ``updated`` is now by the app's clock.
     """
     import xml.etree.ElementTree as ET
 
-    _, _, author = _settings()
-    site = current_app.config["SITE_URL"]
+    _, _, author = _settings(deps.settings)
+    site = deps.settings["SITE_URL"]
     latest = items[:FEED_ENTRIES]
     # timestamp() again: a list cached before summaries checked their dates may hold numbers
     updated = max(filter(None, (timestamp(item.get("updated_at")) for item in latest)), default=None) or (
-        dt.datetime.fromtimestamp(clock_now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        dt.datetime.fromtimestamp(deps.now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     root = ET.Element("feed", xmlns=ATOM)
 
     def add(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..core import http
+from ..core.deps import current
+from . import feeds
 from . import posts as blog
 
 bp = Blueprint("blog", __name__)
@@ -17,22 +19,22 @@ def posts():
     number = http.query_int("page", 1, 1, 10_000)
     per_page = http.query_int("per_page", 10, 1, MAX_PER_PAGE)
     tag = request.args.get("tag", "").strip()[:100] or None
-    items, result = blog.posts()
-    return http.respond(blog.page(items, number=number, per_page=per_page, tag=tag), result)
+    deps = current()
+    items, result = blog.posts(deps)
+    return http.respond(blog.page(deps, items, number=number, per_page=per_page, tag=tag), result)
 
 
 @bp.get("/blog/<int:number>")
 def post(number: int):
-    payload, results = blog.post(number)
+    payload, results = blog.post(current(), number)
     return http.respond(payload, *results)
 
 
 @bp.get("/blog/feed.xml")
 def feed():
-    from . import feeds as blogfeeds
-
-    items, result = blog.posts()
-    response = Response(blog.feed(items, blogfeeds.contents(items)), mimetype="application/atom+xml")
+    deps = current()
+    items, result = blog.posts(deps)
+    response = Response(blog.feed(deps, items, feeds.contents(deps, items)), mimetype="application/atom+xml")
     response.headers["Cache-Control"] = f"public, max-age={result.max_age}"
     response.add_etag()
     return response.make_conditional(request)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html.parser
+import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
 
-from service.blog import markdown
+from service.blog import comments, feeds, markdown
 from service.blog import posts as blog
 
 from ..fakes import Reply
@@ -326,6 +327,33 @@ def test_an_empty_feed_is_still_valid(app, upstream):
     serve(upstream, [])
     root = ET.fromstring(app.test_client().get("/api/blog/feed.xml").data)  # noqa: S314 - our own feed
     assert root.find(f"{ATOM}updated").text and root.findall(f"{ATOM}entry") == []
+
+
+def test_the_blog_needs_only_the_deps_it_is_given(sqlite_app, upstream, clock):
+    """Posts, views, comments and both feeds come from the app's `Deps` alone (storage, settings, clock, GitHub
+    client): called with no app or request context, as a scheduled task would."""
+    serve(upstream, [issue(2, body="*Two*", comments=1), issue(1)])
+    upstream.script("GET", f"{ISSUES}/2/comments", Reply(200, json=[{"id": 9, "user": {"login": "ann"},
+                                                                      "body": "**hi**"}]))
+    response = sqlite_app.test_client().post("/api/visitors", json={"path": "/blog/2"},
+                                             headers={"User-Agent": "Mozilla/5.0"})
+    assert response.status_code == 200
+    deps = sqlite_app.extensions["vitae.deps"]
+    items, result = blog.posts(deps)
+    assert [item["number"] for item in items] == [2, 1] and result.stale is False
+    post, _ = blog.post(deps, 2)
+    assert (post["views"], post["html"]) == (1, "<p><em>Two</em></p>\n")
+    assert blog.page(deps, items, number=1, per_page=1, tag=None)["posts"][0]["views"] == 1
+    found, _ = comments.comments(deps, post)
+    assert [(c["author"], c["html"]) for c in found] == [("ann", "<p><strong>hi</strong></p>\n")]
+    html = feeds.contents(deps, items)
+    assert html == {2: "<p><em>Two</em></p>\n", 1: "<p>Some words here.</p>\n"}
+    atom = ET.fromstring(blog.feed(deps, items, html))  # noqa: S314 - the service's own feed
+    assert atom.find(f"{ATOM}entry/{ATOM}content").text == html[2]
+    assert json.loads(feeds.json_feed(deps, items, html))["authors"] == [{"name": "octo"}]
+    clock.advance(60)  # with no dated post, the feed is as new as the app's clock says
+    assert ET.fromstring(blog.feed(deps, [])).find(f"{ATOM}updated").text == "2027-01-15T08:01:00Z"  # noqa: S314
+    assert upstream.count("GET", f"{ISSUES}/2") == upstream.count("GET", f"{ISSUES}/2/comments") == 1
 
 
 # -- sanitising: none of these survives --------------------------------------------------------
