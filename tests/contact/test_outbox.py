@@ -84,8 +84,7 @@ def submit(client, sender: str, text: str) -> str:
 
 
 def deliver(app, **kwargs):
-    with app.app_context():
-        return outbox.deliver(**kwargs)
+    return outbox.deliver(app.extensions["vitae.deps"], **kwargs)
 
 
 def store(app):

@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from service.contact.form import render
-from service.contact.telegram import MAX_LENGTH, send_message, split, utf16_length
+from service.contact.telegram import MAX_LENGTH, Telegram, split, utf16_length
 from service.core.upstream import UpstreamError
 
 from ..fakes import Reply, echo
@@ -17,6 +17,11 @@ from ..servers import free_port
 
 TOKEN = "123456789:AAE-test_TOKEN-value"
 PATH = f"/bot{TOKEN}/sendMessage"
+
+
+def send_message(api_url, token, chat_id, text, **kwargs):
+    """One sendMessage with a new client for the bot ``token`` at ``api_url``."""
+    return Telegram(api_url, token).send_message(chat_id, text, **kwargs)
 HOSTILE = {
     "name": '<a href="https://evil.example/">click</a> & </b><b>',
     "email": "x&y@example.com",
