@@ -1,7 +1,9 @@
 """Functions that scheduled events call (Zappa's ``events`` in zappa_settings.json).
 
 Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule.
-The app is built once per Lambda container and reused by later invocations.
+The app is built once per Lambda container and reused by later invocations,
+with its `Deps` (storage, settings, clock and upstream clients, their
+sessions kept warm between invocations).
 """
 
 from __future__ import annotations
@@ -36,15 +38,13 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     fails, and the next scheduled one tries again).
     """
     from .contact import outbox
-    from .core.db import get_storage
 
-    app = _get_app()
+    deps = _get_app().extensions["vitae.deps"]
     deadline = None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         deadline = time.monotonic() + remaining() / 1000 - LAMBDA_RESERVE
-    with app.app_context():
-        summary = outbox.deliver(deadline=deadline)
-        summary["pending"] = get_storage().queue_counts(outbox.QUEUE)["pending"]
+    summary = outbox.deliver(deps, deadline=deadline)
+    summary["pending"] = deps.storage.queue_counts(outbox.QUEUE)["pending"]
     log.info("outbox delivery: %s", summary)
     return summary

@@ -10,12 +10,9 @@ import time
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
-from ..core import cache
-from ..core.clock import now
-from ..core.db import get_storage
+from ..core import cache, deps
 from ..core.redaction import redact
 from ..storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
 from .outbox import PENDING_SCAN, QUEUE, TELEGRAM, configured, deliver, work
@@ -49,7 +46,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
 
 
 def _storage_or_fail() -> Storage:
-    storage = get_storage()
+    storage = deps.current().storage
     try:
         storage.check()
     except StorageError as exc:
@@ -67,7 +64,7 @@ def deliver_command(loop: bool, interval: float | None):
     if not loop:
         _storage_or_fail()
         try:
-            summary = deliver()
+            summary = deliver(deps.current())
         except StorageError as exc:
             raise click.ClickException(f"storage stopped answering: {exc}") from None
         click.echo(_summary_line(summary))
@@ -80,7 +77,8 @@ def deliver_command(loop: bool, interval: float | None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
     log.info("outbox worker started")
-    work(stop, interval if interval is not None else current_app.config["OUTBOX_POLL_SECONDS"])
+    app_deps = deps.current()
+    work(app_deps, stop, interval if interval is not None else app_deps.settings["OUTBOX_POLL_SECONDS"])
     log.info("outbox worker stopped")
 
 
@@ -134,13 +132,14 @@ def list_command(state: str, limit: int, as_json: bool):
 def status_command(as_json: bool):
     """Counts per state, the oldest undelivered message and the dead letters."""
     storage = _storage_or_fail()
-    at = now()
+    app_deps = deps.current()
+    at = app_deps.now()
     counts = storage.queue_counts(QUEUE)
     pending = storage.items(QUEUE, PENDING, limit=PENDING_SCAN)
     dead = storage.items(QUEUE, DEAD, limit=50)
-    pause = cache.held_until(TELEGRAM)
+    pause = cache.held_until(app_deps, TELEGRAM)
     status = {
-        "telegram_configured": configured(current_app.config),
+        "telegram_configured": configured(app_deps.settings),
         "counts": counts,
         "paused_until": _when(pause) if pause else None,
         "oldest_pending": _item_view(pending[0]) if pending else None,
@@ -188,7 +187,8 @@ def requeue_command(ids: tuple[str, ...], all_dead: bool):
             click.echo(f"{item_id}: requeued before, skipped", err=True)
             continue
         try:
-            copy = storage.enqueue(QUEUE, {**dead[item_id].payload, "requeued_from": item_id}, now=now())
+            copy = storage.enqueue(QUEUE, {**dead[item_id].payload, "requeued_from": item_id},
+                                 now=deps.current().now())
         except StorageError:
             storage.delete(marker)
             raise

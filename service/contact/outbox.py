@@ -3,7 +3,9 @@
 `accept` writes a message to the ``outbox`` queue and returns once it is
 stored. `deliver` is the one delivery function (called right after
 accepting, by ``flask outbox deliver`` and by the Lambda schedule through
-`service.tasks.deliver_outbox`):
+`service.tasks.deliver_outbox`); `work` is the loop worker around it. They
+all take the app's `Deps` first (storage, settings, clock and the app's
+one `telegram.Telegram` client):
 
 * it **claims** ready messages with a lease held in storage, so two workers
   never hold the same message; before each Telegram call it checks that the
@@ -36,15 +38,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
-
-from flask import current_app
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..core import cache
-from ..core.clock import now
-from ..core.db import get_storage
 from ..storage import PENDING, QueueItem, Storage, StorageError
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +71,20 @@ _NUMBER_KEY = "outbox:number"
 TELEGRAM = "telegram"
 
 
-def accept(storage: Storage, message: dict[str, Any], *, at: float) -> QueueItem:
-    """Number ``message`` and store it in the outbox; it is durable when this returns.
+def accept(deps: Deps, message: dict[str, Any], *, at: float) -> QueueItem:
+    """Number ``message`` and store it in the outbox, received at ``at`` (Unix time); it is durable when
+    this returns.
 
     Raises `StorageError` if the storage does not take it.
     """
+    storage = deps.storage
     number = storage.incr(_NUMBER_KEY)
     return storage.enqueue(QUEUE, {**message, "number": number, "received_at": at}, now=at)
 
 
-def configured(config: dict[str, Any]) -> bool:
-    """True when Telegram delivery is set up (bot token and chat id)."""
-    return bool(config.get("TELEGRAM_BOT_TOKEN") and config.get("TELEGRAM_CHAT_ID"))
+def configured(settings: Mapping[str, Any]) -> bool:
+    """True when the ``settings`` set Telegram delivery up (bot token and chat id)."""
+    return bool(settings.get("TELEGRAM_BOT_TOKEN") and settings.get("TELEGRAM_CHAT_ID"))
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -105,17 +108,19 @@ def _order(item: QueueItem) -> tuple:
 
 
 class _Run:
-    """One delivery run: settings, deadline, counts, and what this run settled or deferred."""
+    """One delivery run: deps, settings, deadline, counts, and what this run settled or deferred."""
 
-    def __init__(self, deadline: float | None, should_stop: Callable[[], bool] | None):
-        config = current_app.config
-        self.storage = get_storage()
-        self.api_url = config["TELEGRAM_API_URL"]
-        self.token = config["TELEGRAM_BOT_TOKEN"]
-        self.chat_id = config["TELEGRAM_CHAT_ID"]
-        self.timeout = config["TELEGRAM_TIMEOUT"]
-        self.lease = config["OUTBOX_LEASE_SECONDS"]
-        self.max_age = config["OUTBOX_MAX_AGE"]
+    def __init__(self, deps: Deps, deadline: float | None, should_stop: Callable[[], bool] | None):
+        from .telegram import Telegram
+
+        settings = deps.settings
+        self.deps = deps
+        self.storage = deps.storage
+        self.telegram = deps.client("telegram", Telegram.from_settings)
+        self.chat_id = settings["TELEGRAM_CHAT_ID"]
+        self.timeout = settings["TELEGRAM_TIMEOUT"]
+        self.lease = settings["OUTBOX_LEASE_SECONDS"]
+        self.max_age = settings["OUTBOX_MAX_AGE"]
         self.deadline = deadline
         self.should_stop = should_stop or (lambda: False)
         self.settled: set[str] = set()
@@ -129,7 +134,7 @@ class _Run:
 
     def window(self, item: QueueItem) -> float:
         """Seconds a Telegram call may take now for ``item`` (lease and deadline permitting)."""
-        left = item.ready_at - now() - LEASE_RESERVE
+        left = item.ready_at - self.deps.now() - LEASE_RESERVE
         if self.deadline is not None:
             left = min(left, self.deadline - time.monotonic())
         return left
@@ -138,15 +143,15 @@ class _Run:
         """Release claimed, untried items unchanged, claimable again at ``ready_at``."""
         for item in items:
             self.storage.release(QUEUE, item.id, item.token or "", ready_at=ready_at, error=item.last_error,
-                                 now=now())
+                                 now=self.deps.now())
 
     def pause(self, until: float) -> None:
         """Hold every worker back until ``until``."""
         self.paused_until = until
-        cache.hold(TELEGRAM, until)
+        cache.hold(self.deps, TELEGRAM, until)
 
 
-def deliver(*, limit: int | None = None, deadline: float | None = None,
+def deliver(deps: Deps, *, limit: int | None = None, deadline: float | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Deliver ready outbox messages to Telegram; return what happened.
 
@@ -156,22 +161,22 @@ def deliver(*, limit: int | None = None, deadline: float | None = None,
     time, when a transient failure, here or in another worker, paused
     delivery). Runs until nothing is ready, ``limit`` messages were claimed,
     the ``deadline`` (a `time.monotonic` value) is near, ``should_stop()`` is
-    true, or delivery pauses. Needs an app context. Raises `StorageError`
+    true, or delivery pauses. Needs no app context. Raises `StorageError`
     when the storage does not answer.
     """
-    if not configured(current_app.config):
+    if not configured(deps.settings):
         return {"configured": False, "delivered": 0, "retrying": 0, "dead": 0, "deferred": 0, "paused_until": None}
-    run = _Run(deadline, should_stop)
+    run = _Run(deps, deadline, should_stop)
     claimed = 0
     earlier: dict[str, list[QueueItem]] | None = None
     while not run.halted and (limit is None or claimed < limit) and not run.should_stop():
         if deadline is not None and deadline - time.monotonic() < MIN_WINDOW:
             break
-        run.paused_until = cache.held_until(TELEGRAM)
+        run.paused_until = cache.held_until(deps, TELEGRAM)
         if run.paused_until is not None:
             break
         size = BATCH if limit is None else min(BATCH, limit - claimed)
-        batch = sorted(run.storage.claim(QUEUE, lease=run.lease, limit=size, now=now()), key=_order)
+        batch = sorted(run.storage.claim(QUEUE, lease=run.lease, limit=size, now=deps.now()), key=_order)
         if not batch:
             break
         claimed += len(batch)
@@ -180,7 +185,7 @@ def deliver(*, limit: int | None = None, deadline: float | None = None,
         progress = sum(run.counts.values()) - run.counts["deferred"]
         for index, item in enumerate(batch):
             if run.halted or run.should_stop():
-                run.give_back(batch[index:], run.paused_until or now())
+                run.give_back(batch[index:], run.paused_until or deps.now())
                 break
             _deliver_one(run, item, earlier)
         if sum(run.counts.values()) - run.counts["deferred"] == progress:
@@ -198,9 +203,8 @@ def _pending_by_sender(storage: Storage) -> dict[str, list[QueueItem]]:
 def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]) -> None:
     from ..core.upstream import UpstreamError
     from .form import render
-    from .telegram import send_message
 
-    storage = run.storage
+    storage, now = run.storage, run.deps.now
     blockers = [other for other in earlier.get(_sender(item), ())
                 if other.id != item.id and other.id not in run.settled and _order(other) < _order(item)]
     if blockers:
@@ -226,8 +230,7 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
         # already took the message, and the retry would send it twice. Connecting is quick or fails.
         per_call = min(run.timeout, window)
         try:
-            send_message(run.api_url, run.token, run.chat_id, parts[index],
-                         timeout=(min(CONNECT_TIMEOUT, per_call), per_call))
+            run.telegram.send_message(run.chat_id, parts[index], timeout=(min(CONNECT_TIMEOUT, per_call), per_call))
         except UpstreamError as exc:
             if exc.transient:
                 _retry(run, item, exc)
@@ -246,7 +249,7 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
 
 
 def _retry(run: _Run, item: QueueItem, exc: Exception) -> None:
-    at = now()
+    at = run.deps.now()
     retry_after = getattr(exc, "retry_after", None)
     run.pause(at + (retry_after if retry_after else BACKOFF_BASE))
     run.halted = True
@@ -262,37 +265,37 @@ def _retry(run: _Run, item: QueueItem, exc: Exception) -> None:
 
 
 def _settle_dead(run: _Run, item: QueueItem, reason: str) -> None:
-    run.storage.bury(QUEUE, item.id, item.token or "", reason=reason, now=now())
+    run.storage.bury(QUEUE, item.id, item.token or "", reason=reason, now=run.deps.now())
     run.settled.add(item.id)
     run.counts["dead"] += 1
     log.error("outbox message %s dead-lettered: %s", item.id, reason)
 
 
-def deliver_soon() -> None:
+def deliver_soon(deps: Deps) -> None:
     """The bounded, best-effort delivery right after accepting: never raises, never waits past
     ``OUTBOX_INLINE_SECONDS`` (0 turns it off)."""
-    budget = current_app.config["OUTBOX_INLINE_SECONDS"]
-    if not budget or not configured(current_app.config):
+    budget = deps.settings["OUTBOX_INLINE_SECONDS"]
+    if not budget or not configured(deps.settings):
         return
     try:
-        deliver(limit=BATCH, deadline=time.monotonic() + budget)
+        deliver(deps, limit=BATCH, deadline=time.monotonic() + budget)
     except StorageError as exc:
         log.warning("delivery right after accepting failed; the worker will retry: %s", exc)
     except Exception:  # the message is stored; its delivery must never fail the request
         log.exception("delivery right after accepting failed; the worker will retry")
 
 
-def work(stop: threading.Event, interval: float) -> None:
+def work(deps: Deps, stop: threading.Event, interval: float) -> None:
     """Deliver until ``stop`` is set: at once while messages keep coming, else every ``interval`` s.
 
     A storage outage or any other failed round is logged and waited out; the message being sent when
     ``stop`` is set is finished first.
     """
-    if not configured(current_app.config):
+    if not configured(deps.settings):
         log.warning("Telegram is not configured: messages stay in the outbox (see `flask outbox list`)")
     while not stop.is_set():
         try:
-            summary = deliver(should_stop=stop.is_set)
+            summary = deliver(deps, should_stop=stop.is_set)
         except StorageError as exc:
             log.warning("outbox delivery paused, storage not answering: %s", exc)
             summary = {}

@@ -17,10 +17,11 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from ..core.clock import now, utc_date
-from ..core.db import get_storage
+from ..core import deps as app_deps
+from ..core.clock import utc_date
+from ..core.deps import Deps
 from ..core.errors import Invalid, ServiceError, UnsupportedMediaType
 from ..core.ratelimit import enforce
 from ..storage.base import new_id
@@ -67,16 +68,15 @@ def _page(data: dict[str, Any]) -> str:
     return ""
 
 
-def _turnstile(data: dict[str, Any], ip: str) -> str:
+def _turnstile(deps: Deps, data: dict[str, Any], ip: str) -> str:
     """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; `Invalid` on a failed check."""
     from ..core.upstream import UpstreamError
-    from . import turnstile
+    from .turnstile import Turnstile
 
-    config = current_app.config
     token = data.get(contact.TURNSTILE_FIELD)
     try:
-        passed, codes = turnstile.verify(config["TURNSTILE_VERIFY_URL"], config["TURNSTILE_SECRET"],
-                                         token.strip() if isinstance(token, str) else "", ip)
+        passed, codes = deps.client("turnstile", Turnstile.from_settings).verify(
+            token.strip() if isinstance(token, str) else "", ip)
     except UpstreamError as exc:
         # Cloudflare being unreachable is not the visitor's fault: keep the message, flagged
         log.warning("Turnstile could not be asked (%s); accepting the message unchecked", exc)
@@ -109,16 +109,17 @@ def submit():
 
 def _submit():
     data = _submitted()
-    at = now()
+    deps = app_deps.current()
+    at = deps.now()
     if contact.honeypot_filled(data):
         log.info("contact form honeypot filled; message dropped")
         return _accepted(new_id(at))
     message: dict[str, Any] = contact.validate(data)
-    config = current_app.config
-    storage = get_storage()
+    config = deps.settings
+    storage = deps.storage
     ip = request.remote_addr or ""
     # the human check comes first: bots that fail it must not use up the form's global limit
-    turnstile = _turnstile(data, ip) if config["TURNSTILE_SECRET"] else None
+    turnstile = _turnstile(deps, data, ip) if config["TURNSTILE_SECRET"] else None
     enforce(storage, config["CONTACT_RATE_LIMIT"], "contact", subject_hash(config["SECRET_KEY"], utc_date(at), ip),
             at, "too many messages from this address; please try again later")
     enforce(storage, config["CONTACT_GLOBAL_RATE_LIMIT"], "contact-all", "all", at,
@@ -126,6 +127,6 @@ def _submit():
     message["page"] = _page(data)
     if turnstile is not None:
         message["turnstile"] = turnstile
-    item = outbox.accept(storage, message, at=at)
-    outbox.deliver_soon()
+    item = outbox.accept(deps, message, at=at)
+    outbox.deliver_soon(deps)
     return _accepted(item.id)

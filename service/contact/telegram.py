@@ -7,6 +7,12 @@ visitor wrote is escaped with `escape` *and* placed inside ``<code>`` or
 ``<pre>`` by the caller: it cannot open a tag, close ours, make a link or
 notify anyone.
 
+`Telegram` is the Bot API client, one per app (``deps.client("telegram",
+Telegram.from_settings)``): its one `requests.Session` is shared by every
+thread of the app (a gunicorn worker's threads, the loop worker): it keeps
+no cookies or per-request state here, and urllib3's connection pool it
+wraps is thread-safe.
+
 The bot token is part of the URL path (``/bot<token>/sendMessage``). It never
 reaches an exception message (errors are rebuilt from the status and
 Telegram's description, without the request's exception chain, and
@@ -18,14 +24,14 @@ that print the path included).
 from __future__ import annotations
 
 import html
-import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
 from ..core import redaction
-from ..core.upstream import TIMEOUT, UpstreamError, classify, header_seconds, session
+from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
 
 #: Telegram's limit for one message: characters after entity parsing, counted in UTF-16 code units.
 MAX_LENGTH = 4096
@@ -33,20 +39,10 @@ MAX_LENGTH = 4096
 #: Statuses that say the bot's credentials are wrong, not the message: keep it and try later.
 _CREDENTIALS = (401, 404)
 
-_local = threading.local()
-
 
 # urllib3 logs the request path ("POST /bot<token>/sendMessage") at DEBUG: make sure records are redacted
 # even when this client is used without an app.
 redaction.install()
-
-
-def _session() -> requests.Session:
-    # one session per thread: requests does not promise a Session is thread-safe
-    s = getattr(_local, "session", None)
-    if s is None:
-        s = _local.session = session()
-    return s
 
 
 def escape(text: str) -> str:
@@ -91,25 +87,39 @@ def split(text: str, first: int, rest: int) -> list[str]:
     return pieces
 
 
-def send_message(api_url: str, token: str, chat_id: str, text: str, *,
-                 timeout: float | tuple[float, float] = TIMEOUT) -> int | None:
-    """Send one HTML-mode message without a link preview; return Telegram's message id.
+class Telegram(Client):
+    """The Bot API at ``TELEGRAM_API_URL`` for the bot ``TELEGRAM_BOT_TOKEN``; calls time out after
+    ``TELEGRAM_TIMEOUT`` s of reading unless a call says otherwise."""
 
-    Raises `UpstreamError`: ``transient`` for timeouts, connection errors,
-    5xx, 429 (``retry_after`` from ``parameters.retry_after``) and a refused
-    token (401/404: the bot's settings are wrong, the message is not);
-    permanent for every other 4xx (chat not found, bot blocked, bad text).
-    A 2xx counts as sent even if its body is odd: sending again would
-    duplicate the message.
-    """
-    import requests
-    url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
-    body = {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
-            "link_preview_options": {"is_disabled": True}}
-    try:
-        response = _session().post(url, json=body, timeout=timeout)
-    except requests.RequestException as exc:
-        raise classify(exc) from None
+    def __init__(self, api_url: str, token: str, *, read_timeout: float = TIMEOUT[1]):
+        super().__init__(api_url, read_timeout=read_timeout)
+        self._path = f"/bot{token}/sendMessage"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Telegram:
+        return cls(settings["TELEGRAM_API_URL"], settings["TELEGRAM_BOT_TOKEN"] or "",
+                   read_timeout=settings["TELEGRAM_TIMEOUT"])
+
+    def send_message(self, chat_id: str, text: str, *,
+                     timeout: float | tuple[float, float] | None = None) -> int | None:
+        """Send one HTML-mode message to ``chat_id`` without a link preview; return Telegram's message id.
+
+        ``timeout`` is ``(connect, read)`` seconds for this call (default: the client's). Raises
+        `UpstreamError`: ``transient`` for timeouts, connection errors,
+        5xx, 429 (``retry_after`` from ``parameters.retry_after``) and a refused
+        token (401/404: the bot's settings are wrong, the message is not);
+        permanent for every other 4xx (chat not found, bot blocked, bad text).
+        A 2xx counts as sent even if its body is odd: sending again would
+        duplicate the message.
+        """
+        body = {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
+                "link_preview_options": {"is_disabled": True}}
+        response = self.request("POST", self._path, json=body, timeout=timeout)
+        return _message_id(response)
+
+
+def _message_id(response: requests.Response) -> int | None:
+    """The sent message's id from a sendMessage answer, or the `UpstreamError` it means (see `send_message`)."""
     answer = _json(response)
     if 200 <= response.status_code < 300:
         result = answer.get("result")

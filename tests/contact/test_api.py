@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from service.contact.turnstile import Turnstile
 from service.storage import DEAD, DONE, PENDING, open_storage
 
 from ..fakes import Reply, echo
@@ -346,6 +347,12 @@ def test_turnstile_pass_and_fail(make_app, upstream, backend):
     assert failed.get_json()["codes"] == ["invalid-input-response"]
     [item] = stored(app)[PENDING]
     assert item.payload["turnstile"] == "passed"
+
+    def rebuild(settings):
+        raise AssertionError("the app's Turnstile client was built again")
+
+    turnstile = app.extensions["vitae.deps"].client("turnstile", rebuild)  # one client per app, both checks
+    assert isinstance(turnstile, Turnstile) and turnstile.base_url == upstream.url + SITEVERIFY
 
 
 def test_turnstile_answers_pass_on_only_documented_codes(make_app, upstream):

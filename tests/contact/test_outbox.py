@@ -19,6 +19,7 @@ import pytest
 
 from service import tasks
 from service.contact import outbox
+from service.contact.telegram import Telegram
 from service.storage import DEAD, DONE, PENDING
 
 from ..fakes import Reply
@@ -84,8 +85,7 @@ def submit(client, sender: str, text: str) -> str:
 
 
 def deliver(app, **kwargs):
-    with app.app_context():
-        return outbox.deliver(**kwargs)
+    return outbox.deliver(app.extensions["vitae.deps"], **kwargs)
 
 
 def store(app):
@@ -225,6 +225,34 @@ def test_two_workers_at_once_never_send_a_message_twice(make_app, upstream, cloc
     assert sorted(fake.ids()) == sorted(ids) and len(fake.ids()) == 60
     assert by_worker["first"] > 0 and by_worker["second"] > 0, by_worker
     assert_sender_order(fake)
+
+
+def test_threads_of_one_app_share_its_telegram_client(make_app, upstream, clock):
+    """Two threads of one app deliver through the app's one Telegram client: every message once, in order."""
+    fake = FakeTelegram(upstream, clock, delay=0.01)
+    app = telegram_app(make_app, "sqlite", upstream)
+    ids = [submit(app.test_client(), f"t{n % 4}", f"t{n % 4} #{n // 4}") for n in range(24)]
+    deps = app.extensions["vitae.deps"]
+    for _ in range(10):
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=lambda gate: (gate.wait(), deliver(app)), args=(barrier,))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        if not store(app).items("outbox", PENDING):
+            break
+        clock.advance(app.config["OUTBOX_LEASE_SECONDS"] + 1)
+    assert store(app).queue_counts("outbox") == {PENDING: 0, DONE: 24, DEAD: 0}
+    assert sorted(fake.ids()) == sorted(ids) and len(fake.ids()) == 24
+    assert_sender_order(fake)
+
+    def rebuild(settings):
+        raise AssertionError("the app's Telegram client was built again")
+
+    client = deps.client("telegram", rebuild)  # built once, on the first delivery
+    assert isinstance(client, Telegram) and client._session is not None
 
 
 # -- backoff, dead letters, order ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import html.parser
 import logging
 import traceback
@@ -9,7 +10,7 @@ import traceback
 import pytest
 
 from service.contact.form import render
-from service.contact.telegram import MAX_LENGTH, send_message, split, utf16_length
+from service.contact.telegram import MAX_LENGTH, Telegram, split, utf16_length
 from service.core.upstream import UpstreamError
 
 from ..fakes import Reply, echo
@@ -17,6 +18,11 @@ from ..servers import free_port
 
 TOKEN = "123456789:AAE-test_TOKEN-value"
 PATH = f"/bot{TOKEN}/sendMessage"
+
+
+def send_message(api_url, token, chat_id, text, **kwargs):
+    """One sendMessage with a new client for the bot ``token`` at ``api_url``."""
+    return Telegram(api_url, token).send_message(chat_id, text, **kwargs)
 HOSTILE = {
     "name": '<a href="https://evil.example/">click</a> & </b><b>',
     "email": "x&y@example.com",
@@ -72,6 +78,27 @@ def test_send_message_posts_html_without_preview(upstream):
     assert call.headers["user-agent"].startswith("vitae/")
     assert call.json() == {"chat_id": "-1001234", "text": "<b>hi</b>", "parse_mode": "HTML",
                            "link_preview_options": {"is_disabled": True}}
+
+
+def test_one_client_serves_many_threads_at_once(upstream):
+    """The app keeps one client (one session) for every thread: concurrent sends each get their own answer."""
+    upstream.script("POST", PATH, lambda recorded: Reply(200, json={"ok": True, "result": {
+        "message_id": int(recorded.json()["text"])}}, delay=0.02))
+    client = Telegram(upstream.url, TOKEN)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: client.send_message("1", str(n)), range(48)))
+    assert answers == list(range(48))
+    assert sorted(int(call.json()["text"]) for call in upstream.calls("POST", PATH)) == list(range(48))
+
+
+def test_from_settings_takes_url_token_and_timeout(upstream):
+    upstream.script("POST", PATH, Reply(200, json={"ok": True, "result": {"message_id": 7}}, delay=0.5))
+    client = Telegram.from_settings({"TELEGRAM_API_URL": upstream.url + "/", "TELEGRAM_BOT_TOKEN": TOKEN,
+                                     "TELEGRAM_TIMEOUT": 0.2})
+    with pytest.raises(UpstreamError) as caught:  # TELEGRAM_TIMEOUT is the read timeout
+        client.send_message("1", "x")
+    assert caught.value.transient and "timed out" in str(caught.value)
+    assert client.send_message("1", "x", timeout=(0.5, 2.0)) == 7
 
 
 def _error(upstream, reply) -> UpstreamError:
