@@ -31,9 +31,9 @@ from redis.retry import Retry
 from .base import (
     DEAD,
     DONE,
+    OTHER,
     PENDING,
     QUEUE_STATES,
-    OTHER,
     ConfigurationError,
     Hit,
     HitResult,

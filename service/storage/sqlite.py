@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 from .base import (
     DEAD,
     DONE,
+    OTHER,
     PENDING,
     QUEUE_STATES,
-    OTHER,
     ConfigurationError,
     Hit,
     HitResult,
