@@ -51,10 +51,12 @@ def _limit():
 
 
 def check_token(given: str) -> None:
-    """Accept ``given`` if it is STATS_TOKEN; else 401 (counted) or 429 once the window is full."""
+    """Accept ``given`` if it is STATS_TOKEN; else 401 (counted unless empty) or 429 once the window is full."""
     token = current_app.config["STATS_TOKEN"]
     if not token:
         raise APIError(404, "stats_disabled", "stats are not served: set STATS_TOKEN or STATS_PUBLIC")
+    if not given:  # no attempt: nothing to count
+        raise APIError(401, "unauthorized", "wrong or missing stats password", headers={"WWW-Authenticate": "Bearer"})
     storage = get_storage()
     rate, limit = _limit()
     if limit is not None and int(storage.get(limit.key) or 0) >= limit.max:
