@@ -71,14 +71,13 @@ end
 local function tally(first, last)
   for i = first, last do
     local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
-    local member = ARGV[a]
-    if redis.call('HEXISTS', key, member) == 0
-        and redis.call('HLEN', key) - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then
-      member = ARGV[11]
+    local member, held = ARGV[a], -1
+    if redis.call('HEXISTS', key, member) == 0 then
+      held = redis.call('HLEN', key)
+      if held > 0 and held - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then member = ARGV[11] end
     end
-    if redis.call('HINCRBY', key, member, 1) == 1 and redis.call('PTTL', key) < 0 then
-      redis.call('PEXPIRE', key, ARGV[a + 2])
-    end
+    redis.call('HINCRBY', key, member, 1)
+    if held == 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end  -- a new key: its retention starts now
   end
 end
 if ARGV[1] == '1' then
