@@ -214,3 +214,34 @@ def test_alerts_are_deduplicated_per_interval_and_a_dead_letter_raises_one(make_
     alert = upstream.calls("POST", PATH)[1].json()["text"]
     assert "dead-lettered" in alert and "chat not found" in alert
     assert storage.queue_counts(QUEUE)[DONE] == 1
+
+
+def test_storage_errors_over_the_threshold_raise_one_alert(make_app, upstream):
+    from service.stats import notify
+
+    app = telegram(make_app, upstream, STATS_ALERT_STORAGE_ERRORS="3", STATS_DIGEST="false")
+    storage = app.extensions["vitae.storage"]
+    with app.app_context():
+        notify._errors.clear()
+        for _ in range(2):
+            notify.storage_failed()
+        assert storage.queue_counts(QUEUE)[PENDING] == 0  # under the threshold
+        notify.storage_failed()
+        assert storage.queue_counts(QUEUE)[PENDING] == 1
+        for _ in range(3):  # over it again, within the interval: no second alert
+            notify.storage_failed()
+        assert storage.queue_counts(QUEUE)[PENDING] == 1
+    assert "storage errors" in storage.items(QUEUE)[0].payload["html"]
+
+
+def test_spotify_needing_reauthorisation_raises_an_alert(make_app, upstream, clock):
+    app = telegram(make_app, upstream, STATS_DIGEST="false", SPOTIFY_API_URL=f"{upstream.url}/v1",
+                   SPOTIFY_ACCOUNTS_URL=upstream.url, SPOTIFY_CLIENT_ID="abc123", SPOTIFY_CLIENT_SECRET="s",
+                   SPOTIFY_REFRESH_TOKEN="r")
+    upstream.script("POST", "/api/token", Reply(400, json={"error": "invalid_grant"}))
+    client = app.test_client()
+    assert client.get("/api/spotify").json["error"] == "reauthorization_required"
+    clock.advance(120)  # a later request: the alert is not repeated within STATS_ALERT_INTERVAL
+    client.get("/api/spotify")
+    pending = app.extensions["vitae.storage"].items(QUEUE)
+    assert len(pending) == 1 and "flask spotify authorize" in pending[0].payload["html"]
