@@ -128,6 +128,13 @@ def test_owner_cookie_is_scoped_signed_and_short_lived(make_app):
     assert "Set-Cookie" not in view(client, "/").headers
 
 
+def test_the_page_needs_the_origin_secret_like_the_api(make_app):
+    client = make_app(STATS_PUBLIC="true", ORIGIN_SECRET="from-the-cdn").test_client()
+    assert client.get("/stats").status_code == 403
+    assert client.get("/stats", headers={"X-Origin-Verify": "from-the-cdn"}).status_code == 200
+    assert client.get("/api/stats").status_code == 403
+
+
 def test_stats_are_not_served_without_a_token_and_public_when_asked(make_app):
     assert make_app().test_client().get("/api/stats").status_code == 404
     assert make_app().test_client().get("/stats").status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hmac
 import io
 import os
 from urllib.parse import urlencode
@@ -23,6 +24,14 @@ api = Blueprint("stats_api", __name__)
 _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (utm_source)",
            "mediums": "Mediums (utm_medium)", "campaigns": "Campaigns (utm_campaign)", "browsers": "Browsers",
            "devices": "Devices", "countries": "Countries"}
+
+
+@page.before_request
+def through_the_cdn():
+    """With ORIGIN_SECRET set, /stats answers only requests carrying it, like /api (the CDN adds it)."""
+    secret = current_app.config["ORIGIN_SECRET"]
+    if secret and not hmac.compare_digest(request.headers.get("X-Origin-Verify", "").encode(), secret.encode()):
+        raise APIError(403, "forbidden", "requests must come through the site's CDN")
 
 
 def _report() -> dict:

@@ -358,7 +358,8 @@ class DynamoDBStorage(Storage):
         if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool, self._pool_pid = ThreadPoolExecutor(8, thread_name_prefix="dynamodb"), os.getpid()
+            # 10: botocore's connection pool; a new visitor's second step (2 counters + 7 tallies) fits at once
+            self._pool, self._pool_pid = ThreadPoolExecutor(10, thread_name_prefix="dynamodb"), os.getpid()
         futures = [self._pool.submit(call) for call in calls]
         return [future.result() for future in futures]
 
