@@ -128,6 +128,14 @@ def test_owner_cookie_is_scoped_signed_and_short_lived(make_app):
     assert "Set-Cookie" not in view(client, "/").headers
 
 
+def test_the_stylesheets_are_served_even_without_the_site(make_app, tmp_path):
+    client = make_app(STATS_PUBLIC="true", SITE_DIR=str(tmp_path / "nowhere")).test_client()
+    own = client.get("/stats/stats.css")
+    assert own.status_code == 200 and own.mimetype == "text/css" and b":where(:root)" in own.data
+    site = client.get("/stats/site.css")  # the source stylesheet of a checkout, or an empty one
+    assert site.status_code == 200 and site.mimetype == "text/css"
+
+
 def test_the_page_needs_the_origin_secret_like_the_api(make_app):
     client = make_app(STATS_PUBLIC="true", ORIGIN_SECRET="from-the-cdn").test_client()
     assert client.get("/stats").status_code == 403

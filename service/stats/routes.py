@@ -147,12 +147,16 @@ def logout():
 
 @page.get("/site.css")
 def stylesheet():
-    """The site's own stylesheet (the built, fingerprinted one when there is a build; else its source)."""
+    """The site's own stylesheet (the built, fingerprinted one when there is a build; else its source; else
+    an empty one)."""
     built = os.path.join(site_dir(current_app), "assets")
     names = sorted(n for n in os.listdir(built) if n.startswith("site.") and n.endswith(".css")) \
         if os.path.isdir(built) else []
     path = os.path.join(built, names[-1]) if names else os.path.join(
         os.path.dirname(current_app.root_path), "site", "assets", "site.css")
+    if not os.path.isfile(path):  # on Lambda the site lives in S3: stats.css carries the page alone
+        return Response("/* the site's stylesheet is not on this host */\n", mimetype="text/css",
+                        headers={"Cache-Control": "public, max-age=300"})
     return send_file(path, mimetype="text/css", max_age=300)
 
 
