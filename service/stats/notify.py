@@ -126,7 +126,7 @@ def alert(kind: str, text: str) -> bool:
         storage = get_storage()
         if not storage.add(f"stats:alert:{kind}", str(now()), ttl=config["STATS_ALERT_INTERVAL"]):
             return False
-        outbox.notify(storage, f"<b>Alert</b>: {escape(text)}", at=now())
+        outbox.notify(storage, f"<b>Alert</b>: {escape(text[:1000])}", at=now())  # cut before escaping: whole entities
     except StorageError as exc:
         log.warning("alert %s not queued, storage not answering: %s", kind, exc)
         return False
