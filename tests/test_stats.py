@@ -185,8 +185,8 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
     from service.stats import notify
 
     notify._sent_period.clear()
-    # 2027-01-15 is a Friday: the digest is set for Fridays at 07:00 UTC, so it is due (08:00)
-    app = telegram(make_app, upstream, backend, STATS_DIGEST_DAY="fri", STATS_DIGEST_HOUR="7")
+    # 2027-01-15 08:00 is a Friday: the digest is set for Fridays at 08:00 UTC, so it is due
+    app = telegram(make_app, upstream, backend, STATS_DIGEST_DAY="fri", STATS_DIGEST_HOUR="8")
     client = app.test_client()
     clock.advance(-86400)  # a view the day before, inside the digest's week
     view(client, "/blog/1", referrer="https://lobste.rs/")
@@ -196,6 +196,9 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
         notify._sent_period.clear()  # as if another worker process: the storage claim still holds
         assert notify.send_digest() is False
         assert outbox.deliver()["delivered"] == 1
+        notify._sent_period.clear()
+        clock.advance(3600)  # past the digest's hour: a worker starting now sends nothing
+        assert notify.send_digest() is False
     text = upstream.calls("POST", PATH)[0].json()["text"]
     assert "Views: 1 (new on the week before)" in text and "/blog/1" in text and "lobste.rs" in text
     assert "Contact messages received: 0" in text

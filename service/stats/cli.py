@@ -51,7 +51,7 @@ def show_command(name: str, start: str | None, end: str | None, top: int, as_jso
 
 
 @stats_cli.command("digest")
-@click.option("--force", is_flag=True, help="Queue it now even if this week's was sent or it is not due.")
+@click.option("--force", is_flag=True, help="Queue the latest week's now even if it was sent or is not due.")
 def digest_command(force: bool):
     """Queue the weekly digest for Telegram when it is due (the worker and the schedule do this too)."""
     try:

@@ -5,8 +5,9 @@ contact messages, by the compose worker or the Lambda schedule. Nothing is
 queued when Telegram is not configured or the feature is switched off
 (``STATS_DIGEST``, ``STATS_ALERTS``).
 
-* The digest is due once the week's ``STATS_DIGEST_DAY`` at
-  ``STATS_DIGEST_HOUR`` (UTC) has passed; it covers the seven days before
+* The digest is due during the week's ``STATS_DIGEST_DAY`` at
+  ``STATS_DIGEST_HOUR`` (UTC), for that hour (no worker running then: no
+  digest that week); it covers the seven days before
   that moment against the seven before them. Whoever sees it due first
   claims the week with ``add("stats:digest:<date>")`` (set-if-absent), so
   several workers and the schedule send it once.
@@ -36,6 +37,9 @@ from . import report
 log = logging.getLogger(__name__)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Seconds after the scheduled moment in which the digest may go out (the worker looks every few seconds,
+#: the Lambda schedule every 5 minutes).
+DIGEST_WINDOW = 3600
 #: Rows of each list in the digest.
 DIGEST_TOP = 5
 #: The window in which storage errors are counted for the alert (seconds).
@@ -92,6 +96,8 @@ def send_digest(*, force: bool = False) -> bool:
     at = now()
     moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"])
     period = moment.date().isoformat()
+    if not force and at >= moment.timestamp() + DIGEST_WINDOW:
+        return False  # past the digest's hour: a worker started later in the week does not send last week's
     if not force:
         if _sent_period.get(config["STORAGE_URL"]) == period:
             return False
