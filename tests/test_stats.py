@@ -175,8 +175,9 @@ PATH = "/botT0KEN/sendMessage"
 
 def telegram(make_app, upstream, backend="sqlite", **settings):
     upstream.script("POST", PATH, Reply(200, json={"ok": True, "result": {"message_id": 1}}))
-    return make_app(backend, TELEGRAM_BOT_TOKEN="T0KEN", TELEGRAM_CHAT_ID="1001", TELEGRAM_API_URL=upstream.url,
-                    OUTBOX_INLINE_SECONDS="0", STATS_TOKEN=TOKEN, **settings)
+    return make_app(backend, **{"TELEGRAM_BOT_TOKEN": "T0KEN", "TELEGRAM_CHAT_ID": "1001",
+                                "TELEGRAM_API_URL": upstream.url, "OUTBOX_INLINE_SECONDS": "0", "STATS_TOKEN": TOKEN,
+                                "STATS_DIGEST": "true", "STATS_ALERTS": "true", **settings})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -208,7 +209,10 @@ def test_nothing_is_sent_when_switched_off_or_telegram_is_missing(make_app, upst
     from service.stats import notify
 
     notify._sent_period.clear()
-    for app in (make_app(STATS_TOKEN=TOKEN), telegram(make_app, upstream, STATS_DIGEST="false", STATS_ALERTS="false")):
+    apps = (make_app(STATS_TOKEN=TOKEN, STATS_DIGEST="true", STATS_ALERTS="true"),  # no Telegram
+            telegram(make_app, upstream, STATS_DIGEST="false", STATS_ALERTS="false"),  # switched off
+            make_app(STATS_TOKEN=TOKEN, TELEGRAM_BOT_TOKEN="T0KEN", TELEGRAM_CHAT_ID="1001"))  # off by default
+    for app in apps:
         with app.app_context():
             assert notify.send_digest() is False
             assert notify.alert("dead_letter", "x") is False
