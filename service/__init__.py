@@ -30,7 +30,7 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from . import api, blogpages, cli, db, errors, logs, redaction, security, site
+    from . import api, blogpages, cli, db, errors, logs, redaction, security, site, stats
     from . import config as settings
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
@@ -62,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     api.register(app)
     blogpages.init_app(app)
+    stats.init_app(app)
     site.init_app(app)
     cli.init_app(app)
     return app

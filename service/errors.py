@@ -98,6 +98,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
         log.error("storage unavailable: %s", exc)
+        from .stats.notify import storage_failed
+
+        storage_failed()
         return error_response(503, "storage_unavailable", "storage is not answering; try again shortly",
                               headers={"Retry-After": "5"})
 

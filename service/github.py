@@ -48,13 +48,22 @@ def call(path: str, *, params: dict[str, Any] | None = None, etag: str | None = 
             until = now + cache.FAILURE_TTL
         until = min(until, now + MAX_PAUSE)
         cache.hold("github", until)
+        _rate_limit_alert(until)
         exc.retry_after = until - now
         raise
     if answer.remaining == 0 and answer.reset:
         now = clock_now()
         if answer.reset > now:
             cache.hold("github", min(answer.reset, now + MAX_PAUSE))
+            _rate_limit_alert(min(answer.reset, now + MAX_PAUSE))
     return answer
+
+
+def _rate_limit_alert(until: float) -> None:
+    from .stats.notify import alert
+
+    alert("github_rate_limit", f"GitHub's rate limit is spent until {int(until - clock_now())} s from now"
+          + ("" if current_app.config["GITHUB_TOKEN"] else "; a GITHUB_TOKEN raises it to 5,000 requests/h"))
 
 
 def html_base() -> str:

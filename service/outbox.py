@@ -46,7 +46,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import cache
-from .clock import now
+from .clock import now, utc_date
 from .db import get_storage
 from .redaction import redact
 from .storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, StorageError
@@ -71,6 +71,8 @@ LEASE_RESERVE = 1.0
 DEFER = 1.0
 
 _NUMBER_KEY = "outbox:number"
+#: Payload kind of an owner notice (stats digest, alert): ready Telegram HTML, not a contact message.
+NOTICE = "notice"
 #: The upstream name under which a delivery pause is held (`cache.hold`), shared by every worker.
 TELEGRAM = "telegram"
 
@@ -81,7 +83,18 @@ def accept(storage: Storage, message: dict[str, Any], *, at: float) -> QueueItem
     Raises `StorageError` if the storage does not take it.
     """
     number = storage.incr(_NUMBER_KEY)
+    storage.incr(received_key(utc_date(at)))
     return storage.enqueue(QUEUE, {**message, "number": number, "received_at": at}, now=at)
+
+
+def received_key(date: str) -> str:
+    """The counter of contact messages accepted on a UTC day (the weekly digest reads it)."""
+    return f"outbox:received:{date}"
+
+
+def notify(storage: Storage, html: str, *, at: float) -> QueueItem:
+    """Queue a notice for the owner: ``html`` (Telegram HTML, under 4096 characters) is sent as it is."""
+    return storage.enqueue(QUEUE, {"kind": NOTICE, "html": html[:4000], "received_at": at}, now=at)
 
 
 def configured(config: dict[str, Any]) -> bool:
@@ -216,7 +229,7 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
         run.counts["deferred"] += 1
         return
     try:
-        parts = render(item.id, item.payload)
+        parts = [str(item.payload["html"])] if item.payload.get("kind") == NOTICE else render(item.id, item.payload)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         _settle_dead(run, item, f"malformed message ({type(exc).__name__}); not sent")
         return
@@ -271,6 +284,10 @@ def _settle_dead(run: _Run, item: QueueItem, reason: str) -> None:
     run.settled.add(item.id)
     run.counts["dead"] += 1
     log.error("outbox message %s dead-lettered: %s", item.id, reason)
+    if item.payload.get("kind") != NOTICE:  # a notice that cannot be sent must not queue another
+        from .stats.notify import alert
+
+        alert("dead_letter", f"contact message {item.id} was dead-lettered: {reason}")
 
 
 def deliver_soon() -> None:
@@ -295,7 +312,10 @@ def work(stop: threading.Event, interval: float) -> None:
     """
     if not configured(current_app.config):
         log.warning("Telegram is not configured: messages stay in the outbox (see `flask outbox list`)")
+    from .stats.notify import digest_if_due
+
     while not stop.is_set():
+        digest_if_due()
         try:
             summary = deliver(should_stop=stop.is_set)
         except StorageError as exc:

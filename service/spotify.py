@@ -74,6 +74,10 @@ def _fetch(previous: cache.Entry | None) -> cache.Entry:
         log.error("Spotify refused the refresh token (it expired or was revoked): run `flask spotify authorize` "
                   "and set SPOTIFY_REFRESH_TOKEN to the token it prints")
         cache.hold(REAUTHORIZE, clock_now() + cache.FAILURE_TTL)
+        from .stats.notify import alert
+
+        alert("spotify_reauthorize", "Spotify refused the refresh token: run `flask spotify authorize` and set "
+              "SPOTIFY_REFRESH_TOKEN")
         raise _reauthorization_required() from None
     except UpstreamError as exc:
         if exc.status == 429 or exc.retry_after:

@@ -1,6 +1,7 @@
 """Functions that scheduled events call (Zappa's ``events`` in zappa_settings.json).
 
-Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule.
+Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule
+(it also queues the weekly stats digest when due).
 The app is built once per Lambda container and reused by later invocations.
 """
 
@@ -44,6 +45,9 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     if callable(remaining):
         deadline = time.monotonic() + remaining() / 1000 - LAMBDA_RESERVE
     with app.app_context():
+        from .stats.notify import digest_if_due
+
+        digest_if_due()  # the weekly digest, when due, goes out in this same delivery
         summary = outbox.deliver(deadline=deadline)
         summary["pending"] = get_storage().queue_counts(outbox.QUEUE)["pending"]
     log.info("outbox delivery: %s", summary)

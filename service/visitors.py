@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from .clock import utc_date
@@ -23,7 +24,7 @@ from .config import Rate
 from .errors import APIError
 from .privacy import subject_hash, visitor_hash
 from .ratelimit import too_many, window
-from .storage import Hit, Storage
+from .storage import Hit, Storage, Tally
 
 MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
@@ -91,8 +92,9 @@ def read(storage: Storage, path: str) -> dict:
 
 
 def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
-          rate: Rate | None) -> dict:
-    """Count one view of ``path``; raise a 429 `APIError` when the visitor's rate limit is full."""
+          rate: Rate | None, tally: Sequence[Tally] = (), unique_tally: Sequence[Tally] = ()) -> dict:
+    """Count one view of ``path`` (with the owner's stats `Tally`s, in the same step); raise a 429
+    `APIError` when the visitor's rate limit is full."""
     date = utc_date(now)
     unique = None
     if not visit.opted_out:
@@ -104,6 +106,8 @@ def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str,
         unique=unique,
         unique_incr=["site:uniques", f"site:day:{date}:uniques"],
         read=_read_keys(path),
+        tally=tally,
+        unique_tally=unique_tally,
     ))
     if not result.allowed:
         raise too_many(rate, now, "too many page views from this address; try again later")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import visitors
-from ..clock import now
+from ..clock import now, utc_date
 from ..db import get_storage
 from ..errors import APIError
 from ..privacy import is_bot, opted_out
+from ..stats import counting as stats
 from ..widgets import query_int
 
 bp = Blueprint("visitors", __name__)
@@ -33,8 +34,12 @@ def count_view():
         return _no_store(jsonify(visitors.read(storage, path)))
     config = current_app.config
     visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
-    answer = visitors.count(storage, path, visit, now=now(), secret=config["SECRET_KEY"], site=config["SITE_URL"],
-                            rate=config["VISITOR_RATE_LIMIT"])
+    at = now()
+    found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
+    tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
+                                        retention_days=config["STATS_RETENTION_DAYS"])
+    answer = visitors.count(storage, path, visit, now=at, secret=config["SECRET_KEY"], site=config["SITE_URL"],
+                            rate=config["VISITOR_RATE_LIMIT"], tally=tally, unique_tally=unique_tally)
     return _no_store(jsonify(answer))
 
 
