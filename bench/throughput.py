@@ -51,7 +51,7 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/201
 """
 POST_SCRIPT = _VISITOR + """
 wrk.method = "POST"
-wrk.body = '{"path": "/"}'
+wrk.body = '{"path": "/", "referrer": "https://news.example/item", "query": "?utm_source=bench&utm_campaign=launch"}'
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   visitor()

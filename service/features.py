@@ -8,7 +8,7 @@ features that have a card (`WIDGETS`).
 
 from __future__ import annotations
 
-from . import blog, contact, github, health, site, spotify, visitors
+from . import blog, contact, github, health, site, spotify, stats, visitors
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
 
@@ -19,6 +19,7 @@ FEATURES: tuple[Feature, ...] = (
     github.FEATURE,
     blog.FEATURE,
     contact.FEATURE,
+    stats.FEATURE,
     site.FEATURE,
 )
 

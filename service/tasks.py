@@ -1,6 +1,7 @@
 """Functions that scheduled events call (Zappa's ``events`` in zappa_settings.json).
 
-Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule.
+Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule
+(it also queues the weekly stats digest when due).
 The app is built once per Lambda container and reused by later invocations,
 with its `Deps` (storage, settings, clock and upstream clients, their
 sessions kept warm between invocations).
@@ -44,6 +45,7 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         deadline = time.monotonic() + remaining() / 1000 - LAMBDA_RESERVE
+    deps.emit("periodic")  # jobs due now and then (the owner's weekly digest) go out in this same delivery
     summary = outbox.deliver(deps, deadline=deadline)
     summary["pending"] = deps.storage.queue_counts(outbox.QUEUE)["pending"]
     log.info("outbox delivery: %s", summary)

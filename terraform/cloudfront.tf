@@ -10,6 +10,10 @@ data "aws_cloudfront_origin_request_policy" "all_viewer_except_host_header" {
   name = "Managed-AllViewerExceptHostHeader"
 }
 
+data "aws_cloudfront_cache_policy" "caching_disabled" {
+  name = "Managed-CachingDisabled"
+}
+
 resource "aws_cloudfront_origin_access_control" "site" {
   name                              = "${local.name}-site"
   description                       = "CloudFront signs its requests to the ${local.name} site bucket."
@@ -213,6 +217,24 @@ resource "aws_cloudfront_distribution" "site" {
     function_association {
       event_type   = "viewer-request"
       function_arn = aws_cloudfront_function.viewer_request.arn
+    }
+  }
+
+  # The owner's stats (private by default, behind a cookie or a Bearer token):
+  # never cached, matched before /api/*.
+  dynamic "ordered_cache_behavior" {
+    for_each = local.api_enabled ? ["/stats", "/stats/*", "/api/stats*"] : []
+
+    content {
+      path_pattern               = ordered_cache_behavior.value
+      target_origin_id           = local.api_origin_id
+      viewer_protocol_policy     = "https-only"
+      allowed_methods            = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+      cached_methods             = ["GET", "HEAD"]
+      compress                   = true
+      cache_policy_id            = data.aws_cloudfront_cache_policy.caching_disabled.id
+      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
     }
   }
 

@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core import cache
+from ..core.clock import utc_date
 from ..storage import PENDING, QueueItem, Storage, StorageError
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ LEASE_RESERVE = 1.0
 DEFER = 1.0
 
 _NUMBER_KEY = "outbox:number"
+#: Payload kind of an owner notice (stats digest, alert): ready Telegram HTML, not a contact message.
+NOTICE = "notice"
 #: The upstream name under which a delivery pause is held (`cache.hold`), shared by every worker.
 TELEGRAM = "telegram"
 
@@ -79,7 +82,18 @@ def accept(deps: Deps, message: dict[str, Any], *, at: float) -> QueueItem:
     """
     storage = deps.storage
     number = storage.incr(_NUMBER_KEY)
+    storage.incr(received_key(utc_date(at)))
     return storage.enqueue(QUEUE, {**message, "number": number, "received_at": at}, now=at)
+
+
+def received_key(date: str) -> str:
+    """The counter of contact messages accepted on a UTC day (the weekly digest reads it)."""
+    return f"outbox:received:{date}"
+
+
+def notify(storage: Storage, html: str, *, at: float) -> QueueItem:
+    """Queue a notice for the owner: ``html`` (Telegram HTML, under 4096 characters) is sent as it is."""
+    return storage.enqueue(QUEUE, {"kind": NOTICE, "html": html[:4000], "received_at": at}, now=at)
 
 
 def configured(settings: Mapping[str, Any]) -> bool:
@@ -215,7 +229,7 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
         run.counts["deferred"] += 1
         return
     try:
-        parts = render(item.id, item.payload)
+        parts = [str(item.payload["html"])] if item.payload.get("kind") == NOTICE else render(item.id, item.payload)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         _settle_dead(run, item, f"malformed message ({type(exc).__name__}); not sent")
         return
@@ -269,6 +283,8 @@ def _settle_dead(run: _Run, item: QueueItem, reason: str) -> None:
     run.settled.add(item.id)
     run.counts["dead"] += 1
     log.error("outbox message %s dead-lettered: %s", item.id, reason)
+    if item.payload.get("kind") != NOTICE:  # a notice that cannot be sent must not queue another
+        run.deps.emit("alert", "dead_letter", f"contact message {item.id} was dead-lettered: {reason}")
 
 
 def deliver_soon(deps: Deps) -> None:
@@ -294,6 +310,7 @@ def work(deps: Deps, stop: threading.Event, interval: float) -> None:
     if not configured(deps.settings):
         log.warning("Telegram is not configured: messages stay in the outbox (see `flask outbox list`)")
     while not stop.is_set():
+        deps.emit("periodic")  # jobs due now and then (the owner's weekly digest)
         try:
             summary = deliver(deps, should_stop=stop.is_set)
         except StorageError as exc:

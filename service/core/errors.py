@@ -37,6 +37,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..storage import StorageError
+from .deps import current
 from .redaction import redact_data
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,11 @@ def status_of(exc: ServiceError) -> int:
 
 
 def service_error_response(exc: ServiceError) -> Response:
-    """``exc`` in the JSON error shape, with ``retry_after`` in the body and as ``Retry-After``."""
+    """``exc`` in the JSON error shape, with ``retry_after`` in the body and as ``Retry-After`` (and the
+    Bearer challenge with an `Unauthorized`)."""
     headers, extra = {}, dict(exc.details)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
         extra["retry_after"] = exc.retry_after
@@ -172,6 +176,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError):
         log.error("storage unavailable: %s", exc)
+        current().emit("storage_error")
         return error_response(503, "storage_unavailable", "storage is not answering; try again shortly",
                               headers={"Retry-After": "5"})
 

@@ -110,13 +110,21 @@ def call(deps: Deps, path: str, *, params: dict[str, Any] | None = None, etag: s
             until = now + cache.FAILURE_TTL
         until = min(until, now + MAX_PAUSE)
         cache.hold(deps, "github", until)
+        _spent(deps, until)
         exc.retry_after = until - now
         raise
     if answer.remaining == 0 and answer.reset:
         now = deps.now()
         if answer.reset > now:
             cache.hold(deps, "github", min(answer.reset, now + MAX_PAUSE))
+            _spent(deps, min(answer.reset, now + MAX_PAUSE))
     return answer
+
+
+def _spent(deps: Deps, until: float) -> None:
+    """Tell the owner (the ``alert`` event) that GitHub's rate limit is spent until ``until``."""
+    deps.emit("alert", "github_rate_limit", f"GitHub's rate limit is spent until {int(until - deps.now())} s from "
+              "now" + ("" if deps.settings["GITHUB_TOKEN"] else "; a GITHUB_TOKEN raises it to 5,000 requests/h"))
 
 
 def html_base(settings: Mapping[str, Any]) -> str:

@@ -68,6 +68,8 @@ def _fetch(deps: Deps, previous: cache.Entry | None) -> cache.Entry:
         log.error("Spotify refused the refresh token (it expired or was revoked): run `flask spotify authorize` "
                   "and set SPOTIFY_REFRESH_TOKEN to the token it prints")
         cache.hold(deps, REAUTHORIZE, deps.now() + cache.FAILURE_TTL)
+        deps.emit("alert", "spotify_reauthorize", "Spotify refused the refresh token: run `flask spotify authorize` "
+                  "and set SPOTIFY_REFRESH_TOKEN")
         raise _reauthorization_required() from None
     except UpstreamError as exc:
         if exc.status == 429 or exc.retry_after:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from .base import (
     DEAD,
     DONE,
+    OTHER,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -20,6 +21,7 @@ from .base import (
     QueueItem,
     Storage,
     StorageError,
+    Tally,
 )
 
 SCHEMES = ("sqlite", "redis", "rediss", "dynamodb")
@@ -47,6 +49,6 @@ def open_storage(url: str, *, counter_shards: int = 4) -> Storage:
 
 
 __all__ = [
-    "DEAD", "DONE", "PENDING", "QUEUE_STATES", "SCHEMES", "ConfigurationError", "Hit", "HitResult", "Limit",
-    "QueueItem", "Storage", "StorageError", "open_storage",
+    "DEAD", "DONE", "OTHER", "PENDING", "QUEUE_STATES", "SCHEMES", "ConfigurationError", "Hit", "HitResult", "Limit",
+    "QueueItem", "Storage", "StorageError", "Tally", "open_storage",
 ]

@@ -12,10 +12,15 @@ The service stores four kinds of things, and nothing else:
   has physically removed it yet.
 * **rate-limit windows** (`limit`): a fixed-window counter that refuses
   instead of counting once the window is full.
+* **tallies** — bounded per-key breakdowns (`Tally`, `tallies`): a key
+  holds at most ``cap`` distinct members with a count each; a member that
+  arrives once the key is full is counted under `OTHER` instead, so junk
+  cannot grow storage. A tally key expires ``ttl`` seconds after its first
+  write (the retention of daily detail).
 * **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
   `release`, `bury`, `items`, `queue_counts`): the durable outbox.
 
-`hit` combines a rate limit, a unique marker and several counters into the
+`hit` combines a rate limit, a unique marker, several counters and tallies into the
 one atomic step a counted page view needs, so that a backend can do it in a
 single round trip (a Redis script, one SQLite transaction).
 
@@ -42,6 +47,9 @@ QUEUE_STATES = (PENDING, DONE, DEAD)
 #: Prefix of counters that every page view touches (see module docstring).
 HOT_PREFIX = "site:"
 
+#: The member a full tally counts new values under (never a valid value: parentheses are refused in them).
+OTHER = "(other)"
+
 
 class StorageError(Exception):
     """Any failure of the storage backend: unreachable, timed out, refused."""
@@ -65,14 +73,30 @@ class Limit:
 
 
 @dataclasses.dataclass(frozen=True)
+class Tally:
+    """Count one ``member`` of the bounded breakdown ``key``.
+
+    The member's count grows by one if it is already there or the key holds
+    fewer than ``cap`` members (`OTHER` not included); otherwise `OTHER`'s
+    count grows instead. A new key expires ``ttl`` seconds after this write.
+    """
+
+    key: str
+    member: str
+    cap: int
+    ttl: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Hit:
     """One atomic step: rate-limit, then count, then read.
 
     If ``limit`` is set and its window is full, nothing is written and the
     result says ``allowed=False``. Otherwise every counter in ``incr`` grows
-    by one; if ``unique`` (key, ttl seconds) is set and absent it is stored
-    and every counter in ``unique_incr`` grows by one too. Finally the
-    counters in ``read`` are read (after the writes).
+    by one and every `Tally` in ``tally`` is counted; if ``unique`` (key, ttl
+    seconds) is set and absent it is stored and every counter in
+    ``unique_incr`` grows by one and every tally in ``unique_tally`` is
+    counted too. Finally the counters in ``read`` are read (after the writes).
     """
 
     incr: Sequence[str] = ()
@@ -80,6 +104,8 @@ class Hit:
     unique: tuple[str, int] | None = None
     unique_incr: Sequence[str] = ()
     read: Sequence[str] = ()
+    tally: Sequence[Tally] = ()
+    unique_tally: Sequence[Tally] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +219,11 @@ class Storage(abc.ABC):
     def hit(self, hit: Hit) -> HitResult:
         """Perform a `Hit` atomically (see its docstring)."""
 
+    # -- tallies ------------------------------------------------------------------
+    @abc.abstractmethod
+    def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Read many tallies at once: ``{key: {member: count}}``; missing or expired ones are ``{}``."""
+
     # -- queues ---------------------------------------------------------------
     @abc.abstractmethod
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
@@ -249,7 +280,8 @@ class Storage(abc.ABC):
 
         Record shapes: ``{"type": "counter", "key", "value"}`` (the counter is
         set to ``value``), ``{"type": "value", "key", "value", "expires_at"}``
-        (``expires_at`` absolute or None) and ``{"type": "queue", "item":
+        (``expires_at`` absolute or None), ``{"type": "tally", "key",
+        "counts": {member: n}, "expires_at"}`` and ``{"type": "queue", "item":
         QueueItem.to_dict()}``. Importing the same export twice gives the same
         data.
         """

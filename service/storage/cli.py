@@ -68,7 +68,7 @@ def import_command(file):
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 _fail(f"line {number}: not JSON ({exc.msg})")
-            if not isinstance(record, dict) or record.get("type") not in ("counter", "value", "queue"):
+            if not isinstance(record, dict) or record.get("type") not in ("counter", "value", "tally", "queue"):
                 _fail(f"line {number}: not an exported record")
             if number % 1000 == 0:
                 click.echo(f"read {number} lines...", err=True)

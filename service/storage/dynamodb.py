@@ -15,6 +15,8 @@ counter                         ``c#<key>``         ``-``; ``n`` (N)
 hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
 value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``, ``w``
 rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
+tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``expires_at``
+tally's count of members        ``t#<key>``         ``#``; ``n`` (N), ``expires_at``
 queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
 
@@ -37,6 +39,13 @@ claim's new token, else a random write id in ``w``) and asks for the item
 as the failed condition saw it (``ReturnValuesOnConditionCheckFailure=
 ALL_OLD``): carrying our mark, the write was ours and it succeeded. A
 queue move (a transaction) looks its mark up in the record it wrote.
+
+A tally member is one item, so counting a member already there is one
+``UpdateItem ADD`` (conditional on the item being live); a member seen for
+the first time takes a slot from the ``#`` item (conditional on ``n <
+cap``) and then its own ``ADD``, or goes to `OTHER` when no slot is left.
+A tally's calls run concurrently with the hit's counters. Reading a tally
+is one ``Query`` of its partition (at most cap + 2 items).
 
 Queue records live in one partition per state (``pending``, ``done``,
 ``dead``) so claiming only reads pending ones; a claim is a conditional
@@ -64,6 +73,7 @@ from .base import (
     DEAD,
     DONE,
     HOT_PREFIX,
+    OTHER,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -73,6 +83,7 @@ from .base import (
     QueueItem,
     Storage,
     StorageError,
+    Tally,
     batches,
     clock,
 )
@@ -298,17 +309,66 @@ class DynamoDBStorage(Storage):
         if hit.limit is not None and not self.limit(hit.limit)[0]:
             return HitResult(False, False, self.counters(hit.read))
         calls = [lambda key=key: self._add_to(key, 1) for key in hit.incr]
+        calls += [lambda tally=tally: self._tally(tally) for tally in hit.tally]
         if hit.unique is not None:
             calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
         results = self._together(calls)
         new = bool(results.pop()) if hit.unique is not None else False
+        results = results[:len(hit.incr)]
         known = {key: value for key, value in zip(hit.incr, results, strict=True) if not key.startswith(HOT_PREFIX)}
         if new:
-            unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr])
+            unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr]
+                                           + [lambda tally=tally: self._tally(tally) for tally in hit.unique_tally])
+            unique_values = unique_values[:len(hit.unique_incr)]
             known.update((key, value) for key, value in zip(hit.unique_incr, unique_values, strict=True)
                          if not key.startswith(HOT_PREFIX))
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
+
+    # -- tallies --------------------------------------------------------------------------------
+    def _count(self, pk: str, sk: str, now: float, ttl: int, *, cap: int | None = None, start: bool = False) -> bool:
+        """Add 1 to the live tally item (pk, sk), below ``cap`` if given, or start it at 1 (expiring ``ttl``
+        from now) if it is absent or expired; False when the item is live and at ``cap``.
+
+        ``start`` tries starting first (the caller knows the item is not live)."""
+        live = "expires_at > :now" + (" AND n < :cap" if cap is not None else "")
+        grow = {"UpdateExpression": "ADD n :one", "ConditionExpression": live,
+                "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now),
+                                              **({":cap": _n(cap)} if cap is not None else {})}}
+        fresh = {"UpdateExpression": "SET n = :one, expires_at = :exp",
+                 "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                 "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now), ":exp": _n(now + ttl)}}
+        attempts = [fresh, grow, fresh, grow] if start else [grow, fresh, grow]  # two racing writers settle
+        for request in attempts:
+            try:
+                self._call("update_item", Key=self._key(pk, sk), **request)
+                return True
+            except _ConditionFailed:
+                continue
+        return False
+
+    def _tally(self, tally: Tally) -> None:
+        pk, now = f"t#{tally.key}", time.time()
+        try:  # the common case, one call: a member already counted today
+            self._call("update_item", Key=self._key(pk, tally.member), UpdateExpression="ADD n :one",
+                       ConditionExpression="expires_at > :now",
+                       ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
+            return
+        except _ConditionFailed:
+            pass
+        # a new member: it takes one of the key's slots, or counts as OTHER when none is left
+        member = tally.member if self._count(pk, "#", now, tally.ttl, cap=tally.cap) else OTHER
+        self._count(pk, member, now, tally.ttl, start=member != OTHER)
+
+    def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        unique = list(dict.fromkeys(keys))
+        now = time.time()
+
+        def read(key: str) -> dict[str, int]:
+            return {item["sk"]["S"]: int(item["n"]["N"]) for item in self._query(f"t#{key}")
+                    if item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
+        found = dict(zip(unique, self._together([lambda key=key: read(key) for key in unique]), strict=True))
+        return {key: found[key] for key in keys}
 
     def _together(self, calls: list) -> list:
         """Run independent calls concurrently (a counted view's increments touch different items)."""
@@ -318,7 +378,8 @@ class DynamoDBStorage(Storage):
         if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool, self._pool_pid = ThreadPoolExecutor(8, thread_name_prefix="dynamodb"), os.getpid()
+            # 10: botocore's connection pool; a new visitor's second step (2 counters + 7 tallies) fits at once
+            self._pool, self._pool_pid = ThreadPoolExecutor(10, thread_name_prefix="dynamodb"), os.getpid()
         futures = [self._pool.submit(call) for call in calls]
         return [future.result() for future in futures]
 
@@ -473,6 +534,7 @@ class DynamoDBStorage(Storage):
         now = time.time()
         counters: dict[str, int] = {}
         values, queue = [], []
+        tallies: dict[str, dict[str, Any]] = {}
         for answer in self._pages("scan", ConsistentRead=True):
             for item in answer.get("Items", []):
                 pk = item["pk"]["S"]
@@ -486,11 +548,19 @@ class DynamoDBStorage(Storage):
                     if expires_at is None or expires_at > now:
                         value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
+                elif pk.startswith("t#") and item["sk"]["S"] != "#":
+                    expires_at = float(item[TTL_ATTRIBUTE]["N"])
+                    if expires_at > now:
+                        record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
+                                                             "expires_at": expires_at})
+                        record["counts"][item["sk"]["S"]] = int(item["n"]["N"])
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):
             yield {"type": "counter", "key": key, "value": counters[key]}
         yield from sorted(values, key=lambda r: r["key"])
+        for key in sorted(tallies):
+            yield {**tallies[key], "counts": dict(sorted(tallies[key]["counts"].items()))}
         yield from sorted(queue, key=lambda r: (r["item"]["queue"], r["item"]["id"]))
 
     def import_(self, records: Iterable[dict[str, Any]]) -> int:
@@ -512,6 +582,13 @@ class DynamoDBStorage(Storage):
                     if record.get("expires_at") is not None:
                         item[TTL_ATTRIBUTE] = _n(float(record["expires_at"]))
                     puts.append(item)
+                elif kind == "tally":
+                    expires_at = record.get("expires_at")
+                    expires_at = float(expires_at) if expires_at is not None else time.time() + 400 * 86400
+                    counts = {member: int(n) for member, n in record["counts"].items()}
+                    slots = sum(1 for member in counts if member != OTHER)
+                    puts += [{**self._key(f"t#{record['key']}", sk), "n": _n(n), TTL_ATTRIBUTE: _n(expires_at)}
+                             for sk, n in [*counts.items(), ("#", slots)]]
                 elif kind == "queue":
                     puts.append(self._queue_item(QueueItem.from_dict(record["item"])))
                 else:

@@ -6,6 +6,7 @@ serve several sites.
 
 Keys (after the prefix): ``c:<key>`` counters (strings for INCRBY),
 ``v:<key>`` values (strings with a PX expiry: Redis expires them itself),
+``t:<key>`` tallies (a hash of member -> count, with a PX expiry),
 and per queue ``q:<queue>:i:<id>`` (a hash per record),
 ``q:<queue>:pending`` (sorted set scored by ``ready_at``) and
 ``q:<queue>:done`` / ``q:<queue>:dead`` (sorted sets scored by creation).
@@ -30,6 +31,7 @@ from redis.retry import Retry
 from .base import (
     DEAD,
     DONE,
+    OTHER,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -52,18 +54,31 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {1, n}
 """
 
-# KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys.
-# ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr.
+# KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys.
+# ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr, #read, #tally, #unique-tally,
+# the "other" member, then (member, cap, ttl ms) per tally and unique tally.
 # Returns {allowed, new_unique, read values...}; a read key just incremented reuses INCR's answer.
 _HIT = """
-local nincr, nuincr = tonumber(ARGV[6]), tonumber(ARGV[7])
+local nincr, nuincr, nread, ntally = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local counted = {}
 local function read_all()
   local out = {}
-  for i = 3 + nincr + nuincr, #KEYS do
+  for i = 3 + nincr + nuincr, 2 + nincr + nuincr + nread do
     out[#out + 1] = counted[KEYS[i]] or tonumber(redis.call('GET', KEYS[i]) or '0')
   end
   return out
+end
+local function tally(first, last)
+  for i = first, last do
+    local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
+    local member, held = ARGV[a], -1
+    if redis.call('HEXISTS', key, member) == 0 then
+      held = redis.call('HLEN', key)
+      if held > 0 and held - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then member = ARGV[11] end
+    end
+    redis.call('HINCRBY', key, member, 1)
+    if held == 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end  -- a new key: its retention starts now
+  end
 end
 if ARGV[1] == '1' then
   local n = redis.call('INCR', KEYS[1])
@@ -74,10 +89,12 @@ if ARGV[1] == '1' then
   end
 end
 for i = 3, 2 + nincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
+tally(1, ntally)
 local new = 0
 if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
   new = 1
   for i = 3 + nincr, 2 + nincr + nuincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
+  tally(ntally + 1, ntally + tonumber(ARGV[10]))
 end
 local out = read_all(); table.insert(out, 1, new); table.insert(out, 1, 1); return out
 """
@@ -173,6 +190,9 @@ class RedisStorage(Storage):
     def _v(self, key: str) -> str:
         return f"{self.prefix}v:{key}"
 
+    def _t(self, key: str) -> str:
+        return f"{self.prefix}t:{key}"
+
     def _q(self, queue: str, part: str) -> str:
         return f"{self.prefix}q:{queue}:{part}"
 
@@ -210,12 +230,26 @@ class RedisStorage(Storage):
         keys = [self._v(hit.limit.key) if hit.limit else self._v(""),
                 self._v(hit.unique[0]) if hit.unique else self._v(""),
                 *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
-                *(self._c(k) for k in hit.read)]
+                *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally))]
         args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
-                hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr)]
+                hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr), len(hit.read),
+                len(hit.tally), len(hit.unique_tally), OTHER]
+        for tally in (*hit.tally, *hit.unique_tally):
+            args += [tally.member, tally.cap, tally.ttl * 1000]
         allowed, new, *values = self._call(self._hit_script, keys=keys, args=args)
         return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)))
+
+    # -- tallies -----------------------------------------------------------------------
+    def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        if not keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._t(key))
+        answers = self._call(pipe.execute)
+        return {key: {member: int(n) for member, n in answer.items()}
+                for key, answer in zip(keys, answers, strict=True)}
 
     # -- queues ----------------------------------------------------------------------
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
@@ -296,6 +330,14 @@ class RedisStorage(Storage):
             if value is not None:
                 expires_at = None if pttl < 0 else now + pttl / 1000
                 yield {"type": "value", "key": key[skip:], "value": value, "expires_at": expires_at}
+        for key in sorted(self._scan(f"{self.prefix}t:*")):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hgetall(key)
+            pipe.pttl(key)
+            counts, pttl = self._call(pipe.execute)
+            if counts:
+                yield {"type": "tally", "key": key[skip:], "counts": {m: int(n) for m, n in sorted(counts.items())},
+                       "expires_at": None if pttl < 0 else now + pttl / 1000}
         for key in sorted(self._scan(f"{self.prefix}q:*:i:*")):
             fields = self._call(self.client.hgetall, key)
             if fields:
@@ -316,6 +358,14 @@ class RedisStorage(Storage):
                         continue
                     px = None if expires_at is None else max(1, int((expires_at - now) * 1000))
                     pipe.set(self._v(record["key"]), str(record["value"]), px=px)
+                elif kind == "tally":
+                    expires_at = record.get("expires_at")
+                    if expires_at is not None and expires_at <= now:
+                        continue
+                    pipe.delete(self._t(record["key"]))
+                    pipe.hset(self._t(record["key"]), mapping={m: int(n) for m, n in record["counts"].items()})
+                    if expires_at is not None:
+                        pipe.pexpireat(self._t(record["key"]), int(expires_at * 1000))
                 elif kind == "queue":
                     self._call(pipe.execute)
                     self._store(QueueItem.from_dict(record["item"]))

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from .base import (
     DEAD,
     DONE,
+    OTHER,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -51,6 +52,7 @@ from .base import (
     QueueItem,
     Storage,
     StorageError,
+    Tally,
     batches,
     clock,
 )
@@ -66,6 +68,10 @@ CREATE TABLE IF NOT EXISTS queue_items (
     id TEXT PRIMARY KEY, queue TEXT NOT NULL, state TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     ready_at REAL NOT NULL, token TEXT, last_error TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tallies (
+    key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL,
+    PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_items_ready ON queue_items (queue, state, ready_at);
 """
@@ -144,8 +150,9 @@ class SQLiteStorage(Storage):
 
     def _purge(self) -> None:
         with contextlib.suppress(StorageError, sqlite3.Error):
-            self._connection().execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?",
-                                       (time.time(),))
+            conn, now = self._connection(), time.time()
+            conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+            conn.execute("DELETE FROM tallies WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
 
     # -- counters ------------------------------------------------------------------
     @staticmethod
@@ -238,13 +245,44 @@ class SQLiteStorage(Storage):
                 return HitResult(False, False, self._counters(conn, hit.read))
             for key in hit.incr:
                 self._incr(conn, key, 1)
+            for tally in hit.tally:
+                self._tally(conn, tally)
             new = False
             if hit.unique is not None:
                 new = self._add(conn, hit.unique[0], "1", hit.unique[1])
                 if new:
                     for key in hit.unique_incr:
                         self._incr(conn, key, 1)
+                    for tally in hit.unique_tally:
+                        self._tally(conn, tally)
             return HitResult(True, new, self._counters(conn, hit.read))
+
+    # -- tallies ---------------------------------------------------------------------------
+    @staticmethod
+    def _tally(conn: sqlite3.Connection, tally: Tally) -> None:
+        now = time.time()
+        conn.execute("DELETE FROM tallies WHERE key = ? AND expires_at <= ?", (tally.key, now))
+        member = tally.member
+        if conn.execute("SELECT 1 FROM tallies WHERE key = ? AND member = ?", (tally.key, member)).fetchone() is None:
+            held = conn.execute("SELECT COUNT(*) FROM tallies WHERE key = ? AND member != ?",
+                                (tally.key, OTHER)).fetchone()[0]
+            if held >= tally.cap:
+                member = OTHER
+        expires_at = conn.execute("SELECT MIN(expires_at) FROM tallies WHERE key = ?", (tally.key,)).fetchone()[0]
+        conn.execute("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, 1, ?) "
+                     "ON CONFLICT (key, member) DO UPDATE SET n = n + 1",
+                     (tally.key, member, expires_at if expires_at is not None else now + tally.ttl))
+
+    def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {key: {} for key in keys}
+        unique, now = list(dict.fromkeys(keys)), time.time()
+        for start in range(0, len(unique), 500):  # stay under SQLite's variable limit
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, member, n in self._read(f"SELECT key, member, n FROM tallies WHERE key IN ({marks}) "
+                                             "AND (expires_at IS NULL OR expires_at > ?)", (*chunk, now)):
+                result[key][member] = n
+        return result
 
     # -- queues ----------------------------------------------------------------------------
     @staticmethod
@@ -328,6 +366,13 @@ class SQLiteStorage(Storage):
         for key, value, expires_at in self._read("SELECT key, value, expires_at FROM kv ORDER BY key"):
             if expires_at is None or expires_at > now:
                 yield {"type": "value", "key": key, "value": value, "expires_at": expires_at}
+        tallies: dict[str, dict[str, Any]] = {}
+        for key, member, n, expires_at in self._read("SELECT key, member, n, expires_at FROM tallies "
+                                                     "WHERE expires_at IS NULL OR expires_at > ? ORDER BY key, member",
+                                                     (now,)):
+            record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {}, "expires_at": expires_at})
+            record["counts"][member] = n
+        yield from tallies.values()
         for row in self._read(f"SELECT {_QUEUE_COLUMNS} FROM queue_items ORDER BY queue, created_at, id"):
             yield {"type": "queue", "item": self._item(row).to_dict()}
 
@@ -342,6 +387,11 @@ class SQLiteStorage(Storage):
                                      (record["key"], int(record["value"])))
                     elif kind == "value":
                         self._put(conn, record["key"], str(record["value"]), record.get("expires_at"))
+                    elif kind == "tally":
+                        conn.execute("DELETE FROM tallies WHERE key = ?", (record["key"],))
+                        conn.executemany("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, ?, ?)",
+                                         [(record["key"], member, int(n), record.get("expires_at"))
+                                          for member, n in record["counts"].items()])
                     elif kind == "queue":
                         self._insert(conn, QueueItem.from_dict(record["item"]))
                     else:

@@ -16,13 +16,14 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from ..core.clock import utc_date
 from ..core.config import Rate
 from ..core.errors import Invalid
 from ..core.ratelimit import too_many, window
-from ..storage import Hit, Storage
+from ..storage import Hit, Storage, Tally
 from .privacy import subject_hash, visitor_hash
 
 MAX_PATH_LENGTH = 200
@@ -91,8 +92,9 @@ def read(storage: Storage, path: str) -> dict:
 
 
 def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
-          rate: Rate | None) -> dict:
-    """Count one view of ``path``; raise a `RateLimited` error when the visitor's rate limit is full."""
+          rate: Rate | None, tally: Sequence[Tally] = (), unique_tally: Sequence[Tally] = ()) -> dict:
+    """Count one view of ``path`` (with the owner's stats `Tally`s, in the same step); raise a `RateLimited`
+    error when the visitor's rate limit is full."""
     date = utc_date(now)
     unique = None
     if not visit.opted_out:
@@ -104,6 +106,8 @@ def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str,
         unique=unique,
         unique_incr=["site:uniques", f"site:day:{date}:uniques"],
         read=_read_keys(path),
+        tally=tally,
+        unique_tally=unique_tally,
     ))
     if not result.allowed:
         raise too_many(rate, now, "too many page views from this address; try again later")

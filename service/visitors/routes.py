@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..core.clock import now
+from ..core.clock import now, utc_date
 from ..core.db import get_storage
 from ..core.errors import Invalid
 from ..core.http import query_int
+from ..stats import counting as stats
 from . import counter as visitors
 from .privacy import is_bot, opted_out
 
@@ -33,8 +34,12 @@ def count_view():
         return _no_store(jsonify(visitors.read(storage, path)))
     config = current_app.config
     visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
-    answer = visitors.count(storage, path, visit, now=now(), secret=config["SECRET_KEY"], site=config["SITE_URL"],
-                            rate=config["VISITOR_RATE_LIMIT"])
+    at = now()
+    found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
+    tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
+                                        retention_days=config["STATS_RETENTION_DAYS"])
+    answer = visitors.count(storage, path, visit, now=at, secret=config["SECRET_KEY"], site=config["SITE_URL"],
+                            rate=config["VISITOR_RATE_LIMIT"], tally=tally, unique_tally=unique_tally)
     return _no_store(jsonify(answer))
 
 

@@ -142,7 +142,9 @@ let counted = null;
 /** Count this page view once per load and show the counts; resolves to the API's answer or null. */
 function countView(path) {
   if (!widgets.has('visitors') || !path) return Promise.resolve(null);
-  counted ??= api('/visitors', { method: 'POST', body: { path } }).then((result) => {
+  // the referrer's host and the page's utm_* parameters feed the owner's stats (reduced on the server)
+  const body = { path, referrer: document.referrer, query: window.location.search };
+  counted ??= api('/visitors', { method: 'POST', body }).then((result) => {
     const box = byId('visitor-counter');
     if (!result.ok || !result.data || typeof result.data.page_views !== 'number') return null;
     const d = result.data;

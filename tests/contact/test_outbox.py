@@ -197,18 +197,32 @@ def test_a_killed_worker_s_messages_are_delivered_after_its_lease(make_app, upst
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_workers_at_once_never_send_a_message_twice(make_app, upstream, clock, backend):
     fake = FakeTelegram(upstream, clock, delay=0.003)
-    first = telegram_app(make_app, backend, upstream)
-    second = telegram_app(make_app, backend, upstream, STORAGE_URL=first.config["STORAGE_URL"])
+    # A read timeout far above any scheduling delay: a late answer would be a (legitimate) second send.
+    first = telegram_app(make_app, backend, upstream, TELEGRAM_TIMEOUT="10")
+    second = telegram_app(make_app, backend, upstream, STORAGE_URL=first.config["STORAGE_URL"], TELEGRAM_TIMEOUT="10")
     client = first.test_client()
     ids = []
     for n in range(60):
         ids.append(submit(client, f"s{n % 6}", f"s{n % 6} #{n // 6}"))
         clock.advance(0.01)
-    by_worker = collections.Counter()
+    took_part = collections.Counter()
+    # Overlap is made certain, not left to the thread scheduler: the first message sent waits (bounded) until
+    # the other worker's round has ended, so that worker claims while this one holds its batch.
+    round_over = threading.Event()
+    first_send = threading.Lock()
+    answer = fake.__call__
+
+    def held_first(recorded):
+        if first_send.acquire(blocking=False):
+            round_over.wait(20)
+        return answer(recorded)
+    upstream.script("POST", PATH, held_first)
 
     def work(app, name, barrier):
         barrier.wait()
-        by_worker[name] += deliver(app)["delivered"]
+        summary = deliver(app)
+        round_over.set()
+        took_part[name] += summary["delivered"] + summary["deferred"]
 
     for _ in range(10):
         barrier = threading.Barrier(2)
@@ -223,7 +237,7 @@ def test_two_workers_at_once_never_send_a_message_twice(make_app, upstream, cloc
         clock.advance(first.config["OUTBOX_LEASE_SECONDS"] + 1)  # messages deferred behind the other's lease
     assert store(first).queue_counts("outbox") == {PENDING: 0, DONE: 60, DEAD: 0}
     assert sorted(fake.ids()) == sorted(ids) and len(fake.ids()) == 60
-    assert by_worker["first"] > 0 and by_worker["second"] > 0, by_worker
+    assert took_part["first"] > 0 and took_part["second"] > 0, took_part
     assert_sender_order(fake)
 
 

@@ -76,12 +76,12 @@ def block(body: dict, name: str) -> dict:
     return blocks[0]
 
 
-def dynamic(body: dict, name: str) -> tuple[str, dict]:
-    """(for_each, content) of the dynamic block `name`."""
-    for entry in body.get("dynamic", []):
-        if name in entry:
-            return entry[name]["for_each"], block(entry[name], "content")
-    raise AssertionError(f"no dynamic {name} block")
+def dynamic(body: dict, name: str, index: int = 0) -> tuple[str, dict]:
+    """(for_each, content) of the ``index``-th dynamic block `name`."""
+    found = [entry[name] for entry in body.get("dynamic", []) if name in entry]
+    if len(found) <= index:
+        raise AssertionError(f"no dynamic {name} block number {index}")
+    return found[index]["for_each"], block(found[index], "content")
 
 
 def statements(stack: dict, document: str) -> list[dict]:
@@ -374,7 +374,16 @@ def test_api_paths_go_to_the_function_url_with_the_origin_secret(stack):
     assert headers == {"X-Origin-Verify": "${var.origin_secret}", "cloudfront-host": "${var.domain_name}"}
     assert stack["variable"]["origin_secret"]["sensitive"] is True
 
-    for_each, behaviour = dynamic(distribution, "ordered_cache_behavior")
+    # the owner's stats go to the function uncached, matched before /api/*
+    for_each, stats = dynamic(distribution, "ordered_cache_behavior", 0)
+    assert for_each == '${local.api_enabled ? ["/stats", "/stats/*", "/api/stats*"] : []}'
+    assert local(stack, stats["target_origin_id"]) == "api-function-url"
+    assert stats["cache_policy_id"] == "${data.aws_cloudfront_cache_policy.caching_disabled.id}"
+    assert stack["data"]["aws_cloudfront_cache_policy"]["caching_disabled"]["name"] == "Managed-CachingDisabled"
+    assert stats["origin_request_policy_id"] == (
+        "${data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id}"
+    )
+    for_each, behaviour = dynamic(distribution, "ordered_cache_behavior", 1)
     assert for_each == '${local.api_enabled ? ["/api/*"] : []}'
     assert behaviour["path_pattern"] == "${ordered_cache_behavior.value}"
     assert local(stack, behaviour["target_origin_id"]) == "api-function-url"

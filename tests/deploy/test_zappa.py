@@ -212,7 +212,8 @@ def _lambda_env(moto_server, upstreams) -> dict[str, str]:
     return {**SETTINGS[STAGE]["aws_environment_variables"], "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
             "SECRET_KEY": "lambda-secret-key-0123456789", "ORIGIN_SECRET": ORIGIN_SECRET, "SITE_URL": f"https://{SITE_HOST}",
             "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "4242", "TELEGRAM_API_URL": upstreams.url,
-            "OUTBOX_INLINE_SECONDS": "0", "GITHUB_API_URL": upstreams.url, "BLOG_REPO": "octo/blog"}
+            "OUTBOX_INLINE_SECONDS": "0", "GITHUB_API_URL": upstreams.url, "BLOG_REPO": "octo/blog",
+            "STATS_TOKEN": STATS_TOKEN}
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +228,26 @@ def call(function, method, path, **kwargs):
     kwargs.setdefault("origin_secret", ORIGIN_SECRET)
     kwargs.setdefault("headers", BROWSER)
     return function.invoke(function_url_event(method, path, **kwargs))
+
+
+STATS_TOKEN = "lambda-stats-token"
+
+
+def test_owner_stats_are_served_by_the_package(function):
+    """Templates and stylesheet ship in the package; the counted view's tallies reach /api/stats on DynamoDB."""
+    counted = call(function, "POST", "/api/visitors", viewer_ip="192.0.2.77",
+                   body=json.dumps({"path": "/stats-probe", "referrer": "https://lobste.rs/", "query": "?a=1"}),
+                   headers={**BROWSER, "content-type": "application/json"})
+    assert counted["statusCode"] == 200, function.logs()
+    page = call(function, "GET", "/stats")
+    assert page["statusCode"] == 401 and 'name="token"' in page["body"], function.logs()
+    assert call(function, "GET", "/stats/stats.css")["statusCode"] == 200
+    answer = call(function, "GET", "/api/stats", query="range=today",
+                  headers={**BROWSER, "authorization": f"Bearer {STATS_TOKEN}"})
+    assert answer["statusCode"] == 200, function.logs()
+    tables = response_json(answer)["tables"]
+    assert {"value": "/stats-probe", "count": 1} in tables["pages"]
+    assert {"value": "lobste.rs", "count": 1} in tables["referrers"]
 
 
 def test_health_answers_only_through_the_cdn(function):

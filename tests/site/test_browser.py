@@ -602,3 +602,48 @@ def test_the_home_page_and_a_post_transfer_under_100_kb(browser, services, path)
     counted = [(name, size) for name, size in sizes if not name.endswith("/photo.svg")]
     assert any("/api/visitors" in name for name, _ in counted) and any(".js" in name for name, _ in counted)
     assert sum(size for _, size in counted) <= 100 * 1024, counted
+
+
+# --- the owner's stats page ---------------------------------------------------------------------
+
+STATS_TOKEN = "browser-stats-password"
+
+
+@pytest.fixture(scope="module")
+def stats_url(clean_env, tmp_path_factory, site_dir):
+    service = _service(tmp_path_factory, "stats", site_dir, STATS_TOKEN=STATS_TOKEN, STATS_LOGIN_RATE_LIMIT="5/hour")
+    yield service.url
+    service.stop()
+
+
+def _sign_in(browser, password: str) -> None:
+    browser.js("document.getElementById('token').value = arguments[0]; "
+               "document.querySelector('.stats-login').submit();", password)
+
+
+def test_stats_page_shows_counted_views_and_refuses_a_wrong_password(browser, stats_url):
+    browser.open(f"{stats_url}/?utm_source=newsletter&utm_medium=email&utm_campaign=launch")
+    browser.open(f"{stats_url}/")
+    browser.open(f"{stats_url}/stats", ready=False)
+    assert browser.visible("#token") and not browser.visible("#table-pages")
+    _sign_in(browser, "not the password")
+    browser.wait(lambda: browser.visible(".stats-error"), message="the wrong-password message")
+    assert browser.text(".stats-error") == "Wrong password." and not browser.visible("#table-pages")
+    _sign_in(browser, STATS_TOKEN)
+    browser.wait(lambda: browser.visible("#table-pages"), message="the stats page")
+    assert browser.text("#total-views") == "2" and browser.text("#total-visitors") == "1"
+    assert "/" in browser.text("#table-pages") and "launch" in browser.text("#table-campaigns")
+    assert "newsletter" in browser.text("#table-sources") and "(direct)" in browser.text("#table-referrers")
+    assert "Chrome" in browser.text("#table-browsers") and "desktop" in browser.text("#table-devices")
+    assert browser.js("return document.querySelectorAll('.stats-chart rect.views').length") == 7
+    assert browser.console_errors(allow_failed_requests=True) == []  # no CSP violation on any page
+    browser.viewport(1280, 900)
+    shot = browser.screenshot("stats")
+    os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+    shutil.copy(shot, os.path.join(ROOT, "docs", "stats.png"))
+    # a filtered view follows the table's link
+    browser.js("document.querySelector('#table-campaigns td a').click()")
+    browser.wait(lambda: "only campaigns: launch" in (browser.text(".stats-period") or ""), message="the filter")
+    assert browser.text("#total-visitors") == "1" and browser.text("#total-views") == "0"
+    # the visitor site itself never got a cookie: only /stats carries the owner's
+    assert browser.js("return document.cookie") == ""

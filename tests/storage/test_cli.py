@@ -54,7 +54,7 @@ def test_export_then_import_through_the_cli_keeps_what_visitors_see(make_app, tm
     dump = tmp_path / "export.jsonl"
     exported = src.test_cli_runner().invoke(args=["storage", "export", str(dump)])
     assert exported.exit_code == 0 and "exported" in exported.output
-    assert all(json.loads(line)["type"] in ("counter", "value") for line in dump.read_text().splitlines())
+    assert all(json.loads(line)["type"] in ("counter", "value", "tally") for line in dump.read_text().splitlines())
 
     dst = make_app("redis")
     imported = dst.test_cli_runner().invoke(args=["storage", "import", str(dump)])
@@ -62,6 +62,11 @@ def test_export_then_import_through_the_cli_keeps_what_visitors_see(make_app, tm
     after = dst.test_client()
     assert {p: after.get(f"/api/visitors?path={p}").json for p in before} == before
     assert after.get("/api/visitors/daily?days=3").json == daily_before
+    # the owner's stats came along too
+    tally_keys = [f"stats:{d['date']}:{dimension}" for d in daily_before for dimension in ("pages", "browsers")]
+    stats_before = src.extensions["vitae.storage"].tallies(tally_keys)
+    assert dst.extensions["vitae.storage"].tallies(tally_keys) == stats_before
+    assert sum(stats_before[f"stats:{daily_before[-1]['date']}:pages"].values()) == 5
     # today's visitor markers came along: the same visitor is not counted as new again
     again = after.post("/api/visitors", json={"path": "/"}, headers=BROWSER, environ_base={"REMOTE_ADDR": "192.0.2.0"})
     assert again.status_code == 200, again.json

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from service.storage import DEAD, DONE, PENDING, Hit, Limit, Storage, StorageError, open_storage
+from service.storage import DEAD, DONE, OTHER, PENDING, Hit, Limit, Storage, StorageError, Tally, open_storage
 from service.storage.base import ConfigurationError
 from service.storage.dynamodb import DynamoDBStorage
 from service.storage.redis import RedisStorage
@@ -21,7 +21,7 @@ from ..helpers import BACKENDS, make_storage_url
 
 def test_every_backend_implements_the_whole_contract():
     abstract = {name for name, member in inspect.getmembers(Storage) if getattr(member, "__isabstractmethod__", False)}
-    assert {"incr", "counters", "hit", "limit", "claim", "export", "import_", "check"} <= abstract
+    assert {"incr", "counters", "hit", "limit", "tallies", "claim", "export", "import_", "check"} <= abstract
     for backend in (SQLiteStorage, RedisStorage, DynamoDBStorage):
         assert not backend.__abstractmethods__, backend
         for name in abstract:
@@ -190,6 +190,46 @@ def test_hit_over_the_limit_writes_nothing(storage):
     assert refused.counts == {"page:/x": 2, "site:uniques": 1}
 
 
+# -- tallies ------------------------------------------------------------------------------------
+
+def _tally_hit(storage, member: str, *, unique_key: str | None = None, unique_member: str = "x", cap: int = 3):
+    return storage.hit(Hit(incr=["page:/"], tally=[Tally("day:pages", member, cap, 3600)],
+                           unique=(unique_key, 3600) if unique_key else None,
+                           unique_tally=[Tally("day:browsers", unique_member, cap, 3600)]))
+
+
+def test_tally_keeps_at_most_cap_members_and_counts_the_rest_as_other(storage):
+    assert storage.tallies(["day:pages", "missing"]) == {"day:pages": {}, "missing": {}}
+    for member in ["/a", "/b", "/a", "/c", "/d", "/e", "/b", "/a"]:
+        _tally_hit(storage, member)
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"/a": 3, "/b": 2, "/c": 1, OTHER: 2}}
+    assert storage.tallies([]) == {}
+    assert storage.counters(["page:/"]) == {"page:/": 8}
+
+
+def test_hit_counts_unique_tallies_once_per_unique_and_nothing_when_refused(storage):
+    _tally_hit(storage, "/a", unique_key="visitor:1", unique_member="Firefox")
+    _tally_hit(storage, "/a", unique_key="visitor:1", unique_member="Firefox")
+    _tally_hit(storage, "/a", unique_key="visitor:2", unique_member="Chrome")
+    _tally_hit(storage, "/b")  # no unique marker (opted out): the page counts, the browser does not
+    assert storage.tallies(["day:pages", "day:browsers"]) == {
+        "day:pages": {"/a": 3, "/b": 1}, "day:browsers": {"Firefox": 1, "Chrome": 1}}
+    rule = Limit("rl:tally", max=1, window=60)
+    spec = Hit(limit=rule, tally=[Tally("day:limited", "/x", 5, 3600)])
+    assert storage.hit(spec).allowed
+    assert not storage.hit(spec).allowed
+    assert storage.tallies(["day:limited"]) == {"day:limited": {"/x": 1}}
+
+
+def test_tallies_expire(storage):
+    storage.hit(Hit(tally=[Tally("day:short", "/a", 5, 1)]))
+    assert storage.tallies(["day:short"]) == {"day:short": {"/a": 1}}
+    time.sleep(1.2)  # expiry is the storage's own clock
+    assert storage.tallies(["day:short"]) == {"day:short": {}}
+    storage.hit(Hit(tally=[Tally("day:short", "/b", 1, 60)]))  # an expired tally starts afresh, slots included
+    assert storage.tallies(["day:short"]) == {"day:short": {"/b": 1}}
+
+
 # -- queues -------------------------------------------------------------------------------------
 
 def test_queue_lifecycle(storage):
@@ -278,6 +318,8 @@ def _fill(store: Storage) -> None:
     store.set("cache:github", '{"events": []}', ttl=3600)
     store.set("forever", "v")
     store.limit(Limit("rl:carried", max=3, window=3600))
+    for member in ("/a", "/a", "/b", "/c"):
+        store.hit(Hit(tally=[Tally("day:pages", member, 2, 3600)]))
     store.enqueue("outbox", {"text": "pending"}, now=1_800_000_000.0)
     item = store.enqueue("outbox", {"text": "done"}, now=1_800_000_001.0)
     token = store.claim("outbox", lease=60, now=1_800_000_000.0)[0].token
@@ -293,7 +335,7 @@ def _comparable(records):
     out = []
     for record in records:
         record = dict(record)
-        if record["type"] == "value" and record["expires_at"] is not None:
+        if record["type"] in ("value", "tally") and record["expires_at"] is not None:
             record["expires_at"] = round(record["expires_at"])  # Redis keeps ms, not the exact float
         out.append(record)
     return sorted(out, key=repr)
@@ -308,11 +350,12 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     dst.init()
     _fill(src)
     exported = list(src.export())
-    assert {r["type"] for r in exported} == {"counter", "value", "queue"}
+    assert {r["type"] for r in exported} == {"counter", "value", "tally", "queue"}
     assert dst.import_(exported) == len(exported)
     assert dst.import_(exported) == len(exported)  # idempotent
     assert dst.counters(["page:/", "site:views"]) == {"page:/": 7, "site:views": 42}
     assert dst.get("forever") == "v"
+    assert dst.tallies(["day:pages"]) == {"day:pages": {"/a": 2, "/b": 1, OTHER: 1}}
     assert dst.queue_counts("outbox") == src.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
     assert _comparable(dst.export()) == _comparable(exported)
     assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on

@@ -1,0 +1,50 @@
+"""The owner's stats: top pages, referrers and campaigns per UTC day, a private /stats page,
+/api/stats (JSON, CSV), ``flask stats``, and the weekly Telegram digest and alerts.
+
+Counting (`counting`) happens inside the visitor counter's one storage step;
+reading (`report`) is bounded per request; access (`access`) is the owner's
+token unless ``STATS_PUBLIC``; `notify` listens to the other features'
+events (alerts, storage errors, the periodic tick) and sends the digest and
+alerts through the outbox.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..core.config import Setting, boolean, integer, matching, rate, text
+from ..core.feature import Feature
+from . import cli, notify, routes
+
+SETTINGS = (
+    Setting("STATS_TOKEN", "", text, "Password of the private /stats page and Bearer token of /api/stats "
+            "(empty and STATS_PUBLIC off: stats are not served).", secret=True),
+    Setting("STATS_PUBLIC", "false", boolean, "true: /stats and /api/stats are public, like a shared dashboard."),
+    Setting("STATS_RETENTION_DAYS", "400", integer(7, 3660), "Days the daily detail (pages, referrers, "
+            "campaigns, browsers, devices, countries) is kept before it expires."),
+    Setting("STATS_DAILY_VALUES", "100", integer(10, 1000), "Distinct values kept per dimension and day; later "
+            "new values count as (other)."),
+    Setting("STATS_LOGIN_RATE_LIMIT", "10/hour", rate, "Wrong /stats passwords or tokens per address before "
+            "every attempt gets 429 (N/second|minute|hour|day, or off)."),
+    Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's signed /stats cookie."),
+    Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly Telegram digest (needs the Telegram "
+            "settings)."),
+    Setting("STATS_DIGEST_DAY", "mon", matching(r"(?i)mon|tue|wed|thu|fri|sat|sun", "mon, tue, ... or sun"),
+            "UTC weekday of the weekly digest."),
+    Setting("STATS_DIGEST_HOUR", "8", integer(0, 23), "UTC hour of the weekly digest."),
+    Setting("STATS_ALERTS", "false", boolean, "true: Telegram alerts to the owner (dead-lettered contact message, "
+            "Spotify re-authorisation, storage errors, GitHub rate limit spent)."),
+    Setting("STATS_ALERT_INTERVAL", "21600", integer(60, 30 * 86400), "Seconds between two alerts of the same "
+            "kind (21600 = 6 h)."),
+    Setting("STATS_ALERT_STORAGE_ERRORS", "20", integer(1, 100000), "Storage errors within 5 minutes (per "
+            "process) that raise an alert."),
+)
+
+
+def setup(app: Flask) -> None:
+    """Let the owner hear about the other features' events (`notify.listen`)."""
+    notify.listen(app.extensions["vitae.deps"])
+
+
+FEATURE = Feature("stats", blueprints=((routes.page, ""), (routes.api, "/api")), settings=SETTINGS,
+                  cli=cli.stats_cli, setup=setup)

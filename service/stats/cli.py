@@ -1,0 +1,61 @@
+"""``flask stats``: the owner's tables in a terminal, and the digest on demand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from ..core.deps import current
+from ..core.errors import ServiceError
+from ..storage import StorageError
+from . import notify, report
+
+stats_cli = AppGroup("stats", help="The owner's stats: top pages, referrers, campaigns; the weekly digest.")
+
+
+@stats_cli.command("show")
+@click.option("--range", "name", type=click.Choice(list(report.PRESETS)), default="7d", show_default=True)
+@click.option("--from", "start", help="First day (YYYY-MM-DD), with --to for a custom range.")
+@click.option("--to", "end", help="Last day (YYYY-MM-DD); default today.")
+@click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True, help="Rows per table.")
+@click.option("--json", "as_json", is_flag=True, help="The same report as GET /api/stats.")
+def show_command(name: str, start: str | None, end: str | None, top: int, as_json: bool):
+    """Totals, the daily series and the top values of every dimension."""
+    args = {"range": name, **({"from": start} if start else {}), **({"to": end} if end else {})}
+    today = dt.datetime.fromtimestamp(current().now(), dt.UTC).date()
+    try:
+        span = report.parse_range(args, today, current_app.config["STATS_RETENTION_DAYS"])
+        data = report.build(current().storage, span, top=top)
+    except ServiceError as exc:
+        raise click.UsageError(exc.message) from None
+    except StorageError as exc:
+        raise click.ClickException(f"storage not answering: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['from']} to {data['to']} (UTC): {data['totals']['views']:,} views, "
+               f"{data['totals']['visitors']:,} visitors")
+    for day in data["daily"]:
+        click.echo(f"  {day['date']}  {day['views']:>8,} views  {day['visitors']:>8,} visitors")
+    for dimension, rows in data["tables"].items():
+        click.echo(f"\n{dimension} ({data['counts'][dimension]})")
+        for row in rows:
+            click.echo(f"  {row['count']:>8,}  {row['value']}")
+        if not rows:
+            click.echo("  (none)")
+
+
+@stats_cli.command("digest")
+@click.option("--force", is_flag=True, help="Queue the latest week's now even if it was sent or is not due.")
+def digest_command(force: bool):
+    """Queue the weekly digest for Telegram when it is due (the worker and the schedule do this too)."""
+    try:
+        queued = notify.send_digest(current(), force=force)
+    except StorageError as exc:
+        raise click.ClickException(f"storage not answering: {exc}") from None
+    click.echo("digest queued" if queued else "nothing queued (not due, already sent, switched off or Telegram "
+               "not configured)")

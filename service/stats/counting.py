@@ -1,0 +1,158 @@
+"""What a counted view adds to the owner's stats: bounded, coarse, per UTC day.
+
+Each dimension is a `Tally` under ``stats:<date>:<dimension>``. Pages count
+views (every counted view); the others count visitors (a visitor's first
+counted view of the day, so a visitor who sends ``DNT``/``Sec-GPC`` is in
+the views and pages only). Every value is reduced before it is stored:
+
+* referrer: the host only (``www.`` dropped, lowercased, at most 100
+  characters); none, the site's own host and the page's own host are
+  `DIRECT`; anything that is not a host name is `UNKNOWN`;
+* ``utm_source``/``utm_medium``/``utm_campaign`` from the page address:
+  lowercased, characters outside ``a-z 0-9 . _ ~ + -`` and space dropped,
+  at most 64 characters; absent or empty ones are not counted;
+* browser family and device class from the User-Agent, in fixed buckets;
+* country: CloudFront's ``CloudFront-Viewer-Country`` when it is two
+  capital letters, else `UNKNOWN`; never derived from an address.
+
+A day holds at most ``STATS_DAILY_VALUES`` values per dimension; later new
+values count as ``(other)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from ..core.errors import Invalid
+from ..storage import Tally
+
+DIRECT = "(direct)"
+UNKNOWN = "(unknown)"
+#: Dimensions counted on every view, and those counted once per visitor and day.
+VIEW_DIMENSIONS = ("pages",)
+VISITOR_DIMENSIONS = ("referrers", "sources", "mediums", "campaigns", "browsers", "devices", "countries")
+DIMENSIONS = VIEW_DIMENSIONS + VISITOR_DIMENSIONS
+UTM = {"utm_source": "sources", "utm_medium": "mediums", "utm_campaign": "campaigns"}
+MAX_REFERRER = 2048  # characters of a referrer or page query looked at; the rest is ignored
+MAX_HOST = 100
+MAX_UTM = 64
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)*")
+_UTM_DROP = re.compile(r"[^a-z0-9._~+ -]+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+# (bucket, pattern on the lowercased User-Agent), first match wins: the order matters (Edge and Opera say Chrome).
+_BROWSERS = (
+    ("Edge", re.compile(r"edg(e|a|ios)?/")), ("Opera", re.compile(r"opr/|opera")),
+    ("Samsung Internet", re.compile(r"samsungbrowser/")), ("Yandex", re.compile(r"yabrowser/")),
+    ("UC Browser", re.compile(r"ucbrowser/")), ("Vivaldi", re.compile(r"vivaldi/")),
+    ("Firefox", re.compile(r"firefox/|fxios/")), ("Chrome", re.compile(r"chrome/|crios/|chromium/")),
+    ("Safari", re.compile(r"safari/|applewebkit/")), ("Internet Explorer", re.compile(r"msie |trident/")),
+)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk/|playbook|(android(?!.*mobile))")
+_MOBILE = re.compile(r"mobi|iphone|ipod|android|phone")
+_DESKTOP = re.compile(r"windows nt|macintosh|x11|cros|linux")
+
+
+@dataclasses.dataclass(frozen=True)
+class Details:
+    """One view's stats values, already reduced (see the module docstring)."""
+
+    referrer: str
+    utm: Mapping[str, str]
+    browser: str
+    device: str
+    country: str
+
+
+def referrer_host(raw: object, own_hosts: frozenset[str]) -> str:
+    """The referrer's host, `DIRECT` (none, or one of ``own_hosts``) or `UNKNOWN`; 400 for a non-string."""
+    if raw is None:
+        return DIRECT
+    if not isinstance(raw, str):
+        raise Invalid("referrer must be a string (the page's document.referrer)", code="invalid_referrer")
+    raw = raw.strip()[:MAX_REFERRER]
+    if not raw:
+        return DIRECT
+    try:
+        host = (urlsplit(raw).hostname or "").rstrip(".")
+    except ValueError:
+        return UNKNOWN
+    host = host.removeprefix("www.")
+    if not host or len(host) > MAX_HOST or not _HOST.fullmatch(host):
+        return UNKNOWN
+    return DIRECT if host in own_hosts else host
+
+
+def campaign(query: object) -> dict[str, str]:
+    """``{dimension: value}`` for the utm_* parameters of a page's query string; 400 for a non-string."""
+    if query is None:
+        return {}
+    if not isinstance(query, str):
+        raise Invalid("query must be a string (the page's location.search)", code="invalid_query")
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(query[:MAX_REFERRER].lstrip("?"), max_num_fields=50):
+        if name in UTM and UTM[name] not in found:
+            value = _UTM_DROP.sub("", value.lower()).strip()[:MAX_UTM].strip()
+            if value:
+                found[UTM[name]] = value
+    return found
+
+
+def browser(user_agent_lower: str) -> str:
+    for name, pattern in _BROWSERS:
+        if pattern.search(user_agent_lower):
+            return name
+    return "Other"
+
+
+def device(user_agent_lower: str) -> str:
+    if _TABLET.search(user_agent_lower):
+        return "tablet"
+    if _MOBILE.search(user_agent_lower):
+        return "mobile"
+    if _DESKTOP.search(user_agent_lower):
+        return "desktop"
+    return "other"
+
+
+def country(header: str | None) -> str:
+    header = (header or "").strip()
+    return header if _COUNTRY.fullmatch(header) else UNKNOWN
+
+
+def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str]) -> Details:
+    """The stats values of a counted view from its JSON body (``referrer``, ``query``) and headers.
+
+    With no ``referrer`` in the body, the ``Referer`` header stands in (a view counted without the
+    site's script). Raises a 400 `ServiceError` for a referrer or query that is not a string.
+    """
+    raw_referrer = body.get("referrer") if "referrer" in body else headers.get("Referer")
+    query = body.get("query")
+    if query is None and isinstance(body.get("path"), str) and "?" in body["path"]:
+        query = body["path"].split("?", 1)[1].split("#", 1)[0]
+    user_agent = headers.get("User-Agent", "")[:512].lower()
+    return Details(referrer=referrer_host(raw_referrer, own_hosts), utm=campaign(query), browser=browser(user_agent),
+                   device=device(user_agent), country=country(headers.get("CloudFront-Viewer-Country")))
+
+
+def key(date: str, dimension: str) -> str:
+    return f"stats:{date}:{dimension}"
+
+
+def tallies(date: str, path: str, found: Details, *, cap: int, retention_days: int) -> tuple[list[Tally], list[Tally]]:
+    """(view tallies, visitor tallies) of one counted view on ``date``."""
+    ttl = (retention_days + 1) * 86400  # the day's detail outlives the day by the retention
+    visitor = {"referrers": found.referrer, **found.utm, "browsers": found.browser, "devices": found.device,
+               "countries": found.country}
+    return ([Tally(key(date, "pages"), path, cap, ttl)],
+            [Tally(key(date, dimension), value, cap, ttl) for dimension, value in visitor.items()])
+
+
+@functools.lru_cache(maxsize=16)  # computed on every counted view: the same pair nearly always
+def own_hosts(site_url: str, request_host: str) -> frozenset[str]:
+    """The site's own host names (a referrer from one of them is internal navigation: `DIRECT`)."""
+    hosts = {urlsplit(site_url).hostname or "", request_host.split(":", 1)[0].lower()}
+    return frozenset(host.removeprefix("www.") for host in hosts if host)

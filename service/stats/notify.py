@@ -1,0 +1,166 @@
+"""Telegram for the owner, through the outbox: the weekly digest and alerts.
+
+Both are queued as outbox notices (`outbox.notify`) and delivered like
+contact messages, by the compose worker or the Lambda schedule. Nothing is
+queued when Telegram is not configured or the feature is switched off
+(``STATS_DIGEST``, ``STATS_ALERTS``).
+
+* The digest is due during the week's ``STATS_DIGEST_DAY`` at
+  ``STATS_DIGEST_HOUR`` (UTC), for that hour (no worker running then: no
+  digest that week); it covers the seven days before
+  that moment against the seven before them. Whoever sees it due first
+  claims the week with ``add("stats:digest:<date>")`` (set-if-absent), so
+  several workers and the schedule send it once.
+* An alert of one kind (``dead_letter``, ``spotify_reauthorize``,
+  ``storage_errors``, ``github_rate_limit``) is queued at most once per
+  ``STATS_ALERT_INTERVAL``, claimed the same way (``stats:alert:<kind>``).
+  Alerts never raise: the failure they report must not become another.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..contact import outbox
+from ..contact.telegram import escape
+from ..storage import Storage, StorageError
+from . import report
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
+
+log = logging.getLogger(__name__)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Seconds after the scheduled moment in which the digest may go out (the worker looks every few seconds,
+#: the Lambda schedule every 5 minutes).
+DIGEST_WINDOW = 3600
+#: Rows of each list in the digest.
+DIGEST_TOP = 5
+#: The window in which storage errors are counted for the alert (seconds).
+STORAGE_WINDOW = 300
+
+_sent_period: dict[str, str] = {}  # per process: the digest period already handled, to skip the storage call
+_errors: collections.deque[float] = collections.deque()
+_errors_lock = threading.Lock()
+
+
+def digest_moment(at: float, day: str, hour: int) -> dt.datetime:
+    """The latest scheduled digest moment at or before ``at`` (UTC)."""
+    current = dt.datetime.fromtimestamp(at, dt.UTC)
+    monday = (current - dt.timedelta(days=current.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = monday + dt.timedelta(days=DAYS.index(day.lower()), hours=hour)
+    return moment if moment <= current else moment - dt.timedelta(days=7)
+
+
+def _change(current: int, previous: int) -> str:
+    if not previous:
+        return "new" if current else "±0"
+    return f"{(current - previous) / previous:+.0%}"
+
+
+def digest_text(storage: Storage, moment: dt.datetime) -> str:
+    """The digest's Telegram HTML for the week before ``moment``."""
+    end = moment.date() - dt.timedelta(days=1)
+    week = report.build(storage, report.Range(end - dt.timedelta(days=6), end, "custom"), top=DIGEST_TOP)
+    before = report.build(storage, report.Range(end - dt.timedelta(days=13), end - dt.timedelta(days=7), "custom"),
+                          top=0)
+    messages = storage.counters([outbox.received_key(day["date"]) for day in week["daily"]])
+    views, visitors = week["totals"]["views"], week["totals"]["visitors"]
+    lines = [f"<b>Weekly stats</b> {week['from']} to {week['to']}",
+             f"Views: {views:,} ({_change(views, before['totals']['views'])} on the week before)",
+             f"Visitors: {visitors:,} ({_change(visitors, before['totals']['visitors'])})",
+             f"Contact messages received: {sum(messages.values()):,}"]
+    for dimension, title in (("pages", "Top pages"), ("referrers", "Top referrers")):
+        lines.append(f"\n<b>{title}</b>")
+        lines += [f"{row['count']:,}  <code>{escape(row['value'])}</code>" for row in week["tables"][dimension]]
+        if not week["tables"][dimension]:
+            lines.append("none")
+    return "\n".join(lines)
+
+
+def send_digest(deps: Deps, *, force: bool = False) -> bool:
+    """Queue this week's digest if it is due and nobody queued it yet; True if queued.
+
+    Raises `StorageError` when the storage does not answer.
+    """
+    config = deps.settings
+    if not config["STATS_DIGEST"] or not outbox.configured(config):
+        return False
+    at = deps.now()
+    moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"])
+    period = moment.date().isoformat()
+    if not force and at >= moment.timestamp() + DIGEST_WINDOW:
+        return False  # past the digest's hour: a worker started later in the week does not send last week's
+    if not force:
+        if _sent_period.get(config["STORAGE_URL"]) == period:
+            return False
+        claimed = deps.storage.add(f"stats:digest:{period}", str(at), ttl=8 * 86400)
+        _sent_period[config["STORAGE_URL"]] = period
+        if not claimed:
+            return False
+    outbox.notify(deps.storage, digest_text(deps.storage, moment), at=at)
+    log.info("weekly stats digest for %s queued", period)
+    return True
+
+
+def digest_if_due(deps: Deps) -> None:
+    """`send_digest` for loops and schedules (the ``periodic`` event): logs instead of raising."""
+    try:
+        send_digest(deps)
+    except StorageError as exc:
+        log.warning("weekly digest not queued, storage not answering: %s", exc)
+    except Exception:  # the delivery loop must outlive a digest that failed to build
+        log.exception("weekly digest not queued")
+
+
+def alert(deps: Deps, kind: str, text: str) -> bool:
+    """Queue an alert for the owner unless one of ``kind`` was queued within the interval; True if queued.
+
+    The ``alert`` event's listener; never raises.
+    """
+    try:
+        config = deps.settings
+        if not config["STATS_ALERTS"] or not outbox.configured(config):
+            return False
+        storage = deps.storage
+        if not storage.add(f"stats:alert:{kind}", str(deps.now()), ttl=config["STATS_ALERT_INTERVAL"]):
+            return False
+        # cut before escaping: whole entities
+        outbox.notify(storage, f"<b>Alert</b>: {escape(text[:1000])}", at=deps.now())
+    except StorageError as exc:
+        log.warning("alert %s not queued, storage not answering: %s", kind, exc)
+        return False
+    except Exception:  # an alert is reporting a failure already: never add one
+        log.exception("alert %s not queued", kind)
+        return False
+    log.info("alert %s queued", kind)
+    return True
+
+
+def listen(deps: Deps) -> None:
+    """Make ``deps``' events reach the owner: alerts, storage errors, and the digest on ``periodic``."""
+    deps.on("alert", alert)
+    deps.on("storage_error", storage_failed)
+    deps.on("periodic", digest_if_due)
+
+
+def storage_failed(deps: Deps) -> None:
+    """Count one storage error of this process (the ``storage_error`` event's listener); alert once
+    ``STATS_ALERT_STORAGE_ERRORS`` fall in 5 minutes."""
+    threshold = deps.settings["STATS_ALERT_STORAGE_ERRORS"]
+    moment = time.monotonic()
+    with _errors_lock:
+        _errors.append(moment)
+        while _errors and _errors[0] < moment - STORAGE_WINDOW:
+            _errors.popleft()
+        due = len(_errors) >= threshold
+        if due:
+            _errors.clear()
+    if due:
+        alert(deps, "storage_errors", f"{threshold} or more storage errors within {STORAGE_WINDOW // 60} minutes")
