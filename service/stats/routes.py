@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
 
 from ..core.deps import current
-from ..core.errors import Forbidden, NotFound, ServiceError
+from ..core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from ..site.serve import site_dir
 from . import access, chart, report
 from .counting import DIMENSIONS
@@ -124,13 +124,12 @@ def login():
     given = request.form.get("token", "")
     try:
         access.check_token(given[:1000])
-    except ServiceError as exc:
-        if exc.status in (401, 429):
-            text = "Wrong password." if exc.status == 401 else "Too many wrong passwords; try again later."
-            response = _login_page(exc.status, text)
-            response.headers.update(exc.headers or {})
-            return response
-        raise
+    except Unauthorized:
+        return _login_page(401, "Wrong password.")
+    except RateLimited as exc:
+        response = _login_page(429, "Too many wrong passwords; try again later.")
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     response = redirect("/stats", code=303)
     access.set_owner_cookie(response)
     response.headers["Cache-Control"] = "private, no-store"

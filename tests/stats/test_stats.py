@@ -197,7 +197,7 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
         assert notify.send_digest(current()) is True
         notify._sent_period.clear()  # as if another worker process: the storage claim still holds
         assert notify.send_digest(current()) is False
-        assert outbox.deliver()["delivered"] == 1
+        assert outbox.deliver(current())["delivered"] == 1
         notify._sent_period.clear()
         clock.advance(3600)  # past the digest's hour: a worker starting now sends nothing
         assert notify.send_digest(current()) is False
@@ -229,8 +229,8 @@ def test_alerts_are_deduplicated_per_interval_and_a_dead_letter_raises_one(make_
                     Reply(200, json={"ok": True, "result": {"message_id": 2}}))
     storage = app.extensions["vitae.storage"]
     with app.app_context():
-        outbox.accept(storage, {"name": "A", "email": "a@example.com", "message": "hi"}, at=1_800_000_000.0)
-        summary = outbox.deliver()
+        outbox.accept(current(), {"name": "A", "email": "a@example.com", "message": "hi"}, at=1_800_000_000.0)
+        summary = outbox.deliver(current())
         assert summary["dead"] == 1 and summary["delivered"] == 1  # the message died; its alert went out
         assert notify.alert(current(), "dead_letter", "again") is False  # within the interval
         assert notify.alert(current(), "github_rate_limit", "spent") is True  # another kind
