@@ -18,6 +18,7 @@ reconnects on the next call after an outage.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,93 +46,18 @@ from .base import (
     clock,
 )
 
-# KEYS[1] window key; ARGV[1] max, ARGV[2] window ms. Returns {allowed, count}.
-_LIMIT = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then return {0, n} end
-n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return {1, n}
-"""
 
-# KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys.
-# ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr, #read, #tally, #unique-tally,
-# the "other" member, then (member, cap, ttl ms) per tally and unique tally.
-# Returns {allowed, new_unique, read values...}; a read key just incremented reuses INCR's answer.
-_HIT = """
-local nincr, nuincr, nread, ntally = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local counted = {}
-local function read_all()
-  local out = {}
-  for i = 3 + nincr + nuincr, 2 + nincr + nuincr + nread do
-    out[#out + 1] = counted[KEYS[i]] or tonumber(redis.call('GET', KEYS[i]) or '0')
-  end
-  return out
-end
-local function tally(first, last)
-  for i = first, last do
-    local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
-    local member, held = ARGV[a], -1
-    if redis.call('HEXISTS', key, member) == 0 then
-      held = redis.call('HLEN', key)
-      if held > 0 and held - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then member = ARGV[11] end
-    end
-    redis.call('HINCRBY', key, member, 1)
-    if held == 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end  -- a new key: its retention starts now
-  end
-end
-if ARGV[1] == '1' then
-  local n = redis.call('INCR', KEYS[1])
-  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-  if n > tonumber(ARGV[2]) then
-    redis.call('DECR', KEYS[1])  -- a refused call is not counted
-    local out = read_all(); table.insert(out, 1, 0); table.insert(out, 1, 0); return out
-  end
-end
-for i = 3, 2 + nincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
-tally(1, ntally)
-local new = 0
-if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
-  new = 1
-  for i = 3 + nincr, 2 + nincr + nuincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
-  tally(ntally + 1, ntally + tonumber(ARGV[10]))
-end
-local out = read_all(); table.insert(out, 1, new); table.insert(out, 1, 1); return out
-"""
+def _script(name: str) -> str:
+    """The Lua source of ``lua/<name>.lua`` beside this module (what each script takes and returns is
+    written at the top of its file)."""
+    with open(os.path.join(os.path.dirname(__file__), "lua", f"{name}.lua"), encoding="utf-8") as handle:
+        return handle.read()
 
-# KEYS[1] pending zset, ARGV[1] now, ARGV[2] lease end, ARGV[3] limit, ARGV[4] item-key prefix,
-# ARGV[5..] tokens. Ready ids are taken oldest-created first (ids sort by creation time).
-_CLAIM = """
-local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
-table.sort(ready)
-local out = {}
-for i = 1, math.min(#ready, tonumber(ARGV[3])) do
-  local key = ARGV[4] .. ready[i]
-  redis.call('HSET', key, 'token', ARGV[4 + i], 'ready_at', ARGV[2], 'updated_at', ARGV[1])
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('ZADD', KEYS[1], ARGV[2], ready[i])
-  out[#out + 1] = ready[i]
-end
-return out
-"""
 
-# KEYS[1] item hash, KEYS[2] pending zset, KEYS[3] target zset (done/dead) or pending again.
-# ARGV: id, token, new state, now, ready_at (release) or '', last_error or ''.
-_SETTLE = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'pending' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'token', '', 'updated_at', ARGV[4])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'last_error', ARGV[6]) end
-if ARGV[3] == 'pending' then
-  redis.call('HSET', KEYS[1], 'ready_at', ARGV[5], 'last_error', ARGV[6])
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
-end
-return 1
-"""
+_LIMIT = _script("limit")
+_HIT = _script("hit")
+_CLAIM = _script("claim")
+_SETTLE = _script("settle")
 
 
 def client_from_url(url: str) -> tuple[redis.Redis, str]:

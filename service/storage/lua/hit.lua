@@ -1,0 +1,42 @@
+-- KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys.
+-- ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr, #read, #tally, #unique-tally,
+-- the "other" member, then (member, cap, ttl ms) per tally and unique tally.
+-- Returns {allowed, new_unique, read values...}; a read key just incremented reuses INCR's answer.
+local nincr, nuincr, nread, ntally = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local counted = {}
+local function read_all()
+  local out = {}
+  for i = 3 + nincr + nuincr, 2 + nincr + nuincr + nread do
+    out[#out + 1] = counted[KEYS[i]] or tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
+  return out
+end
+local function tally(first, last)
+  for i = first, last do
+    local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
+    local member, held = ARGV[a], -1
+    if redis.call('HEXISTS', key, member) == 0 then
+      held = redis.call('HLEN', key)
+      if held > 0 and held - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then member = ARGV[11] end
+    end
+    redis.call('HINCRBY', key, member, 1)
+    if held == 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end  -- a new key: its retention starts now
+  end
+end
+if ARGV[1] == '1' then
+  local n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  if n > tonumber(ARGV[2]) then
+    redis.call('DECR', KEYS[1])  -- a refused call is not counted
+    local out = read_all(); table.insert(out, 1, 0); table.insert(out, 1, 0); return out
+  end
+end
+for i = 3, 2 + nincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
+tally(1, ntally)
+local new = 0
+if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
+  new = 1
+  for i = 3 + nincr, 2 + nincr + nuincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
+  tally(ntally + 1, ntally + tonumber(ARGV[10]))
+end
+local out = read_all(); table.insert(out, 1, new); table.insert(out, 1, 1); return out
