@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from .. import __version__
-from ..core.db import get_storage
+from ..core.deps import current
 from ..core.errors import error_response
 from ..storage import StorageError
 
@@ -14,7 +14,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health():
-    storage = get_storage()
+    storage = current().storage
     try:
         storage.check()
     except StorageError:

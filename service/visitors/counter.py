@@ -17,14 +17,17 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..core.clock import utc_date
-from ..core.config import Rate
 from ..core.errors import Invalid
 from ..core.ratelimit import too_many, window
 from ..storage import Hit, Storage, Tally
 from .privacy import subject_hash, visitor_hash
+
+if TYPE_CHECKING:
+    from ..core.deps import Deps
 
 MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
@@ -86,21 +89,24 @@ def _answer(path: str, counts: dict[str, int], counted: bool) -> dict:
             "unique_visitors": counts["site:uniques"], "counted": counted}
 
 
-def read(storage: Storage, path: str) -> dict:
+def read(deps: Deps, path: str) -> dict:
     """The counts for ``path`` without counting."""
-    return _answer(path, storage.counters(_read_keys(path), consistent=False), counted=False)
+    return _answer(path, deps.storage.counters(_read_keys(path), consistent=False), counted=False)
 
 
-def count(storage: Storage, path: str, visit: Visit, *, now: float, secret: str, site: str,
-          rate: Rate | None, tally: Sequence[Tally] = (), unique_tally: Sequence[Tally] = ()) -> dict:
+def count(deps: Deps, path: str, visit: Visit, *, tally: Sequence[Tally] = (),
+          unique_tally: Sequence[Tally] = ()) -> dict:
     """Count one view of ``path`` (with the owner's stats `Tally`s, in the same step); raise a `RateLimited`
-    error when the visitor's rate limit is full."""
+    error when the visitor's rate limit (``VISITOR_RATE_LIMIT``) is full. The visitor hash is keyed by
+    ``SECRET_KEY`` and ``SITE_URL``."""
+    now, settings = deps.now(), deps.settings
+    secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["VISITOR_RATE_LIMIT"]
     date = utc_date(now)
     unique = None
     if not visit.opted_out:
         unique = (f"visitor:{date}:{visitor_hash(secret, date, visit.ip, visit.user_agent, site)}", VISITOR_TTL)
     limit = window(rate, "visit", subject_hash(secret, date, visit.ip), now) if rate else None
-    result = storage.hit(Hit(
+    result = deps.storage.hit(Hit(
         incr=[page_key(path), "site:views", f"site:day:{date}:views"],
         limit=limit,
         unique=unique,
@@ -150,14 +156,15 @@ def _history(storage: Storage, today: dt.date) -> dict[str, list[int]]:
     return days
 
 
-def daily(storage: Storage, days: int, now: float) -> list[dict]:
+def daily(deps: Deps, days: int) -> list[dict]:
     """Views and unique visitors for the last ``days`` UTC days (at most `MAX_DAYS`), oldest first,
     today included.
 
     Two storage calls whatever ``days`` is: the history value (finished days, see `_history`) and
     one eventually consistent read of the `LIVE_DAYS` still counting (today and yesterday).
     """
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    storage = deps.storage
+    today = dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
     dates = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
     history = _history(storage, today) if days > LIVE_DAYS else {}
     live = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(LIVE_DAYS)]

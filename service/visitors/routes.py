@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from ..core.clock import now, utc_date
-from ..core.db import get_storage
+from ..core.clock import utc_date
+from ..core.deps import current
 from ..core.errors import Invalid
 from ..core.http import query_int
 from ..stats import counting as stats
@@ -29,30 +29,29 @@ def count_view():
         raise Invalid('path is required, e.g. {"path": "/"}', code="invalid_path")
     path = visitors.normalise_path(body["path"])
     user_agent = request.headers.get("User-Agent", "")
-    storage = get_storage()
+    deps = current()
     if is_bot(user_agent):
-        return _no_store(jsonify(visitors.read(storage, path)))
-    config = current_app.config
+        return _no_store(jsonify(visitors.read(deps, path)))
+    config = deps.settings
     visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
-    at = now()
+    at = deps.now()
     found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
     tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
                                         retention_days=config["STATS_RETENTION_DAYS"])
-    answer = visitors.count(storage, path, visit, now=at, secret=config["SECRET_KEY"], site=config["SITE_URL"],
-                            rate=config["VISITOR_RATE_LIMIT"], tally=tally, unique_tally=unique_tally)
+    answer = visitors.count(deps, path, visit, tally=tally, unique_tally=unique_tally)
     return _no_store(jsonify(answer))
 
 
 @bp.get("/visitors")
 def read_counts():
     path = visitors.normalise_path(request.args.get("path", "/"))
-    return _no_store(jsonify(visitors.read(get_storage(), path)))
+    return _no_store(jsonify(visitors.read(current(), path)))
 
 
 @bp.get("/visitors/daily")
 def daily():
     days = query_int("days", 30, 1, visitors.MAX_DAYS)
-    response = jsonify(visitors.daily(get_storage(), days, now()))
+    response = jsonify(visitors.daily(current(), days))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
@@ -60,6 +59,6 @@ def daily():
 @bp.get("/visitors/badge.svg")
 def badge():
     path = visitors.normalise_path(request.args.get("path", "/"))
-    views = visitors.read(get_storage(), path)["page_views"]
+    views = visitors.read(current(), path)["page_views"]
     svg = visitors.badge_svg("views", f"{views:,}")
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=300"})
