@@ -6,8 +6,8 @@
 # The builder makes a virtualenv holding only requirements-server.txt (the
 # runtime requirements plus gunicorn's gevent worker) and builds the
 # static site; the runtime image copies both and runs as an unprivileged user.
-# tests/test_container.py lints it with hadolint and checks its shape;
-# tests/test_compose.py builds it and runs it with docker-compose.yml on an engine.
+# tests/deploy/test_container.py lints it with hadolint and checks its shape;
+# tests/deploy/test_compose.py builds it and runs it with docker-compose.yml on an engine.
 
 ARG PYTHON_VERSION=3.11
 

@@ -31,8 +31,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 # --- Debian packages the tests talk to (real servers, real browser) ----------
 # docker.io (the engine), docker-compose (v1) and debootstrap (stand-ins for the base images no
-# registry serves here) run docker-compose.yml for real in tests/test_compose.py.
-# jq runs the deploy workflow's own scripts in tests/test_workflows.py.
+# registry serves here) run docker-compose.yml for real in tests/deploy/test_compose.py.
+# jq runs the deploy workflow's own scripts in tests/deploy/test_workflows.py.
 # fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
 APT_PACKAGES = redis-server chromium chromium-driver docker.io docker-compose debootstrap jq fonts-noto-color-emoji
 system-deps:

@@ -1,4 +1,4 @@
-"""A Docker engine for tests/test_compose.py, and stand-ins for base images no registry serves here.
+"""A Docker engine for tests/deploy/test_compose.py, and stand-ins for base images no registry serves here.
 
 `Engine.start()` uses the engine that answers (``DOCKER_HOST`` or the default
 socket, as on a CI runner); when none does it starts ``dockerd`` itself, as

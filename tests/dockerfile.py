@@ -2,8 +2,8 @@
 
 `parse_dockerfile` understands the instruction forms this repository's
 Dockerfile uses (ARG defaults, ``KEY=value`` ENV and LABEL, JSON-form CMD and
-HEALTHCHECK); tests/test_container.py checks and the throughput benchmark runs
-what it finds instead of retyping it; tests/test_compose.py reads its base images.
+HEALTHCHECK); tests/deploy/test_container.py checks and the throughput benchmark runs
+what it finds instead of retyping it; tests/deploy/test_compose.py reads its base images.
 """
 
 from __future__ import annotations

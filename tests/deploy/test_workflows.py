@@ -194,7 +194,7 @@ def test_ci_runs_the_compose_test_on_the_runners_own_engine(ci):
     assert ci["jobs"]["test"]["steps"][-1]["env"]["PYTEST_ADDOPTS"] == '-m "not container"'
     container = ci["jobs"]["container"]
     assert "container" not in container and container["runs-on"] == "ubuntu-latest"
-    assert "pytest -m container tests/test_compose.py" in runs(container)
+    assert "pytest -m container tests/deploy/test_compose.py" in runs(container)
 
 
 def test_ci_runs_every_linter(ci):
