@@ -1,14 +1,8 @@
-"""The service's clock: ``app.config["CLOCK"]`` (``time.time`` unless a test injects one)."""
+"""Dates from the service's clock (``Deps.clock``: ``app.config["CLOCK"]``, ``time.time`` unless a test injects one)."""
 
 from __future__ import annotations
 
 import datetime as dt
-
-from flask import current_app
-
-
-def now() -> float:
-    return current_app.config["CLOCK"]()
 
 
 def utc_date(timestamp: float) -> str:
