@@ -64,7 +64,7 @@ resource "aws_cloudfront_cache_policy" "api" {
 }
 
 # The blog's pages, feeds and sitemap are rendered by the function from the
-# cached GitHub issues (service/blogpages.py), which sets
+# cached GitHub issues (service/blog/pages.py), which sets
 # `Cache-Control: public, max-age=0, s-maxage=<what is left of the blog
 # TTL>, stale-while-revalidate=<TTL>, stale-if-error=86400`. This policy
 # honours those headers up to the blog TTL, so the function sees about one

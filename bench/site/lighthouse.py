@@ -35,7 +35,7 @@ from tests.servers import free_port, wait_for_port  # noqa: E402
 CHROME_PATH = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --disable-background-networking"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
-# the blog index and the post are rendered by the app (service/blogpages.py)
+# the blog index and the post are rendered by the app (service/blog/pages.py)
 PAGES = (("home", "/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"))
 RESULTS = os.path.join(ROOT, "bench", "results")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")

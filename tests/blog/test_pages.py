@@ -1,4 +1,4 @@
-"""The blog's server-rendered pages, feeds and sitemap (service/blogpages.py) against a fake GitHub on loopback."""
+"""The blog's server-rendered pages, feeds and sitemap (service/blog/pages.py) against a fake GitHub on loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The contact form posted without JavaScript (service/contactform.py): 303 to a thank-you page, or the
+"""The contact form posted without JavaScript (service/contact/pages.py): 303 to a thank-you page, or the
 form again with each field's message and the input kept; JSON clients see no change."""
 
 from __future__ import annotations

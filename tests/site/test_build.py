@@ -385,7 +385,7 @@ def test_missing_pages_get_the_404_page_and_the_api_keeps_json(site_client):
     page = client.get("/no/such/page", headers={"Accept-Encoding": "gzip"})
     assert page.status_code == 404 and page.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(page.data) == (out / "404.html").read_bytes()
-    assert client.get("/../service/config.py").status_code == 404
+    assert client.get("/../service/core/config.py").status_code == 404
     api = client.get("/api/no-such-endpoint")
     assert api.status_code == 404 and api.json["error"] == "not_found"
 
