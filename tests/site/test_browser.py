@@ -610,8 +610,9 @@ STATS_TOKEN = "browser-stats-password"
 
 
 @pytest.fixture(scope="module")
-def stats_url(clean_env, tmp_path_factory, site_dir):
-    service = _service(tmp_path_factory, "stats", site_dir, STATS_TOKEN=STATS_TOKEN, STATS_LOGIN_RATE_LIMIT="5/hour")
+def stats_url(clean_env, tmp_path_factory, site_dir, resume_file):
+    service = _service(tmp_path_factory, "stats", site_dir, resume_file, STATS_TOKEN=STATS_TOKEN,
+                       STATS_LOGIN_RATE_LIMIT="5/hour")
     yield service.url
     service.stop()
 
