@@ -440,10 +440,11 @@ def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(
     distribution = resource(stack, "aws_cloudfront_distribution", "site")
     behaviours = [entry["ordered_cache_behavior"] for entry in distribution["dynamic"]
                   if "ordered_cache_behavior" in entry]
-    assert [b["for_each"] for b in behaviours] == ['${local.api_enabled ? ["/api/*"] : []}',
+    assert [b["for_each"] for b in behaviours] == ['${local.api_enabled ? ["/stats", "/stats/*", "/api/stats*"] : []}',
+                                                   '${local.api_enabled ? ["/api/*"] : []}',
                                                    "${local.api_enabled ? local.blog_paths : []}"]
     assert local(stack, "${local.blog_paths}") == ["/blog", "/blog/*", "/sitemap.xml"]
-    blog = block(behaviours[1], "content")
+    blog = block(behaviours[2], "content")
     assert local(stack, blog["target_origin_id"]) == "api-function-url"
     assert set(blog["allowed_methods"]) == {"GET", "HEAD"} and blog["compress"] is True
     assert "function_association" not in blog  # it would rewrite /blog/ to /blog/index.html

@@ -394,8 +394,9 @@ def test_the_stack_s_counter_shards_reach_the_function_s_settings(deploy, tmp_pa
     assert (stage["role_arn"], stage["s3_bucket"], stage["aws_region"]) == (env["ROLE_ARN"], env["ZAPPA_BUCKET"],
                                                                            "eu-central-1")
     from service.core.config import load
+    from service.features import SETTINGS
 
-    assert load(stage["environment_variables"])["DYNAMODB_COUNTER_SHARDS"] == 8
+    assert load(SETTINGS, stage["environment_variables"])["DYNAMODB_COUNTER_SHARDS"] == 8
 
 
 # --- the function's secrets (rotation) ------------------------------------------------------------------
