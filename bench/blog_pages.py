@@ -57,7 +57,7 @@ def _fake_github() -> FakeUpstream:
 def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int = 16, threads: int = 2,
             log=print) -> dict:
     """Medians of the post page and the API post over ``rounds`` alternating wrk runs, and their ratio."""
-    venv = venvs.virtualenv("container", "requirements.txt")
+    venv = venvs.virtualenv("container", "requirements-server.txt")  # what the image installs (gevent)
     redis = RedisServer(password=REDIS_PASSWORD).start()
     github = _fake_github()
     cmd, environ = _image_environment(venv, work / "instance")
