@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from .errors import Forbidden
 
@@ -73,19 +73,26 @@ def carries_secret(sent: str, accepted: tuple[bytes, ...]) -> bool:
     return matched
 
 
+def require_cdn() -> None:
+    """Raise `Forbidden` unless the request carries the CDN's origin secret (``ORIGIN_SECRET``, or
+    ``ORIGIN_SECRET_PREVIOUS`` during a rotation) in ``X-Origin-Verify``; nothing to check when none is set.
+    The API checks every request; other paths the CDN sends to the function (``/stats``) call it too."""
+    accepted = current_app.extensions["vitae.origin_secrets"]
+    if accepted and not carries_secret(request.headers.get("X-Origin-Verify", ""), accepted):
+        raise Forbidden("requests must come through the site's CDN")
+
+
 def init_app(app: Flask) -> None:
     allowed = frozenset(app.config["ALLOWED_ORIGINS"])
     site_origin = _origin(app.config["SITE_URL"])
-    origin_secrets = tuple(value.encode() for value in (app.config["ORIGIN_SECRET"],
-                                                        app.config["ORIGIN_SECRET_PREVIOUS"])
-                           if value)
+    app.extensions["vitae.origin_secrets"] = tuple(
+        value.encode() for value in (app.config["ORIGIN_SECRET"], app.config["ORIGIN_SECRET_PREVIOUS"]) if value)
 
     @app.before_request
     def guard_api():
         if not _is_api(request.path):
             return
-        if origin_secrets and not carries_secret(request.headers.get("X-Origin-Verify", ""), origin_secrets):
-            raise Forbidden("requests must come through the site's CDN")
+        require_cdn()
         origin = request.headers.get("Origin")
         if origin and request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = origin.rstrip("/")

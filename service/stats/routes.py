@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hmac
 import io
 import os
 from urllib.parse import urlencode
@@ -12,7 +11,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
 
 from ..core.deps import current
-from ..core.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from ..core.errors import NotFound, RateLimited, Unauthorized
+from ..core.security import require_cdn
 from ..site.serve import site_dir
 from . import access, chart, report
 from .counting import DIMENSIONS
@@ -25,12 +25,8 @@ _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (
            "devices": "Devices", "countries": "Countries"}
 
 
-@page.before_request
-def through_the_cdn():
-    """With ORIGIN_SECRET set, /stats answers only requests carrying it, like /api (the CDN adds it)."""
-    secret = current_app.config["ORIGIN_SECRET"]
-    if secret and not hmac.compare_digest(request.headers.get("X-Origin-Verify", "").encode(), secret.encode()):
-        raise Forbidden("requests must come through the site's CDN")
+# With ORIGIN_SECRET set, /stats answers only requests the CDN sent, like /api.
+page.before_request(require_cdn)
 
 
 def _report() -> dict:

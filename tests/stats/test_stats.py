@@ -142,6 +142,10 @@ def test_the_page_needs_the_origin_secret_like_the_api(make_app):
     assert client.get("/stats").status_code == 403
     assert client.get("/stats", headers={"X-Origin-Verify": "from-the-cdn"}).status_code == 200
     assert client.get("/api/stats").status_code == 403
+    rotating = make_app(STATS_PUBLIC="true", ORIGIN_SECRET="new-one", ORIGIN_SECRET_PREVIOUS="from-the-cdn")
+    for sent in ("new-one", "from-the-cdn"):  # during a rotation the page takes both, as the API does
+        assert rotating.test_client().get("/stats", headers={"X-Origin-Verify": sent}).status_code == 200
+    assert rotating.test_client().get("/stats", headers={"X-Origin-Verify": "guess"}).status_code == 403
 
 
 def test_stats_are_not_served_without_a_token_and_public_when_asked(make_app):
