@@ -101,21 +101,19 @@ def campaign(query: object) -> dict[str, str]:
     return found
 
 
-def browser(user_agent_lower: str) -> str:
-    for name, pattern in _BROWSERS:
-        if pattern.search(user_agent_lower):
-            return name
-    return "Other"
-
-
-def device(user_agent_lower: str) -> str:
+@functools.lru_cache(maxsize=256)  # on every counted view; a handful of User-Agents make most of the traffic
+def browser_and_device(user_agent_lower: str) -> tuple[str, str]:
+    """The browser family and the device class of a lowercased User-Agent (about 15 pattern searches)."""
+    browser = next((name for name, pattern in _BROWSERS if pattern.search(user_agent_lower)), "Other")
     if _TABLET.search(user_agent_lower):
-        return "tablet"
-    if _MOBILE.search(user_agent_lower):
-        return "mobile"
-    if _DESKTOP.search(user_agent_lower):
-        return "desktop"
-    return "other"
+        device = "tablet"
+    elif _MOBILE.search(user_agent_lower):
+        device = "mobile"
+    elif _DESKTOP.search(user_agent_lower):
+        device = "desktop"
+    else:
+        device = "other"
+    return browser, device
 
 
 def country(header: str | None) -> str:
@@ -133,9 +131,9 @@ def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str]) -> Detai
     query = body.get("query")
     if query is None and isinstance(body.get("path"), str) and "?" in body["path"]:
         query = body["path"].split("?", 1)[1].split("#", 1)[0]
-    user_agent = headers.get("User-Agent", "")[:512].lower()
-    return Details(referrer=referrer_host(raw_referrer, own_hosts), utm=campaign(query), browser=browser(user_agent),
-                   device=device(user_agent), country=country(headers.get("CloudFront-Viewer-Country")))
+    browser, device = browser_and_device(headers.get("User-Agent", "")[:512].lower())
+    return Details(referrer=referrer_host(raw_referrer, own_hosts), utm=campaign(query), browser=browser,
+                   device=device, country=country(headers.get("CloudFront-Viewer-Country")))
 
 
 def key(date: str, dimension: str) -> str:
