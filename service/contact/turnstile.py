@@ -12,8 +12,6 @@ from typing import Any
 
 from ..core.upstream import Client, UpstreamError
 
-#: Cloudflare's endpoint (the ``TURNSTILE_VERIFY_URL`` default).
-VERIFY_URL = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 #: (connect, read) seconds: the visitor is waiting for this answer.
 TIMEOUT = (2.0, 3.0)
 #: Longest token Cloudflare issues; anything longer is refused without a call.
@@ -29,7 +27,6 @@ class Turnstile(Client):
 
     def __init__(self, verify_url: str, secret: str):
         super().__init__(verify_url)
-        self.base_url = verify_url  # the endpoint exactly as configured (the base strips a trailing slash)
         self.timeout = TIMEOUT
         self._secret = secret
 
