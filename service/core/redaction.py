@@ -123,8 +123,9 @@ def install() -> None:
                     record.msg, record.args = cleaned, None
             if record.exc_info and record.exc_info[0] is not None:
                 text = logging.Formatter().formatException(record.exc_info)
-                if redact(text) != text:
-                    record.exc_text = redact(text)
+                cleaned = redact(text)
+                if cleaned != text:
+                    record.exc_text = cleaned
             if record.stack_info:
                 record.stack_info = redact(record.stack_info)
             return record
