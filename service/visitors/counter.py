@@ -94,12 +94,13 @@ def read(deps: Deps, path: str) -> dict:
     return _answer(path, deps.storage.counters(_read_keys(path), consistent=False), counted=False)
 
 
-def count(deps: Deps, path: str, visit: Visit, *, tally: Sequence[Tally] = (),
+def count(deps: Deps, path: str, visit: Visit, *, at: float, tally: Sequence[Tally] = (),
           unique_tally: Sequence[Tally] = ()) -> dict:
-    """Count one view of ``path`` (with the owner's stats `Tally`s, in the same step); raise a `RateLimited`
-    error when the visitor's rate limit (``VISITOR_RATE_LIMIT``) is full. The visitor hash is keyed by
-    ``SECRET_KEY`` and ``SITE_URL``."""
-    now, settings = deps.now(), deps.settings
+    """Count one view of ``path`` made at ``at`` (the app's clock, read once by the caller, so the stats
+    `Tally`s it made for that day land in the same step and day); raise a `RateLimited` error when the
+    visitor's rate limit (``VISITOR_RATE_LIMIT``) is full. The visitor hash is keyed by ``SECRET_KEY``
+    and ``SITE_URL``."""
+    now, settings = at, deps.settings
     secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["VISITOR_RATE_LIMIT"]
     date = utc_date(now)
     unique = None

@@ -38,7 +38,7 @@ def count_view():
     found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
     tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
                                         retention_days=config["STATS_RETENTION_DAYS"])
-    answer = visitors.count(deps, path, visit, tally=tally, unique_tally=unique_tally)
+    answer = visitors.count(deps, path, visit, at=at, tally=tally, unique_tally=unique_tally)
     return _no_store(jsonify(answer))
 
 
