@@ -40,6 +40,7 @@ UTM = {"utm_source": "sources", "utm_medium": "mediums", "utm_campaign": "campai
 MAX_REFERRER = 2048  # characters of a referrer or page query looked at; the rest is ignored
 MAX_HOST = 100
 MAX_UTM = 64
+MAX_FIELDS = 50  # fields of a page query looked at for utm_* values
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)*")
 _UTM_DROP = re.compile(r"[^a-z0-9._~+ -]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -73,7 +74,11 @@ def referrer_host(raw: object, own_hosts: frozenset[str]) -> str:
         return DIRECT
     if not isinstance(raw, str):
         raise Invalid("referrer must be a string (the page's document.referrer)", code="invalid_referrer")
-    raw = raw.strip()[:MAX_REFERRER]
+    return _referrer_host(raw.strip()[:MAX_REFERRER], own_hosts)
+
+
+@functools.lru_cache(maxsize=256)  # on every counted view; most views come from a few referrers
+def _referrer_host(raw: str, own_hosts: frozenset[str]) -> str:
     if not raw:
         return DIRECT
     try:
@@ -92,13 +97,19 @@ def campaign(query: object) -> dict[str, str]:
         return {}
     if not isinstance(query, str):
         raise Invalid("query must be a string (the page's location.search)", code="invalid_query")
+    return dict(_campaign(query[:MAX_REFERRER]))
+
+
+@functools.lru_cache(maxsize=256)  # on every counted view; most views carry no query or a few campaigns' links
+def _campaign(query: str) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
-    for name, value in parse_qsl(query[:MAX_REFERRER].lstrip("?"), max_num_fields=50):
+    # the first MAX_FIELDS fields only (parse_qsl's own max_num_fields raises on more)
+    for name, value in parse_qsl("&".join(query.lstrip("?").split("&", MAX_FIELDS)[:MAX_FIELDS])):
         if name in UTM and UTM[name] not in found:
             value = _UTM_DROP.sub("", value.lower()).strip()[:MAX_UTM].strip()
             if value:
                 found[UTM[name]] = value
-    return found
+    return tuple(found.items())
 
 
 @functools.lru_cache(maxsize=256)  # on every counted view; a handful of User-Agents make most of the traffic
