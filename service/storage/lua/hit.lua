@@ -11,16 +11,21 @@ local function read_all()
   end
   return out
 end
+-- One call for a member already counted (nearly every view); a new member is checked against the cap after
+-- it is added, and moved to "other" when it was one too many.
 local function tally(first, last)
   for i = first, last do
     local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
-    local member, held = ARGV[a], -1
-    if redis.call('HEXISTS', key, member) == 0 then
-      held = redis.call('HLEN', key)
-      if held > 0 and held - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then member = ARGV[11] end
+    local member = ARGV[a]
+    if redis.call('HINCRBY', key, member, 1) == 1 and member ~= ARGV[11] then
+      local held = redis.call('HLEN', key)  -- this member included
+      if held == 1 then
+        redis.call('PEXPIRE', key, ARGV[a + 2])  -- a new key: its retention starts now
+      elseif held - 1 - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then
+        redis.call('HDEL', key, member)
+        redis.call('HINCRBY', key, ARGV[11], 1)
+      end
     end
-    redis.call('HINCRBY', key, member, 1)
-    if held == 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end  -- a new key: its retention starts now
   end
 end
 if ARGV[1] == '1' then
