@@ -22,13 +22,10 @@ never a 500. The script adds only the live view count.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import functools
 import gzip
 import hashlib
 import json
 import math
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -41,6 +38,7 @@ from ..core import errors
 from ..core.deps import Deps, current
 from ..core.errors import ServiceError
 from ..site import build as sitebuild
+from ..site import render
 from . import comments as blogcomments
 from . import feeds
 from . import posts as blog
@@ -75,52 +73,8 @@ class PageError(Exception):
 # --- what the templates know -------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _templates(resume_path: str, modified: float, options: sitebuild.SiteOptions):
-    """(environment, site values, resume) for the resume at ``resume_path`` as it was at ``modified``."""
-    source = sitebuild.source_dir()
-    resume = sitebuild.load_resume(resume_path)
-    photo_url, _ = sitebuild.photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
-    assets, _ = sitebuild.asset_files(source)
-    env = sitebuild.environment(source)
-    env.filters.update(iso_date=iso_date, long_date=long_date)
-    return env, sitebuild.site_values(resume, options, assets, photo_url), resume
-
-
-def _resume_version() -> tuple[str, float]:
-    """(path, modification time) of the resume the pages are rendered with."""
-    path = current_app.config["SITE_RESUME"]
-    path = path if os.path.isabs(path) else os.path.join(sitebuild.project_root(), path)
-    return path, os.stat(path).st_mtime
-
-
-def _context() -> tuple[Any, dict[str, Any], dict]:
-    return _templates(*_resume_version(), sitebuild.SiteOptions.from_config(current_app.config))
-
-
 def _render(template: str, **values: Any) -> str:
-    env, site, resume = _context()
-    return env.get_template(template).render(site=site, resume=resume, basics=resume.get("basics") or {},
-                                             reaction_signs=REACTION_SIGNS, **values)
-
-
-def _parse_time(value: Any) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def iso_date(value: Any) -> str:
-    """``2027-01-05T10:00:00Z`` -> ``2027-01-05`` (empty when unreadable)."""
-    parsed = _parse_time(value)
-    return parsed.date().isoformat() if parsed else ""
-
-
-def long_date(value: Any) -> str:
-    """``2027-01-05T10:00:00Z`` -> ``5 Jan 2027`` (empty when unreadable)."""
-    parsed = _parse_time(value)
-    return f"{parsed.day} {parsed:%b %Y}" if parsed else ""
+    return render.render(template, reaction_signs=REACTION_SIGNS, **values)
 
 
 def demote_headings(html: str, top: int) -> str:
@@ -191,7 +145,7 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     response.headers["Cache-Control"] = (f"public, max-age=0, s-maxage={fresh}, stale-while-revalidate={ttl}, "
                                          f"stale-if-error={STALE_IF_ERROR}")
     response.set_etag(page.etag)
-    stamp = _parse_time(page.modified)
+    stamp = render.parse_time(page.modified)
     if stamp:
         response.last_modified = stamp
     response.vary.add("Accept-Encoding")
@@ -208,8 +162,8 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
 
 
 def _latest(values: list[Any]) -> str | None:
-    stamps = [v for v in values if _parse_time(v)]
-    return max(stamps, key=_parse_time) if stamps else None
+    stamps = [v for v in values if render.parse_time(v)]
+    return max(stamps, key=render.parse_time) if stamps else None
 
 
 def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -296,7 +250,7 @@ def index():
                         f"{' for this tag' if tag else ''}.")
     shown = chosen[(number - 1) * PER_PAGE:number * PER_PAGE]
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
-    site = _context()[1]
+    site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
                    address=blog.address, index_address=_index_address,
                    page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
@@ -343,14 +297,15 @@ def post_page(raw: str, slug: str):
         return _to_canonical(deps, number)
     comments, comments_result = blogcomments.comments(deps, post)
     # the page changes only with a new fetch of the post or its comments (or another resume, app, setting)
-    key = (_resume_version(), number, results[-1].fetched_at, comments_result.fetched_at if comments_result else None)
+    key = (render.resume_version(), number, results[-1].fetched_at,
+           comments_result.fetched_at if comments_result else None)
     page = _memoised(key, lambda: _post_page(post, comments))
     return _respond(page, "text/html", [*results, comments_result])
 
 
 def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
     number = post["number"]
-    site = _context()[1]
+    site = render.context()[1]
     canonical = site["url"] + blog.address(post)
     image = _FIRST_IMAGE.search(post["html"])
     image = image.group(1) if image else site["photo_absolute"]
@@ -401,7 +356,7 @@ def sitemap():
             results.append(listing)
         except ServiceError:  # the resume's entries still make a sitemap
             items = []
-    body = _render("sitemap.xml", posts=items, address=blog.address, iso_date=iso_date)
+    body = _render("sitemap.xml", posts=items, address=blog.address, iso_date=render.iso_date)
     return _respond(Rendered.of(body), "application/xml", results)
 
 

@@ -36,14 +36,14 @@ def thanks() -> Response:
 
 def form_again(exc: ServiceError) -> Response:
     """The form as an HTML page for a refused post, with ``exc``'s status and messages."""
-    from ..blog.pages import _render
+    from ..site.render import render
 
     values = {name: request.form.get(name, "") for name in _KEPT}
     fields: dict[str, Any] = exc.details.get("fields") if isinstance(exc.details.get("fields"), dict) else {}
     errors = {name: str(problem)[:1].upper() + str(problem)[1:] for name, problem in fields.items()
               if name in _KEPT}
     status = "Please correct the marked fields." if errors else exc.message[:1].upper() + exc.message[1:] + "."
-    html = _render("contact/form.html", page={"canonical": None, "counted": None},
+    html = render("contact/form.html", page={"canonical": None, "counted": None},
                    form={"kept": values, "errors": errors, "status": status})
     response = Response(html, status=status_of(exc), mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"

@@ -28,7 +28,7 @@ from ..helpers import ROOT
 
 EXAMPLE = os.path.join(ROOT, "site", "resume.json")
 SITE_URL = "https://mara.example.com"
-PAGES = ("index.html", "404.html")  # the blog's pages are rendered by the app (test_blog_pages.py)
+PAGES = ("index.html", "404.html")  # the blog's pages are rendered by the app (tests/blog/test_pages.py)
 
 
 def example() -> dict:
