@@ -52,7 +52,7 @@ def table(results: dict, host: dict[str, str]) -> str:
         median, runs = cold["median_ms"], cold["runs"]
         lines.append(f"| Lambda cold start, first `POST /api/visitors` (median of {runs}) | {median['vitae']:.0f} ms "
                      f"| (a) minimal Flask + one `UpdateItem`, same Zappa: {median['a']:.0f} ms "
-                     f"| {cold['ratio_to_a']:.2f} x (a) | at most 1.15 x (a) |")
+                     f"| {cold['ratio_to_a']:.2f} x (a) | at most 1.10 x (a) |")
         lines.append(f"| | | (b) bare boto3 handler, same `UpdateItem`: {median['b']:.0f} ms "
                      f"| {cold['ratio_to_b']:.2f} x (b) | |")
         size = cold["size"]
