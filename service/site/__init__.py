@@ -1,7 +1,8 @@
 """The static site: ``flask site build`` renders ``site/`` and the resume; `serve` serves the build at ``/``.
 
 `build` holds the renderer, `cli` the command, `serve` the static file server (gzip, cache headers,
-the 404 page), `render` the pages other features render per request with the same templates. Registered last: its catch-all route answers what no other feature does.
+the 404 page), `render` the pages other features render per request with the same templates.
+Registered last: its catch-all route answers what no other feature does.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def check_token(given: str) -> None:
         raise Unauthorized("wrong or missing stats password")
     storage = current().storage
     rate, limit = _limit()
-    if limit is not None and int(storage.get(limit.key) or 0) >= limit.max:
+    if limit is not None and storage.calls(limit) >= limit.max:
         raise too_many(rate, current().now(), "too many wrong stats passwords; try again later")
     if hmac.compare_digest(given.encode(), token.encode()):
         return

@@ -215,6 +215,14 @@ class Storage(abc.ABC):
         A refused call is not counted.
         """
 
+    def calls(self, limit: Limit) -> int:
+        """The calls counted in ``limit``'s window now, without counting one (0 when it has none or it
+        expired): a check before work that only a failure counts (a wrong password).
+
+        Every backend keeps a window's count as the value under its key, which `get` reads.
+        """
+        return int(self.get(limit.key) or 0)
+
     @abc.abstractmethod
     def hit(self, hit: Hit) -> HitResult:
         """Perform a `Hit` atomically (see its docstring)."""

@@ -159,8 +159,22 @@ def test_limit_window_expires(storage):
     rule = Limit("rl:expiring", max=1, window=1)
     assert storage.limit(rule)[0] is True
     assert storage.limit(rule)[0] is False
+    assert storage.calls(rule) == 1
     time.sleep(1.2)
+    assert storage.calls(rule) == 0
     assert storage.limit(rule) == (True, 1)
+
+
+def test_calls_reads_a_window_without_counting(storage):
+    rule = Limit("rl:peek", max=2, window=60)
+    assert storage.calls(rule) == 0
+    storage.limit(rule)
+    assert [storage.calls(rule) for _ in range(3)] == [1, 1, 1]
+    storage.limit(rule)
+    storage.limit(rule)  # refused: not counted
+    assert storage.calls(rule) == 2
+    storage.hit(Hit(limit=Limit("rl:peek-hit", max=5, window=60), incr=["page:/"]))
+    assert storage.calls(Limit("rl:peek-hit", max=5, window=60)) == 1
 
 
 def test_hit_counts_unique_once_and_reads(storage):
