@@ -37,11 +37,6 @@ from flask import Blueprint, Flask, Response, current_app, redirect, request
 from ..core import errors
 from ..core.deps import Deps, current
 from ..core.errors import ServiceError
-from ..site import build as sitebuild
-from ..site import render
-from . import comments as blogcomments
-from . import feeds
-from . import posts as blog
 
 bp = Blueprint("blogpages", __name__)
 
@@ -74,6 +69,7 @@ class PageError(Exception):
 
 
 def _render(template: str, **values: Any) -> str:
+    from ..site import render
     return render.render(template, reaction_signs=REACTION_SIGNS, **values)
 
 
@@ -137,6 +133,7 @@ def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
 
 def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
+    from ..site import render
     data = page.data
     response = Response(data, mimetype=mimetype)
     results = [r for r in results if r is not None]
@@ -162,11 +159,13 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
 
 
 def _latest(values: list[Any]) -> str | None:
+    from ..site import render
     stamps = [v for v in values if render.parse_time(v)]
     return max(stamps, key=render.parse_time) if stamps else None
 
 
 def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    from ..site import build as sitebuild
     try:
         html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, heading=title,
                        message=message)
@@ -239,6 +238,8 @@ def _index_address(tag: str | None, number: int) -> str:
 
 @bp.get("/blog/")
 def index():
+    from ..site import render
+    from . import posts as blog
     _require_blog()
     tag = _tag()
     number = _query_int("page", 1, MAX_PAGE)
@@ -278,6 +279,7 @@ def short_post_address(raw: str):
 
 
 def _to_canonical(deps: Deps, number: int) -> Response:
+    from . import posts as blog
     items, _ = blog.posts(deps)
     found = next((item for item in items if item["number"] == number), None)
     if found is None:
@@ -289,6 +291,9 @@ def _to_canonical(deps: Deps, number: int) -> Response:
 
 @bp.get("/blog/<raw>/<slug>")
 def post_page(raw: str, slug: str):
+    from ..site import render
+    from . import comments as blogcomments
+    from . import posts as blog
     _require_blog()
     number = _number(raw)
     deps = current()
@@ -304,6 +309,9 @@ def post_page(raw: str, slug: str):
 
 
 def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
+    from ..site import render
+    from . import comments as blogcomments
+    from . import posts as blog
     number = post["number"]
     site = render.context()[1]
     canonical = site["url"] + blog.address(post)
@@ -329,6 +337,8 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
 
 @bp.get("/blog/feed.xml")
 def atom_feed():
+    from . import feeds
+    from . import posts as blog
     _require_blog()
     deps = current()
     items, listing = blog.posts(deps)
@@ -339,6 +349,8 @@ def atom_feed():
 
 @bp.get("/blog/feed.json")
 def json_feed():
+    from . import feeds
+    from . import posts as blog
     _require_blog()
     deps = current()
     items, listing = blog.posts(deps)
@@ -349,6 +361,8 @@ def json_feed():
 
 @bp.get("/sitemap.xml")
 def sitemap():
+    from ..site import render
+    from . import posts as blog
     items, results = [], []
     if current_app.config["BLOG_REPO"]:
         try:

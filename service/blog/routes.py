@@ -6,8 +6,6 @@ from flask import Blueprint, Response, request
 
 from ..core import http
 from ..core.deps import current
-from . import feeds
-from . import posts as blog
 
 bp = Blueprint("blog", __name__)
 
@@ -16,6 +14,7 @@ MAX_PER_PAGE = 50
 
 @bp.get("/blog")
 def posts():
+    from . import posts as blog
     number = http.query_int("page", 1, 1, 10_000)
     per_page = http.query_int("per_page", 10, 1, MAX_PER_PAGE)
     tag = request.args.get("tag", "").strip()[:100] or None
@@ -26,12 +25,15 @@ def posts():
 
 @bp.get("/blog/<int:number>")
 def post(number: int):
+    from . import posts as blog
     payload, results = blog.post(current(), number)
     return http.respond(payload, *results)
 
 
 @bp.get("/blog/feed.xml")
 def feed():
+    from . import feeds
+    from . import posts as blog
     deps = current()
     items, result = blog.posts(deps)
     response = Response(blog.feed(deps, items, feeds.contents(deps, items)), mimetype="application/atom+xml")

@@ -27,8 +27,6 @@ from ..core.ratelimit import enforce
 from ..storage.base import new_id
 from ..visitors.counter import normalise_path
 from ..visitors.privacy import subject_hash
-from . import form as contact
-from . import outbox
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +69,7 @@ def _page(data: dict[str, Any]) -> str:
 def _turnstile(deps: Deps, data: dict[str, Any], ip: str) -> str:
     """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; `Invalid` on a failed check."""
     from ..core.upstream import UpstreamError
+    from . import form as contact
     from .turnstile import Turnstile
 
     token = data.get(contact.TURNSTILE_FIELD)
@@ -108,6 +107,8 @@ def submit():
 
 
 def _submit():
+    from . import form as contact
+    from . import outbox
     data = _submitted()
     deps = app_deps.current()
     at = deps.now()

@@ -6,6 +6,12 @@ lists them all. The app factory registers each feature's blueprints and
 CLI group from that declaration, the settings loader reads its settings,
 and the site build reads its card and the settings its widget needs (which
 is also what ``SITE_WIDGETS`` may name).
+
+Start-up imports every feature's package, so route, page and command
+modules import their feature's domain modules inside the views and
+commands that use them: creating the app and counting a view (a Lambda
+cold start) load no blog, Spotify, GitHub, contact-form or page-rendering
+code (tests/core/test_app.py checks it).
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ..core import deps, http
-from . import activity as github
 
 bp = Blueprint("github", __name__)
 
 
 @bp.get("/github")
 def activity():
+    from . import activity as github
     limit = http.query_int("limit", 10, 1, github.MAX_EVENTS)
     payload, results = github.activity(deps.current(), limit)
     return http.respond(payload, *results)

@@ -8,12 +8,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from .build import ResumeError, SiteOptions, build, project_root
-
 site_cli = AppGroup("site", help="Build the static site from resume.json.")
 
 
 def _from_root(path: str) -> str:
+    from .build import project_root
     return path if os.path.isabs(path) else os.path.join(project_root(), path)
 
 
@@ -25,6 +24,7 @@ def _from_root(path: str) -> str:
 @with_appcontext
 def build_command(resume_path: str | None, out_dir: str | None):
     """Validate resume.json and render the static site (pages, assets, robots.txt, sitemap.xml)."""
+    from .build import ResumeError, SiteOptions, build
     config = current_app.config
     resume_path = resume_path or _from_root(config["SITE_RESUME"])
     out_dir = out_dir or _from_root(config["SITE_DIR"])

@@ -11,9 +11,6 @@ import click
 from flask.cli import AppGroup
 
 from ..core import deps as app_deps
-from ..core.upstream import UpstreamError
-from .client import SpotifyAccounts
-from .nowplaying import SCOPES, accounts
 
 spotify_cli = AppGroup("spotify", help="Connect the Spotify widget to your account.")
 _ENV_LINE = re.compile(r"^\s*(export\s+)?SPOTIFY_REFRESH_TOKEN=.*$", re.M)
@@ -26,6 +23,9 @@ _ENV_LINE = re.compile(r"^\s*(export\s+)?SPOTIFY_REFRESH_TOKEN=.*$", re.M)
               help="Also write SPOTIFY_REFRESH_TOKEN into this env file (otherwise nothing is written).")
 def authorize_command(redirect_uri: str, env_file: str | None):
     """Get a refresh token: open the printed address, approve, paste back where Spotify sent you."""
+    from ..core.upstream import UpstreamError
+    from .client import SpotifyAccounts
+    from .nowplaying import SCOPES, accounts
     deps = app_deps.current()
     settings = deps.settings
     if settings["SPOTIFY_CLIENT_ID"] and settings["SPOTIFY_CLIENT_SECRET"]:

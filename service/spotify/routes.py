@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ..core import deps, http
-from . import nowplaying as spotify
 
 bp = Blueprint("spotify", __name__)
 
 
 @bp.get("/spotify")
 def now_playing():
+    from . import nowplaying as spotify
     payload, result = spotify.now_playing(deps.current())
     return http.respond(payload, result)

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from ..core.deps import current
 from ..core.errors import ServiceError
 from ..storage import StorageError
-from . import notify, report
+from . import report
 
 stats_cli = AppGroup("stats", help="The owner's stats: top pages, referrers, campaigns; the weekly digest.")
 
@@ -53,6 +53,7 @@ def show_command(name: str, start: str | None, end: str | None, top: int, as_jso
 @click.option("--force", is_flag=True, help="Queue the latest week's now even if it was sent or is not due.")
 def digest_command(force: bool):
     """Queue the weekly digest for Telegram when it is due (the worker and the schedule do this too)."""
+    from . import notify
     try:
         queued = notify.send_digest(current(), force=force)
     except StorageError as exc:

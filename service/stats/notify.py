@@ -26,10 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..contact import outbox
-from ..contact.telegram import escape
 from ..storage import Storage, StorageError
-from . import report
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
@@ -66,6 +63,9 @@ def _change(current: int, previous: int) -> str:
 
 def digest_text(storage: Storage, moment: dt.datetime) -> str:
     """The digest's Telegram HTML for the week before ``moment``."""
+    from ..contact import outbox
+    from ..contact.telegram import escape
+    from . import report
     end = moment.date() - dt.timedelta(days=1)
     week = report.build(storage, report.Range(end - dt.timedelta(days=6), end, "custom"), top=DIGEST_TOP)
     before = report.build(storage, report.Range(end - dt.timedelta(days=13), end - dt.timedelta(days=7), "custom"),
@@ -89,6 +89,7 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
 
     Raises `StorageError` when the storage does not answer.
     """
+    from ..contact import outbox
     config = deps.settings
     if not config["STATS_DIGEST"] or not outbox.configured(config):
         return False
@@ -124,6 +125,8 @@ def alert(deps: Deps, kind: str, text: str) -> bool:
 
     The ``alert`` event's listener; never raises.
     """
+    from ..contact import outbox
+    from ..contact.telegram import escape
     try:
         config = deps.settings
         if not config["STATS_ALERTS"] or not outbox.configured(config):

@@ -14,7 +14,6 @@ from ..core.deps import current
 from ..core.errors import NotFound, RateLimited, Unauthorized
 from ..core.security import require_cdn
 from ..site.serve import site_dir
-from . import access, chart, report
 from .counting import DIMENSIONS
 
 page = Blueprint("stats", __name__, url_prefix="/stats", template_folder="templates")
@@ -30,6 +29,7 @@ page.before_request(require_cdn)
 
 
 def _report() -> dict:
+    from . import report
     config = current_app.config
     today = dt.datetime.fromtimestamp(current().now(), dt.UTC).date()
     span = report.parse_range(request.args, today, config["STATS_RETENTION_DAYS"])
@@ -37,6 +37,7 @@ def _report() -> dict:
 
 
 def _csv(data: dict, table: str) -> Response:
+    from . import access
     if table not in DIMENSIONS:
         raise NotFound(f"table must be one of {', '.join(DIMENSIONS)}", code="unknown_table")
     out = io.StringIO()
@@ -56,12 +57,14 @@ def _csv(data: dict, table: str) -> Response:
 
 @api.get("/stats")
 def api_stats():
+    from . import access
     access.require_api()
     return access.cache_control(jsonify(_report()))
 
 
 @api.get("/stats.csv")
 def api_stats_csv():
+    from . import access
     access.require_api()
     return _csv(_report(), request.args.get("table", "pages"))
 
@@ -76,6 +79,7 @@ def _login_page(status: int, message: str = "") -> Response:
 
 def _page_access() -> Response | None:
     """None when the page may be shown, else the answer to give instead."""
+    from . import access
     if not access.enabled():
         raise NotFound("stats are not served: set STATS_TOKEN or STATS_PUBLIC", code="stats_disabled")
     if access.public() or access.owner_cookie_valid():
@@ -95,6 +99,7 @@ def _link(data: dict, **changes) -> str:
 
 @page.get("")
 def stats_page():
+    from . import access, chart, report
     refused = _page_access()
     if refused is not None:
         return refused
@@ -115,6 +120,7 @@ def stats_csv(table: str):
 
 @page.post("/login")
 def login():
+    from . import access
     if not current_app.config["STATS_TOKEN"]:
         raise NotFound("stats are not served: set STATS_TOKEN", code="stats_disabled")
     given = request.form.get("token", "")
@@ -134,6 +140,7 @@ def login():
 
 @page.post("/logout")
 def logout():
+    from . import access
     response = redirect("/stats", code=303)
     access.clear_owner_cookie(response)
     return response

@@ -271,3 +271,40 @@ def test_query_integers_longer_than_int_converts_are_400(client, url, code):
     for digits in ("9" * 4301, "0" * 5000 + "1"):
         answer = client.get(url + digits)
         assert (answer.status_code, answer.json["error"]) == (400, code)
+
+
+# -- what start-up loads -------------------------------------------------------------------------
+
+_LOADS = """
+import json, sys
+from service import create_app
+app = create_app({"STORAGE_URL": sys.argv[1], "SECRET_KEY": "k" * 32, "BLOG_REPO": "octo/blog",
+                  "SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET": "secret", "SPOTIFY_REFRESH_TOKEN": "token",
+                  "GITHUB_USERNAME": "octo", "TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_CHAT_ID": "1",
+                  "STATS_TOKEN": "t" * 20, "STATS_DIGEST": "true", "STATS_ALERTS": "true"})
+app.extensions["vitae.storage"].init()
+answer = app.test_client().post("/api/visitors", json={"path": "/", "referrer": "https://news.example/"},
+                                headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Firefox/140.0"})
+print(json.dumps({"status": answer.status_code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_start_up_and_a_counted_view_load_no_other_features_code(tmp_path):
+    """Route, page and command modules import their feature's domain code inside the views and commands: with every
+    feature configured, creating the app and counting a view loads none of the blog, Spotify, GitHub, contact or
+    site-rendering code, nor the libraries only they use."""
+    import subprocess
+    import sys
+
+    found = subprocess.run([sys.executable, "-c", _LOADS, f"sqlite:///{tmp_path / 'loads.db'}"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(found.stdout.splitlines()[-1])
+    assert result["status"] == 200
+    modules = set(result["modules"])
+    assert "service.visitors.counter" in modules and "service.stats.counting" in modules  # what it does use
+    unused = {"service.blog.posts", "service.blog.comments", "service.blog.feeds", "service.blog.markdown",
+              "service.contact.form", "service.contact.outbox", "service.contact.telegram",
+              "service.contact.turnstile", "service.spotify.nowplaying", "service.spotify.client",
+              "service.github.activity", "service.github.client", "service.site.build", "service.site.render",
+              "markdown_it", "nh3", "jsonschema", "requests"}
+    assert not unused & modules, sorted(unused & modules)
