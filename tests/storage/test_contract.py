@@ -193,6 +193,16 @@ def test_hit_counts_unique_once_and_reads(storage):
     assert anonymous.counts == {"page:/": 4, "site:uniques": 2} and not anonymous.new_unique
 
 
+def test_hit_reads_a_key_counted_twice_after_both_counts(storage):
+    def view(unique_key):
+        return storage.hit(Hit(incr=["k:a", "k:a"], unique=(unique_key, 3600), unique_incr=["k:a"],
+                               read=["k:b", "k:a", "k:a"])).counts
+    assert view("visitor:x") == {"k:a": 3, "k:b": 0}
+    assert view("visitor:x") == {"k:a": 5, "k:b": 0}  # not new: the unique count is read, not counted
+    storage.incr("k:b", 7)
+    assert view("visitor:y") == {"k:a": 8, "k:b": 7}
+
+
 def test_hit_over_the_limit_writes_nothing(storage):
     rule = Limit("rl:hit", max=2, window=60)
     spec = Hit(incr=["page:/x"], limit=rule, unique=("visitor:x", 60), unique_incr=["site:uniques"],
