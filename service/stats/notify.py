@@ -125,9 +125,10 @@ def alert(deps: Deps, kind: str, text: str) -> bool:
 
     The ``alert`` event's listener; never raises.
     """
-    from ..contact import outbox
-    from ..contact.telegram import escape
     try:
+        from ..contact import outbox
+        from ..contact.telegram import escape
+
         config = deps.settings
         if not config["STATS_ALERTS"] or not outbox.configured(config):
             return False

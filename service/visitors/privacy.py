@@ -22,10 +22,20 @@ _BOTS = re.compile(
 )  # matched against the lowercased User-Agent: much faster than IGNORECASE on every counted view
 
 
-@functools.lru_cache(maxsize=256)  # on every counted view; a handful of User-Agents make most of the traffic
 def is_bot(user_agent: str) -> bool:
     """True for an empty User-Agent and for known bots and headless browsers."""
+    if len(user_agent) > _MEMO_LENGTH:  # not memoised: 256 of the longest headers would hold megabytes
+        return _is_bot(user_agent)
+    return _is_bot_memo(user_agent)
+
+
+def _is_bot(user_agent: str) -> bool:
     return not user_agent.strip() or bool(_BOTS.search(user_agent.lower()))
+
+
+_MEMO_LENGTH = 512
+#: on every counted view; a handful of User-Agents make most of the traffic
+_is_bot_memo = functools.lru_cache(maxsize=256)(_is_bot)
 
 
 def opted_out(headers) -> bool:

@@ -252,6 +252,9 @@ def test_tallies_expire(storage):
     assert storage.tallies(["day:short"]) == {"day:short": {}}
     storage.hit(Hit(tally=[Tally("day:short", "/b", 1, 60)]))  # an expired tally starts afresh, slots included
     assert storage.tallies(["day:short"]) == {"day:short": {"/b": 1}}
+    storage.hit(Hit(tally=[Tally("day:other-first", OTHER, 5, 1)]))  # a key started by (other) expires too
+    time.sleep(1.2)
+    assert storage.tallies(["day:other-first"]) == {"day:other-first": {}}
 
 
 # -- queues -------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ local function tally(first, last)
   for i = first, last do
     local key, a = KEYS[2 + nincr + nuincr + nread + i], 12 + 3 * (i - 1)
     local member = ARGV[a]
-    if redis.call('HINCRBY', key, member, 1) == 1 and member ~= ARGV[11] then
+    if redis.call('HINCRBY', key, member, 1) == 1 then
       local held = redis.call('HLEN', key)  -- this member included
       if held == 1 then
         redis.call('PEXPIRE', key, ARGV[a + 2])  -- a new key: its retention starts now
-      elseif held - 1 - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then
+      elseif member ~= ARGV[11] and held - 1 - redis.call('HEXISTS', key, ARGV[11]) >= tonumber(ARGV[a + 1]) then
         redis.call('HDEL', key, member)
         redis.call('HINCRBY', key, ARGV[11], 1)
       end
