@@ -6,6 +6,12 @@
   a Flask app doing one Redis ``INCR``;
 * `bench.report`: the machine, the results table, and the README section.
 
+Run on their own (``python -m bench.<name>``, not by ``make bench``):
+`bench.breakdown` (the service, two variants of it and the reference:
+where a counted view's time goes), `bench.workers` (gevent against
+threaded gunicorn workers), `bench.blog_pages` (a cached post page against
+``/api/blog``).
+
 Every figure is measured side by side with its reference in the same run,
 so the ratios hold on any machine while the absolute numbers do not.
 """

@@ -15,6 +15,8 @@ figure is the median of ``rounds`` runs.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import re
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests import venvs
@@ -132,6 +135,58 @@ def wrk(url: str, script: Path, *, duration: int, connections: int, threads: int
 
 def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def post_setup(work: Path) -> tuple[RedisServer, list[str], dict[str, str], Path]:
+    """What a side-by-side ``POST /api/visitors`` benchmark starts from: a password-protected Redis, the image's
+    command and environment (the virtualenv built from the image's requirements), and the wrk script."""
+    venv = venvs.virtualenv("container", "requirements-server.txt")
+    redis = RedisServer(password=REDIS_PASSWORD).start()
+    cmd, environ = _image_environment(venv, work)
+    script = work / "post.lua"
+    script.write_text(POST_SCRIPT % {"site": SITE, "visitors": VISITORS})
+    return redis, cmd, environ, script
+
+
+def redis_url(redis: RedisServer, db: int) -> str:
+    return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{redis.port}/{db}"
+
+
+@contextlib.contextmanager
+def serving(redis: RedisServer) -> Iterator[dict[str, Server]]:
+    """A dict for the servers a benchmark starts: on leaving, every one of them is stopped, then ``redis``."""
+    servers: dict[str, Server] = {}
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+        redis.cleanup()
+
+
+def print_measure(module: str, doc: str, measure: Callable[..., dict]) -> None:
+    """The command line of a side-by-side benchmark module: ``--duration`` and ``--rounds``, then ``measure``'s
+    results as JSON."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs going round the servers")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vitae-bench-") as folder:
+        print(json.dumps(measure(Path(folder), duration=options.duration, rounds=options.rounds), indent=2))
+
+
+def round_robin(servers: dict[str, Server], path: str, script: Path, *, rounds: int, duration: int,
+                connections: int = 16, threads: int = 2) -> dict[str, dict[str, float]]:
+    """Warm every server (first requests load lazily imported code), then ``rounds`` wrk runs of ``path`` going
+    round them, so all see the same machine; the median run of each."""
+    for server in servers.values():
+        wrk(f"{server.url}{path}", script, duration=2, connections=connections, threads=threads)
+    runs: dict[str, list] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            runs[name].append(wrk(f"{server.url}{path}", script, duration=duration, connections=connections,
+                                  threads=threads))
+    return {name: _median_run(found) for name, found in runs.items()}
 
 
 def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int = 16, threads: int = 2,
