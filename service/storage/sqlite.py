@@ -108,11 +108,18 @@ class SQLiteStorage(Storage):
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.executescript(SCHEMA)
             # per connection: flock locks belong to an open file, so threads queue like processes do
             writer_lock = open(f"{self.path}-writer.lock", "a")  # noqa: SIM115 - lives as long as the connection
+            # Switching a new file to WAL and creating the tables are writes, so they queue like every writer.
+            # Unqueued, connections opening at once on a new file (gevent's greenlets each open one) failed at
+            # once with "database is locked": SQLite returns that without waiting when waiting could deadlock.
+            fcntl.flock(writer_lock, fcntl.LOCK_EX)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.executescript(SCHEMA)
+            finally:
+                fcntl.flock(writer_lock, fcntl.LOCK_UN)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._local.conn, self._local.pid, self._local.writer_lock = conn, os.getpid(), writer_lock

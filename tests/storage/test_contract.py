@@ -106,6 +106,30 @@ def test_concurrent_processes_count_exactly(request, tmp_path, backend):
     assert 1000 <= open_storage(url).counters(["page:/"])["page:/"] <= 1000 + resent.value
 
 
+def _first_connection(url: str, start) -> None:
+    store = open_storage(url)
+    start.wait()
+    store.incr("page:/")  # opens this process's connection: WAL switch and tables on a new file
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_work(tmp_path):
+    """A process's first connection switches a new file to WAL and creates the tables. Done by eight processes at
+    once (gunicorn's workers, each greenlet with its own connection), SQLite refused some of them at once with
+    "database is locked" (it does not wait when waiting could deadlock): in 1 of 4 rounds here."""
+    context = multiprocessing.get_context("fork")  # started within milliseconds of each other, as gunicorn forks
+    for round_number in range(12):
+        url = f"sqlite:///{tmp_path / f'new-{round_number}.db'}"
+        start = context.Event()
+        processes = [context.Process(target=_first_connection, args=(url, start)) for _ in range(8)]
+        for process in processes:
+            process.start()
+        start.set()
+        for process in processes:
+            process.join(timeout=60)
+        assert [process.exitcode for process in processes] == [0] * 8, f"round {round_number}"
+        assert open_storage(url).counters(["page:/"]) == {"page:/": 8}
+
+
 # -- values ---------------------------------------------------------------------------------
 
 def test_values_get_set_delete(storage):
