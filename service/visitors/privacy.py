@@ -20,6 +20,7 @@ _BOTS = re.compile(
     r"uptime|pingdom|statuscake|monitor|scrapy|httrack|feedfetcher|ahrefs|semrush|bingpreview|"
     r"\bvalidator\b|\bw3c_",
 )  # matched against the lowercased User-Agent: much faster than IGNORECASE on every counted view
+_MEMO_LENGTH = 512  # longest User-Agent whose bot check is memoised
 
 
 def is_bot(user_agent: str) -> bool:
@@ -33,7 +34,6 @@ def _is_bot(user_agent: str) -> bool:
     return not user_agent.strip() or bool(_BOTS.search(user_agent.lower()))
 
 
-_MEMO_LENGTH = 512
 #: on every counted view; a handful of User-Agents make most of the traffic
 _is_bot_memo = functools.lru_cache(maxsize=256)(_is_bot)
 
