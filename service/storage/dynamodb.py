@@ -314,14 +314,18 @@ class DynamoDBStorage(Storage):
             calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
         results = self._together(calls)
         new = bool(results.pop()) if hit.unique is not None else False
-        results = results[:len(hit.incr)]
-        known = {key: value for key, value in zip(hit.incr, results, strict=True) if not key.startswith(HOT_PREFIX)}
+        known: dict[str, int] = {}
+
+        def learn(keys: Sequence[str], values: list) -> None:
+            # a key counted twice ran concurrently: the larger answer is the one after both
+            for key, value in zip(keys, values, strict=True):
+                if not key.startswith(HOT_PREFIX):
+                    known[key] = max(value, known.get(key, value))
+        learn(hit.incr, results[:len(hit.incr)])
         if new:
             unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr]
                                            + [lambda tally=tally: self._tally(tally) for tally in hit.unique_tally])
-            unique_values = unique_values[:len(hit.unique_incr)]
-            known.update((key, value) for key, value in zip(hit.unique_incr, unique_values, strict=True)
-                         if not key.startswith(HOT_PREFIX))
+            learn(hit.unique_incr, unique_values[:len(hit.unique_incr)])
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
 

@@ -97,6 +97,7 @@ class SQLiteStorage(Storage):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._writes = 0
+        self._prepared_pid = 0  # the process that switched the file to WAL and made the tables (`_prepare`)
 
     # -- connections ------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -110,22 +111,29 @@ class SQLiteStorage(Storage):
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous = FULL")
             # per connection: flock locks belong to an open file, so threads queue like processes do
             writer_lock = open(f"{self.path}-writer.lock", "a")  # noqa: SIM115 - lives as long as the connection
-            # Switching a new file to WAL and creating the tables are writes, so they queue like every writer.
-            # Unqueued, connections opening at once on a new file (gevent's greenlets each open one) failed at
-            # once with "database is locked": SQLite returns that without waiting when waiting could deadlock.
-            fcntl.flock(writer_lock, fcntl.LOCK_EX)
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.executescript(SCHEMA)
-            finally:
-                fcntl.flock(writer_lock, fcntl.LOCK_UN)
+            if self._prepared_pid != os.getpid():
+                self._prepare(conn, writer_lock)
+                self._prepared_pid = os.getpid()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._local.conn, self._local.pid, self._local.writer_lock = conn, os.getpid(), writer_lock
         return conn
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, writer_lock) -> None:
+        """Switch the file to WAL (the file keeps it) and create the tables: once per process, not per connection
+        (under gevent every greenlet opens its own). Both are writes, so they queue on the writer lock: unqueued,
+        processes opening a new file at once were refused at once with "database is locked" (SQLite does not
+        wait when waiting could deadlock)."""
+        fcntl.flock(writer_lock, fcntl.LOCK_EX)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(SCHEMA)
+        finally:
+            fcntl.flock(writer_lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
