@@ -17,9 +17,9 @@ the lock again and again, so under a burst one writer could lose every try
 for its whole busy timeout although each transaction takes milliseconds
 (measured: 1.3 s waits behind 5 ms transactions, "database is locked" at
 2 s). The kernel instead wakes a blocked ``flock`` as soon as the lock is
-released. A connection's set-up (switching a new file to WAL, creating the
-tables) queues there too: SQLite refuses concurrent WAL switches at once
-rather than wait. The 2 s busy timeout remains for writers outside this lock
+released. Each process's first connection switches a new file to WAL and
+creates the tables, queued there too: SQLite refuses concurrent WAL switches
+at once rather than wait. The 2 s busy timeout remains for writers outside this lock
 (the ``sqlite3`` shell, another program).
 
 SQLite has no TTL: values store ``expires_at`` and every read and
