@@ -3,6 +3,7 @@ User-Agent, and the store URL for a backend. Test modules import from here, neve
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
@@ -43,3 +44,11 @@ def make_storage_url(request, backend: str, tmp_path) -> str:
         open_storage(url).init()
         return url
     raise ValueError(backend)
+
+
+def run_threads(threads: list[threading.Thread], timeout: float | None = None) -> None:
+    """Start every thread, then wait for each in turn (at most ``timeout`` seconds each)."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)

@@ -23,7 +23,7 @@ from service.contact.telegram import Telegram
 from service.storage import DEAD, DONE, PENDING
 
 from ..fakes import Reply
-from ..helpers import BACKENDS, ROOT
+from ..helpers import BACKENDS, ROOT, run_threads
 
 TOKEN = "987654321:AAH-outbox_TEST-token"
 PATH = f"/bot{TOKEN}/sendMessage"
@@ -226,12 +226,8 @@ def test_two_workers_at_once_never_send_a_message_twice(make_app, upstream, cloc
 
     for _ in range(10):
         barrier = threading.Barrier(2)
-        threads = [threading.Thread(target=work, args=(app, name, barrier)) for app, name in
-                   ((first, "first"), (second, "second"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        run_threads([threading.Thread(target=work, args=(app, name, barrier)) for app, name in
+                     ((first, "first"), (second, "second"))], timeout=60)
         if not store(first).items("outbox", PENDING):
             break
         clock.advance(first.config["OUTBOX_LEASE_SECONDS"] + 1)  # messages deferred behind the other's lease
@@ -249,12 +245,8 @@ def test_threads_of_one_app_share_its_telegram_client(make_app, upstream, clock)
     deps = app.extensions["vitae.deps"]
     for _ in range(10):
         barrier = threading.Barrier(2)
-        threads = [threading.Thread(target=lambda gate: (gate.wait(), deliver(app)), args=(barrier,))
-                   for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        run_threads([threading.Thread(target=lambda gate: (gate.wait(), deliver(app)), args=(barrier,))
+                     for _ in range(2)], timeout=60)
         if not store(app).items("outbox", PENDING):
             break
         clock.advance(app.config["OUTBOX_LEASE_SECONDS"] + 1)

@@ -23,6 +23,7 @@ from service.core.upstream import UpstreamError
 from service.github import client
 
 from ..fakes import Reply
+from ..helpers import run_threads
 
 BACKENDS = ["sqlite", "redis", "dynamodb"]
 TTL = 300
@@ -298,11 +299,7 @@ def test_twenty_concurrent_requests_on_an_expired_entry_make_one_refresh(app, up
         answers.append(answer)
         if len(answers) == 19:
             others_served.set()
-    threads = [threading.Thread(target=visitor) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_threads([threading.Thread(target=visitor) for _ in range(20)], timeout=10)
     assert len(answers) == 20
     assert upstream.count("GET", "/users/octo/events/public") == 2  # the first fill + ONE refresh
     assert sorted(len(a["events"]) for a in answers) == [1] * 19 + [2]  # 19 stale answers, then the refresher's
@@ -322,11 +319,7 @@ def test_twenty_concurrent_first_requests_make_one_fetch_and_all_get_it(app, ups
         barrier.wait()
         response = app.test_client().get("/api/github")
         answers.append((response.status_code, response.get_json()))
-    threads = [threading.Thread(target=visitor) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
+    run_threads([threading.Thread(target=visitor) for _ in range(20)], timeout=15)
     assert len(answers) == 20
     assert all(status == 200 and len(body["events"]) == 1 for status, body in answers)
     assert upstream.count("GET", "/users/octo/events/public") == 1

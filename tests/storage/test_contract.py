@@ -16,7 +16,7 @@ from service.storage.dynamodb import DynamoDBStorage
 from service.storage.redis import RedisStorage
 from service.storage.sqlite import SQLiteStorage
 
-from ..helpers import BACKENDS, make_storage_url
+from ..helpers import BACKENDS, make_storage_url, run_threads
 
 
 def test_every_backend_implements_the_whole_contract():
@@ -74,11 +74,7 @@ def test_concurrent_threads_count_exactly(storage):
     def work():
         for _ in range(500):
             storage.incr("site:views")
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads([threading.Thread(target=work) for _ in range(8)])
     assert 4000 <= storage.counters(["site:views"])["site:views"] <= 4000 + resent()
 
 
@@ -162,11 +158,7 @@ def test_add_is_exclusive_under_contention(storage):
         barrier.wait()
         if storage.add("refresh-lock", name, ttl=30):
             winners.append(name)
-    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads([threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)])
     assert len(winners) == 1
     assert storage.get("refresh-lock") == winners[0]
 
@@ -351,11 +343,7 @@ def test_concurrent_claims_never_share_a_record(storage):
                 refused.extend(item.id for item in got if not storage.ack("outbox", item.id, item.token))
         except Exception as exc:
             refused.append(exc)
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads([threading.Thread(target=worker) for _ in range(4)])
     assert refused == []
     assert len(taken) == 30 and len(set(taken)) == 30
     assert storage.queue_counts("outbox")[DONE] == 30
