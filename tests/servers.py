@@ -32,17 +32,34 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-class RedisServer:
+class _ServerProcess:
+    """A server process answering on a free loopback port (``port``): `_launch` starts it, `stop` ends it."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def _launch(self, args: list[str], timeout: float = 10) -> None:
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class RedisServer(_ServerProcess):
     """A redis-server process on a free loopback port; stop() and start() keep the port."""
 
     def __init__(self, password: str | None = None):
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(self.binary):
             raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
-        self.port = free_port()
+        super().__init__()
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="vitae-redis-")
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -54,15 +71,8 @@ class RedisServer:
                 "--appendonly", "no", "--dir", self.dir]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
+        self._launch(args)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
     def cleanup(self) -> None:
         self.stop()
@@ -117,7 +127,7 @@ class MotoServer:
         self.server.stop()
 
 
-class MotoProcess:
+class MotoProcess(_ServerProcess):
     """`MotoServer` in a process of its own.
 
     In the test process the emulator shares the interpreter lock with the
@@ -125,10 +135,6 @@ class MotoProcess:
     then came after the DynamoDB client's 0.8 s read timeout, twice in a row
     (a StorageError), or once (a retried ADD counted twice).
     """
-
-    def __init__(self):
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
@@ -138,16 +144,8 @@ class MotoProcess:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         code = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from tests.servers import MotoServer; "
                 "MotoServer(int(sys.argv[2])).start(); threading.Event().wait()")
-        self.process = subprocess.Popen([sys.executable, "-c", code, root, str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, timeout=60)
+        self._launch([sys.executable, "-c", code, root, str(self.port)], timeout=60)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 class LossyProxy:
