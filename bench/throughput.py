@@ -176,13 +176,15 @@ def print_measure(module: str, doc: str, measure: Callable[..., dict]) -> None:
 
 
 def round_robin(servers: dict[str, Server], path: str, script: Path, *, rounds: int, duration: int,
-                connections: int = 16, threads: int = 2) -> dict[str, dict[str, float]]:
+                connections: int = 16, threads: int = 2, log: Callable[[str], None] = lambda _: None,
+                ) -> dict[str, dict[str, float]]:
     """Warm every server (first requests load lazily imported code), then ``rounds`` wrk runs of ``path`` going
     round them, so all see the same machine; the median run of each."""
     for server in servers.values():
         wrk(f"{server.url}{path}", script, duration=2, connections=connections, threads=threads)
     runs: dict[str, list] = {name: [] for name in servers}
-    for _ in range(rounds):
+    for round_number in range(rounds):
+        log(f"round {round_number + 1}/{rounds}: {path} on {', '.join(servers)}...")
         for name, server in servers.items():
             runs[name].append(wrk(f"{server.url}{path}", script, duration=duration, connections=connections,
                                   threads=threads))
@@ -200,40 +202,32 @@ def measure(work: Path, *, duration: int = 10, rounds: int = 3, connections: int
     github.script("GET", "/users/octo/repos", Reply(200, json=[], headers={"ETag": '"r1"'}))
     cmd, environ = _image_environment(venv, work / "instance")
     (work / "instance").mkdir(exist_ok=True)
-    service_env = {**environ, "STORAGE_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{redis.port}/0",
+    service_env = {**environ, "STORAGE_URL": redis_url(redis, 0),
                    "SECRET_KEY": "bench-secret-key-0123456789", "SITE_URL": SITE, "ALLOWED_ORIGINS": SITE,
                    "TRUSTED_PROXIES": "1", "LOG_LEVEL": "INFO", "GITHUB_API_URL": github.url,
                    "GITHUB_USERNAME": "octo", "GITHUB_CACHE_TTL": "3600", "SITE_DIR": str(work / "no-site")}
-    reference_env = {**environ, "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{redis.port}/1"}
+    reference_env = {**environ, "REDIS_URL": redis_url(redis, 1)}
     scripts = {}
     for name, template in (("post", POST_SCRIPT), ("get", GET_SCRIPT)):
         scripts[name] = work / f"{name}.lua"
         scripts[name].write_text(template % {"site": SITE, "visitors": VISITORS})
-    reference_cmd = [*cmd[:-1], "bench.apps.incr:app"]
-    service = Server(cmd, service_env, work / "service.log")
-    reference = Server(reference_cmd, reference_env, work / "reference.log")
     options = {"duration": duration, "connections": connections, "threads": threads}
     try:
-        assert _request(f"{service.url}/api/github") == 200  # fills the cache: the runs read it
-        for server in (service, reference):  # warm both: first requests load lazily imported code
-            wrk(f"{server.url}/api/visitors", scripts["post"], duration=2, connections=connections, threads=threads)
-        post, post_reference = [], []
-        for round_number in range(rounds):
-            log(f"throughput round {round_number + 1}/{rounds}: POST /api/visitors, service then reference...")
-            post.append(wrk(f"{service.url}/api/visitors", scripts["post"], **options))
-            post_reference.append(wrk(f"{reference.url}/api/visitors", scripts["post"], **options))
-        log("throughput: GET /api/visitors and a cached GET /api/github...")
-        get_visitors = wrk(f"{service.url}/api/visitors?path=/", scripts["get"], **options)
-        get_github = wrk(f"{service.url}/api/github", scripts["get"], **options)
-        github_calls = github.count("GET")
+        with serving(redis) as servers:
+            service = servers["service"] = Server(cmd, service_env, work / "service.log")
+            servers["reference"] = Server([*cmd[:-1], "bench.apps.incr:app"], reference_env, work / "reference.log")
+            assert _request(f"{service.url}/api/github") == 200  # fills the cache: the runs read it
+            post = round_robin(servers, "/api/visitors", scripts["post"], rounds=rounds,
+                               log=lambda line: log(f"throughput {line}"), **options)
+            log("throughput: GET /api/visitors and a cached GET /api/github...")
+            get_visitors = wrk(f"{service.url}/api/visitors?path=/", scripts["get"], **options)
+            get_github = wrk(f"{service.url}/api/github", scripts["get"], **options)
+            github_calls = github.count("GET")
     finally:
-        service.stop()
-        reference.stop()
         github.stop()
-        redis.cleanup()
     access = [json.loads(line) for line in (work / "service.log").read_text().splitlines() if line.startswith("{")]
-    results = {"post": _median_run(post), "post_reference": _median_run(post_reference),
-               "get_visitors": get_visitors, "get_github": get_github}
+    results = {"post": post["service"], "post_reference": post["reference"], "get_visitors": get_visitors,
+               "get_github": get_github}
     results["ratio_post"] = results["post"]["rps"] / results["post_reference"]["rps"]
     results["settings"] = {**options, "rounds": rounds, "workers": os.environ.get("WEB_CONCURRENCY", "2"),
                            "worker_connections": os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000")}
