@@ -9,10 +9,10 @@
 # tests/deploy/test_container.py lints it with hadolint and checks its shape;
 # tests/deploy/test_compose.py builds it and runs it with docker-compose.yml on an engine.
 
-ARG PYTHON_VERSION=3.11
+ARG PYTHON_VERSION=3.13
 
 # --- builder: runtime dependencies and the static site -------------------------------------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
+FROM python:${PYTHON_VERSION}-slim-trixie AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -35,13 +35,13 @@ ARG BLOG_REPO=
 RUN VITAE_INSTANCE_PATH=/tmp/vitae-build flask --app service.wsgi site build
 
 # --- runtime -------------------------------------------------------------------------------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM python:${PYTHON_VERSION}-slim-trixie
 
 ARG UID=10001
 LABEL org.opencontainers.image.title="vitae" \
       org.opencontainers.image.description="A personal resume site you own: live widgets, cookieless visitor counter, contact via Telegram." \
       org.opencontainers.image.version="0.1.0" \
-      org.opencontainers.image.base.name="python:3.11-slim-bookworm"
+      org.opencontainers.image.base.name="python:3.13-slim-trixie"
 
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \

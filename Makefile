@@ -2,12 +2,25 @@
 # Everything they need is installed by the targets below (as root, Debian
 # packages come from apt-get when missing).
 
-PYTHON ?= python3
+# Python 3.13, the version of the Lambda runtime and the container image: the first of these that runs
+# it (a `python3.13` on PATH, pyenv's builds, Debian 13's /usr/bin/python3.13), looked up once. `make`
+# stops with what to install when none does; `make PYTHON=...` names another.
+PYTHON_VERSION := 3.13
+comma := ,
+IS_PYTHON_VERSION = -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_VERSION))))'
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python$(PYTHON_VERSION) $$HOME/.pyenv/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION) \
+            /usr/local/bin/python$(PYTHON_VERSION) /usr/bin/python$(PYTHON_VERSION); do \
+            "$$p" $(IS_PYTHON_VERSION) >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+endif
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+
+# fresh_venv(folder): keeps a virtualenv of Python $(PYTHON_VERSION), makes any other anew.
+fresh_venv = $(1)/bin/python $(IS_PYTHON_VERSION) 2>/dev/null || { rm -rf $(1) && $(PYTHON) -m venv $(1); }
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-deps system-deps site bench bench-site clean
@@ -20,8 +33,15 @@ help:
 	@echo "make bench-site  Lighthouse scores of the home page and a post page"
 
 # --- virtualenvs -------------------------------------------------------------
-$(VENV)/.runtime: requirements.txt requirements-server.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# A virtualenv of another Python (one made before the move to 3.13) is made anew.
+.PHONY: python
+python:
+	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_VERSION) is needed and none was found." \
+	  "Install it (Debian 13: apt-get install python3.13 python3.13-venv; elsewhere: pyenv install $(PYTHON_VERSION))" \
+	  "or name it: make PYTHON=/path/to/python$(PYTHON_VERSION) ..." >&2; exit 1; }
+
+$(VENV)/.runtime: requirements.txt requirements-server.txt | python
+	$(call fresh_venv,$(VENV))
 	$(PIP) install -r requirements-server.txt
 	touch $@
 
@@ -56,8 +76,8 @@ TOOLS_VENV ?= .venv-tools
 .PHONY: tools-infra
 tools-infra: $(TOOLS_VENV)/.installed $(VENV)/.infra-tests .tools/.installed
 
-$(TOOLS_VENV)/.installed: tools/requirements-linters.txt
-	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+$(TOOLS_VENV)/.installed: tools/requirements-linters.txt | python
+	$(call fresh_venv,$(TOOLS_VENV))
 	$(TOOLS_VENV)/bin/python -m pip --disable-pip-version-check -q install -r tools/requirements-linters.txt
 	touch $@
 

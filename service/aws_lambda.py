@@ -77,6 +77,8 @@ _SCHEDULE_FIELDS = frozenset({"time", "detail-type", "source", "account", "regio
                               "resources", "id", "kwargs"})
 #: Zappa's Sid for the public ``lambda:InvokeFunction`` statement of a function URL with authorizer NONE.
 PUBLIC_INVOKE_SID = "FunctionURLAllowPublicAccessInvoke"
+#: A conditioned statement that keeps the function URL working while Zappa's Sid is being replaced.
+_BRIDGE_SID = "VitaeFunctionURLInvokeWhileReplacing"
 
 
 def adapt_function_url_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -186,35 +188,82 @@ def _via_function_url_only(statement: dict[str, Any]) -> bool:
     return statement.get("InvokedViaFunctionUrl") in (True, "true")  # how moto 5.2 shows the same condition
 
 
-def secure_function_policy(cli: Any) -> None:
+def secure_function_policy(cli: Any, *, attempts: int = 5, first_wait: float = 0.5) -> None:
     """Zappa ``callbacks.post``: leave no public ``lambda:InvokeFunction`` without the function-URL condition.
 
     ``cli`` is Zappa's ``ZappaCLI`` after ``deploy`` or ``update``. Every
     statement granting ``lambda:InvokeFunction`` to ``*`` without
     ``lambda:InvokedViaFunctionUrl = true`` is removed; with a public
     function URL, Zappa's statement is put back under its Sid with that
-    condition (the function URL needs it). Raises botocore's ``ClientError``
-    when the policy cannot be read or changed (the command then fails).
+    condition (the function URL needs it, and Zappa skips a Sid that exists).
+
+    The URL never loses its permission on the way: while Zappa's Sid still
+    holds the open statement, a conditioned one is added under
+    `_BRIDGE_SID` first and removed only after the Sid is conditioned again.
+    Each call is retried (``attempts``, waits doubling from ``first_wait``)
+    while Lambda answers that it is busy or throttled; a statement already
+    added or already gone counts as done, so a rerun finishes a half-done
+    change. Raises botocore's ``ClientError`` when a call still fails (the
+    command then fails; the URL keeps working through the bridge).
     """
     import json
 
     client, name = cli.zappa.lambda_client, cli.lambda_name
+
+    def call(action: str, **kwargs: Any) -> None:
+        _retried(lambda: getattr(client, action)(FunctionName=name, **kwargs), action, attempts, first_wait)
+
+    def allow_via_url(sid: str) -> None:
+        call("add_permission", StatementId=sid, Action="lambda:InvokeFunction", Principal="*",
+             InvokedViaFunctionUrl=True)
+
     try:
         statements = json.loads(client.get_policy(FunctionName=name)["Policy"])["Statement"]
     except client.exceptions.ResourceNotFoundException:
         statements = []
-    kept = set()
-    for statement in statements:
-        if _public(statement) and _grants_invoke(statement) and not _via_function_url_only(statement):
-            client.remove_permission(FunctionName=name, StatementId=statement["Sid"])
-            print(f"function policy: removed the unconditioned public invoke statement {statement['Sid']}")
-        else:
-            kept.add(statement.get("Sid"))
+    public_invoke = [statement for statement in statements if _public(statement) and _grants_invoke(statement)]
+    conditioned = {statement.get("Sid") for statement in public_invoke if _via_function_url_only(statement)}
+    open_sids = [statement["Sid"] for statement in public_invoke if not _via_function_url_only(statement)]
     public_url = cli.use_function_url and cli.function_url_config.get("authorizer") == "NONE"
-    if public_url and PUBLIC_INVOKE_SID not in kept:
-        client.add_permission(FunctionName=name, StatementId=PUBLIC_INVOKE_SID, Action="lambda:InvokeFunction",
-                              Principal="*", InvokedViaFunctionUrl=True)
+    if public_url and PUBLIC_INVOKE_SID not in conditioned and not conditioned:
+        allow_via_url(_BRIDGE_SID)
+        conditioned.add(_BRIDGE_SID)
+    for sid in open_sids:
+        call("remove_permission", StatementId=sid)
+        print(f"function policy: removed the unconditioned public invoke statement {sid}")
+    if public_url and PUBLIC_INVOKE_SID not in conditioned:
+        allow_via_url(PUBLIC_INVOKE_SID)
+        conditioned.add(PUBLIC_INVOKE_SID)
         print(f"function policy: {PUBLIC_INVOKE_SID} allows lambda:InvokeFunction through the function URL only")
+    if _BRIDGE_SID in conditioned and PUBLIC_INVOKE_SID in conditioned:
+        call("remove_permission", StatementId=_BRIDGE_SID)
+
+
+#: Lambda's answers to a permission change that say "try again": a concurrent update, throttling, its own fault.
+_RETRYABLE = frozenset({"ResourceConflictException", "TooManyRequestsException", "ThrottlingException",
+                        "ServiceException"})
+
+
+def _retried(send: Any, action: str, attempts: int, first_wait: float) -> None:
+    """Runs ``send()`` (an ``add_permission`` or ``remove_permission``) until it succeeds, retrying what
+    `_RETRYABLE` names; "already exists" on an add and "not found" on a remove are success (an earlier try
+    went through but its answer was lost)."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    for attempt in range(attempts):
+        try:
+            send()
+            return
+        except ClientError as error:
+            code, message = error.response["Error"].get("Code", ""), error.response["Error"].get("Message", "")
+            if (action == "remove_permission" and code == "ResourceNotFoundException") or (
+                    action == "add_permission" and code == "ResourceConflictException" and "already exists" in message):
+                return
+            if code not in _RETRYABLE or attempt == attempts - 1:
+                raise
+            time.sleep(first_wait * 2 ** attempt)
 
 
 def compile_bytecode() -> None:

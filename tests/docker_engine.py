@@ -12,7 +12,7 @@ why (the tests fail with it; they are never skipped).
 `ensure_base_images()` makes every base image the Dockerfile and the compose
 file name present: a real image already in the engine or pulled from a
 registry, else a stand-in built from Debian packages (`STAND_INS`):
-``debootstrap --variant=minbase bookworm`` from the mirror apt uses, the
+``debootstrap --variant=minbase trixie`` (Debian 13, whose Python is 3.13) from the mirror apt uses, the
 image's packages installed in a chroot, the machine's CA bundle copied in,
 and ``docker import`` under the exact name, with the image's PATH, working
 directory and command. A stand-in is also tagged
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitae-docker"
-DEBIAN_SUITE = "bookworm"
+DEBIAN_SUITE = "trixie"
 PATH_IN_IMAGE = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -60,10 +60,10 @@ class StandIn:
 
 STAND_INS = {
     # python:*-slim has python, python3 and pip on /usr/local/bin; the Dockerfile runs `python -m venv`.
-    "python:3.11-slim-bookworm": StandIn(
-        packages=("python3.11", "python3.11-venv"),
+    "python:3.13-slim-trixie": StandIn(
+        packages=("python3.13", "python3.13-venv"),
         changes=(f"ENV PATH={PATH_IN_IMAGE}", "ENV LANG=C.UTF-8", 'CMD ["python3"]'),
-        links=(("/usr/bin/python3.11", "/usr/local/bin/python"), ("/usr/bin/python3.11", "/usr/local/bin/python3"))),
+        links=(("/usr/bin/python3.13", "/usr/local/bin/python"), ("/usr/bin/python3.13", "/usr/local/bin/python3"))),
     # redis:*-alpine runs redis-server in /data, with redis-cli beside it for the health check.
     "redis:7.4.2-alpine": StandIn(
         packages=("redis-server", "redis-tools"),

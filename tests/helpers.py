@@ -3,13 +3,19 @@ User-Agent, and the store URL for a backend. Test modules import from here, neve
 
 from __future__ import annotations
 
+import re
 import threading
+import tomllib
 import uuid
 from pathlib import Path
 
 from service.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The project's Python ("3.13"), from pyproject.toml's requires-python: the Lambda runtime, the image's base and
+#: CI's Python all follow it (tests/deploy/test_runtime.py).
+PYTHON = re.match(r">=(\d+\.\d+)", tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+                  )[1]
 
 #: Every storage backend; the storage contract and the features run against each.
 BACKENDS = ["sqlite", "redis", "dynamodb"]

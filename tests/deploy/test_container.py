@@ -24,6 +24,7 @@ from service import __version__
 
 from .. import venvs
 from ..dockerfile import parse_dockerfile
+from ..helpers import PYTHON
 
 ROOT = venvs.ROOT
 HADOLINT = ROOT / ".venv-tools" / "bin" / "hadolint"
@@ -60,13 +61,9 @@ def test_hadolint_passes_and_every_ignore_says_why():
 
 
 def test_dockerfile_builds_a_lean_unprivileged_image_of_the_projects_python():
-    import tomllib
-
-    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    python = re.match(r">=(\d+\.\d+)", requires)[1]
     assert len(STAGES) == 2 and BUILDER.name == "builder"
     for stage in STAGES:
-        assert stage.base == f"python:{python}-slim-bookworm"
+        assert stage.base == f"python:{PYTHON}-slim-trixie"
     assert installed_requirements() == "requirements-server.txt"
     copied = [rest for kind, rest in RUNTIME.steps if kind == "COPY"]
     assert f"--from=builder {VENV_IN_IMAGE} {VENV_IN_IMAGE}" in copied

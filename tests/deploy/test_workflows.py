@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..helpers import ROOT
+from ..helpers import PYTHON, ROOT
 
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
@@ -185,7 +185,7 @@ def test_ci_runs_the_readme_test_command_with_pip_cache(ci):
     test = ci["jobs"]["test"]
     assert "make test" in [step.get("run") for step in steps(test)]
     assert "make test" in (ROOT / "README.md").read_text()
-    assert test["container"].startswith("python:3.11-")  # Debian as root: make test installs its packages
+    assert test["container"].startswith(f"python:{PYTHON}-")  # Debian as root: make test installs its packages
     assert step_using(test, "hashicorp/setup-terraform")["with"]["terraform_wrapper"] is False
 
 

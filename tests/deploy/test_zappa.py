@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import tomllib
 import zipfile
 from urllib.parse import unquote
 
@@ -26,6 +25,7 @@ from service.features import SETTINGS as APP_SETTINGS
 
 from .. import venvs
 from ..fakes import FakeUpstream, Reply
+from ..helpers import PYTHON
 from ..lambda_runtime import (
     ACCOUNT,
     EDGE_IP,
@@ -62,7 +62,7 @@ def lambda_venv():
 
 @pytest.fixture(scope="module")
 def runtime_libraries():
-    """What Lambda's python3.11 runtime provides and the package leaves out: boto3 and its dependencies."""
+    """What Lambda's Python runtime provides and the package leaves out: boto3 and its dependencies."""
     return venvs.target_dir("lambda-runtime", "requirements.txt", ("boto3",))
 
 
@@ -86,18 +86,18 @@ def unzipped(package, tmp_path_factory):
 
 
 def test_settings_match_the_project_and_keep_secrets_out():
-    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    python = re.match(r">=(\d+\.\d+)", requires)[1]
     secret_names = {setting.name for setting in APP_SETTINGS if setting.secret} - {"STORAGE_URL"}
     for stage in ("dev", "production"):
         settings = {**SETTINGS["production"], **SETTINGS[stage]}
-        assert settings["runtime"] == f"python{python}"
+        assert settings["runtime"] == f"python{PYTHON}"
         assert settings["app_function"] == "service.wsgi.app"
         assert settings["manage_roles"] is False and settings["role_arn"].endswith(f":role/vitae-{stage}-lambda")
         assert settings["debug"] is False and settings["keep_warm"] is False
         assert settings["apigateway_enabled"] is False and settings["function_url_enabled"] is True
         assert settings["function_url_config"]["authorizer"] == "NONE"
         assert settings["memory_size"] >= 256 and 3 <= settings["timeout_seconds"] <= 30
+        # a flood of direct calls to the function URL costs at most this many functions running at once
+        assert 1 <= settings["lambda_concurrency"] <= 20
         assert {"boto3*", "botocore*", "tests"} <= set(settings["exclude"])
         assert {"function": OUTBOX_TASK, "expression": "rate(5 minutes)"} in settings["events"]
         assert {event["function"] for event in settings["events"]} == SCHEDULED_TASKS  # the entry point's list
@@ -106,7 +106,8 @@ def test_settings_match_the_project_and_keep_secrets_out():
         assert settings["environment_variables"]["TRUSTED_PROXIES"] == "0"
         assert not secret_names & set(settings["environment_variables"])
         assert not secret_names & set(settings.get("aws_environment_variables", {}))
-    assert SETTINGS["production"]["log_level"] == "WARNING"
+        # Zappa's handler logs every request in Common Log Format, the viewer's address first, at INFO.
+        assert settings["log_level"] == "WARNING"
     assert SETTINGS["dev"]["extends"] == "production"
 
 
@@ -150,10 +151,27 @@ def test_package_ships_bytecode_that_needs_no_writable_folder(package):
         assert modules
         for module in modules + ["werkzeug/routing/map.py", "flask/app.py"]:
             folder, file = module.rsplit("/", 1)
-            cached = f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc"
+            cached = f"{folder}/__pycache__/{file[:-3]}.cpython-{PYTHON.replace('.', '')}.pyc"
             assert cached in names, f"{module} has no bytecode"
             flags = int.from_bytes(archive.read(cached)[4:8], "little")
             assert flags == (0b11 if module.startswith("service/") else 0b01), module
+
+
+#: The C library of Lambda's Python 3.12+ runtimes (Amazon Linux 2023): a compiled module needing a newer one fails
+#: to import there, however well it loads on the machine that packed it.
+LAMBDA_GLIBC = (2, 34)
+
+
+def test_package_binaries_load_on_the_lambda_runtime(package):
+    """Every compiled module is built for the runtime's Python and architecture and its C library."""
+    tag = f"cpython-{PYTHON.replace('.', '')}-{SETTINGS[STAGE]['architecture']}-linux-gnu"
+    with zipfile.ZipFile(package) as archive:
+        binaries = [name for name in archive.namelist() if re.search(r"\.so(\.|$)", name)]
+        assert any(name.startswith("nh3/") for name in binaries)
+        for name in binaries:
+            assert tag in name or ".abi3." in name or ".libs/" in name, name
+            needs = {tuple(map(int, v)) for v in re.findall(rb"GLIBC_(\d+)\.(\d+)", archive.read(name))}
+            assert max(needs, default=(2, 0)) <= LAMBDA_GLIBC, f"{name} needs glibc {max(needs)}"
 
 
 def test_package_settings_are_the_stage_s(package):
@@ -489,6 +507,8 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
     stage = SETTINGS[STAGE]
     assert (config["Runtime"], config["Handler"], config["Role"]) == (stage["runtime"], HANDLER, role)
     assert (config["MemorySize"], config["Timeout"]) == (stage["memory_size"], stage["timeout_seconds"])
+    assert lam.get_function_concurrency(FunctionName=FUNCTION)["ReservedConcurrentExecutions"] == \
+        stage["lambda_concurrency"]
     assert config["Architectures"] == [stage["architecture"]]
     url = lam.get_function_url_config(FunctionName=FUNCTION)
     assert url["AuthType"] == "NONE" and ".lambda-url." in url["FunctionUrl"]
@@ -531,3 +551,93 @@ def test_excludes_only_remove_what_lambda_never_imports():
                 "zappa", "durationpy", "service", "handler.py", "zappa_settings.py"]
     patterns = SETTINGS[STAGE]["exclude"]
     assert not [(name, pattern) for name in imported for pattern in patterns if fnmatch.fnmatch(name, pattern)]
+
+
+# -- the function policy callback ----------------------------------------------------------------------------
+
+
+class _FlakyLambda:
+    """A Lambda client to moto whose permission changes fail as told, and which reads the policy after each."""
+
+    def __init__(self, client, failures: dict[tuple[str, str], list[str]]):
+        self.client, self.failures, self.exceptions = client, failures, client.exceptions
+        self.policies: list[list[dict]] = []
+
+    def get_policy(self, **kwargs):
+        return self.client.get_policy(**kwargs)
+
+    def _change(self, action: str, **kwargs):
+        from botocore.exceptions import ClientError
+
+        codes = self.failures.get((action, kwargs["StatementId"]), [])
+        if codes:
+            raise ClientError({"Error": {"Code": codes.pop(0), "Message": "injected"}}, action)
+        getattr(self.client, action)(**kwargs)
+        self.policies.append(json.loads(self.client.get_policy(FunctionName=kwargs["FunctionName"])["Policy"])
+                             ["Statement"])
+
+    def add_permission(self, **kwargs):
+        self._change("add_permission", **kwargs)
+
+    def remove_permission(self, **kwargs):
+        self._change("remove_permission", **kwargs)
+
+
+def _public_invoke(statements: list[dict]) -> tuple[list[str], list[str]]:
+    """(Sids of conditioned, Sids of open) public lambda:InvokeFunction statements."""
+    public = [s for s in statements if s["Principal"] in ("*", {"AWS": "*"}) and s["Action"] == "lambda:InvokeFunction"]
+    return ([s["Sid"] for s in public if s.get("InvokedViaFunctionUrl") is True],
+            [s["Sid"] for s in public if s.get("InvokedViaFunctionUrl") is not True])
+
+
+@pytest.fixture
+def zappa_cli(aws):
+    """What Zappa's post callback receives, for a function with Zappa's open statement, on moto."""
+    import io
+    import types
+    import uuid
+
+    iam, lam = _client(aws, "iam"), _client(aws, "lambda")
+    name = f"policy-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return event\n")
+    lam.create_function(FunctionName=name, Runtime=f"python{PYTHON}", Role=role, Handler="handler.lambda_handler",
+                        Code={"ZipFile": code.getvalue()})
+    lam.add_permission(FunctionName=name, StatementId=PUBLIC_INVOKE_SID, Action="lambda:InvokeFunction",
+                       Principal="*")  # what Zappa 0.63 adds for a public function URL
+
+    def cli(failures=None):
+        flaky = _FlakyLambda(lam, failures or {})
+        return flaky, types.SimpleNamespace(zappa=types.SimpleNamespace(lambda_client=flaky), lambda_name=name,
+                                            use_function_url=True, function_url_config={"authorizer": "NONE"})
+
+    return cli
+
+
+def test_the_policy_callback_never_leaves_the_url_without_permission(zappa_cli):
+    from service.aws_lambda import secure_function_policy
+
+    flaky, cli = zappa_cli({("add_permission", PUBLIC_INVOKE_SID): ["TooManyRequestsException"] * 2})
+    secure_function_policy(cli, first_wait=0.01)
+    assert _public_invoke(flaky.policies[-1]) == ([PUBLIC_INVOKE_SID], [])
+    for statements in flaky.policies:  # after every change, something lets the URL invoke the function
+        assert _public_invoke(statements)[0], statements
+
+
+def test_a_failed_callback_keeps_the_url_working_and_a_rerun_finishes(zappa_cli):
+    from botocore.exceptions import ClientError
+
+    from service.aws_lambda import secure_function_policy
+
+    flaky, cli = zappa_cli({("add_permission", PUBLIC_INVOKE_SID): ["TooManyRequestsException"] * 3})
+    with pytest.raises(ClientError):
+        secure_function_policy(cli, attempts=3, first_wait=0.01)
+    conditioned, open_sids = _public_invoke(flaky.policies[-1])
+    assert conditioned and not open_sids  # the bridge statement: the URL answers, nothing else may invoke
+    flaky, cli = zappa_cli()
+    secure_function_policy(cli, first_wait=0.01)
+    assert _public_invoke(flaky.policies[-1]) == ([PUBLIC_INVOKE_SID], [])
