@@ -32,7 +32,10 @@ def open_storage(url: str, *, counter_shards: int = 4) -> Storage:
 
     Nothing is connected yet: backends connect on first use.
     """
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # a broken address, "[::1"; the message quotes nothing of the URL, which may hold a password
+        raise ConfigurationError("malformed storage URL: it does not parse as a URL") from None
     if scheme == "sqlite":
         from .sqlite import SQLiteStorage
 

@@ -61,10 +61,10 @@ _SETTLE = _script("settle")
 
 
 def client_from_url(url: str) -> tuple[redis.Redis, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ConfigurationError("malformed Redis URL: expected redis://[:password@]host:port/db")
     try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ConfigurationError("malformed Redis URL: expected redis://[:password@]host:port/db")
         parts.port  # noqa: B018 - raises on a non-numeric port
         prefix = parse_qs(parts.query).get("prefix", ["vitae:"])[0]
         base = url.split("?", 1)[0]
@@ -74,7 +74,9 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
         client = redis.Redis.from_url(base, socket_timeout=0.75, socket_connect_timeout=0.5,
                                       retry=Retry(NoBackoff(), 0), health_check_interval=30,
                                       decode_responses=True)
-    except ValueError as exc:
+    except ConfigurationError:
+        raise
+    except ValueError as exc:  # urllib's and redis-py's messages quote a part at most, never the URL
         raise ConfigurationError(f"malformed Redis URL: {exc}") from None
     return client, prefix
 

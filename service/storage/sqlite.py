@@ -85,7 +85,7 @@ _PURGE_EVERY = 500  # writes between purges of expired values
 def path_from_url(url: str) -> str:
     parts = urlsplit(url)
     if not url.startswith("sqlite:///") or parts.netloc or len(parts.path) < 2 or parts.query:
-        raise ConfigurationError(f"malformed SQLite URL {url!r}: expected sqlite:///path/to/file.db")
+        raise ConfigurationError("malformed SQLite URL: expected sqlite:///path/to/file.db")
     return parts.path[1:]
 
 
