@@ -192,6 +192,13 @@ def test_ci_runs_the_readme_test_command_with_pip_cache(ci):
 def test_ci_runs_the_compose_test_on_the_runners_own_engine(ci):
     # The make test job's container has no engine; the runner has Docker and pulls the real base images.
     assert ci["jobs"]["test"]["steps"][-1]["env"]["PYTEST_ADDOPTS"] == '-m "not container"'
+    # ... and does not install what only the container tests use
+    assert ci["jobs"]["test"]["steps"][-1]["env"]["CONTAINER_TESTS"] == "0"
+    for setting, installs_engine in (("CONTAINER_TESTS=0", False), ("CONTAINER_TESTS=1", True)):
+        recipe = subprocess.run(["make", "-n", "system-deps", setting], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout
+        assert "redis-server" in recipe and ("docker.io" in recipe) is installs_engine
+        assert ("debootstrap" in recipe) is installs_engine
     container = ci["jobs"]["container"]
     assert "container" not in container and container["runs-on"] == "ubuntu-latest"
     assert "pytest -m container tests/deploy/test_compose.py" in runs(container)
