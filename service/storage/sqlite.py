@@ -9,18 +9,24 @@ opens its own connection (after the fork), the database runs in WAL mode with
 every operation is one ``BEGIN IMMEDIATE`` transaction, so read-modify-write
 steps are serialised by SQLite's write lock.
 
-Writers queue for that lock on an ``flock`` of a file beside the database
+Writers take that lock first, an ``flock`` of a file beside the database
 (``<path>-writer.lock``), one open file per connection. SQLite's own busy
-handler does not queue: a writer that finds the lock taken sleeps (up to
+handler waits too coarsely: a writer that finds the lock taken sleeps (up to
 100 ms a time) and tries again, while writers that never had to wait take
 the lock again and again, so under a burst one writer could lose every try
 for its whole busy timeout although each transaction takes milliseconds
 (measured: 1.3 s waits behind 5 ms transactions, "database is locked" at
-2 s). The kernel instead wakes a blocked ``flock`` as soon as the lock is
-released. Each process's first connection switches a new file to WAL and
-creates the tables, queued there too: SQLite refuses concurrent WAL switches
-at once rather than wait. The 2 s busy timeout remains for writers outside this lock
-(the ``sqlite3`` shell, another program).
+2 s). The kernel instead hands a released ``flock`` to a blocked waiter.
+A blocking ``flock`` cannot time out, so a writer that finds it taken waits
+in a thread of its own for at most the busy timeout (1.5 s) and then gives
+up with `StorageError` (`_take`): a writer stuck inside a transaction costs
+the others a 503, never a hang (under gevent, a blocking ``flock`` in the
+request's greenlet would also stop every other request of the worker
+process). Each process's first connection
+switches a new file to WAL and creates the tables under the same lock:
+SQLite refuses concurrent WAL switches at once rather than wait. The busy
+timeout also bounds SQLite's own wait for writers outside this lock (the
+``sqlite3`` shell, another program).
 
 SQLite has no TTL: values store ``expires_at`` and every read and
 conditional write compares it with the clock; expired rows are purged now
@@ -34,6 +40,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -89,10 +96,78 @@ def path_from_url(url: str) -> str:
     return parts.path[1:]
 
 
+_BUSY_TIMEOUT = 1.5  # under the API's 2 s bound for a 503
+
+
+class _GaveUp(OSError):
+    """Another writer held the lock for the whole wait; the open lock file is the late waiter's to close."""
+
+
+def _take(lock_file, seconds: float) -> None:
+    """Takes the ``flock`` of the open ``lock_file`` within ``seconds``; raises `_GaveUp` (an `OSError`, so a
+    `StorageError` in `_tx`) when another writer held it all that time.
+
+    Free, it is taken at once. Taken, the wait is a blocking ``flock`` in a thread of its own: the kernel gives
+    the lock to a waiter as it is released, which keeps the queue fair (a waiter that polls comes back to find
+    the releasing thread has taken it again). A blocking ``flock`` cannot time out, so the caller waits for the
+    thread instead; when it gives up, the thread lets the lock go as soon as it gets it and closes the file, and
+    the caller must go on with a new open file (a lock belongs to an open file).
+    """
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    first: dict[str, str] = {}  # dict.setdefault is atomic: the first of the two to get here decides
+
+    def wait() -> None:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if first.setdefault("who", "lock") != "lock":
+            lock_file.close()  # the caller gave up: let the lock go
+
+    if not _wait_in_thread(wait, seconds) and first.setdefault("who", "caller") == "caller":
+        raise _GaveUp(f"the writer lock was held by another writer for more than {seconds:g} s")
+
+
+def _wait_in_thread(work, seconds: float) -> bool:
+    """Runs ``work()`` in an operating-system thread; whether it finished within ``seconds``. Under gevent that is
+    the hub's thread pool (a blocking call in a greenlet would stop every request of the worker process)."""
+    if "gevent" in sys.modules:
+        from gevent import get_hub, monkey
+
+        if monkey.is_module_patched("threading"):
+            from gevent import Timeout
+
+            try:
+                get_hub().threadpool.spawn(work).get(timeout=seconds)
+                return True
+            except Timeout:
+                return False
+    finished = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    # A thread per wait, not a pool: waits happen only under contention, and a pool made before a fork has no
+    # threads in the child.
+    threading.Thread(target=run, name="sqlite-writer-lock", daemon=True).start()
+    if not finished.wait(seconds):
+        return False
+    if failure:
+        raise failure[0]
+    return True
+
+
 class SQLiteStorage(Storage):
     scheme = "sqlite"
 
-    def __init__(self, url: str, *, busy_timeout: float = 2.0):
+    def __init__(self, url: str, *, busy_timeout: float = _BUSY_TIMEOUT):
         self.path = path_from_url(url)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -115,7 +190,7 @@ class SQLiteStorage(Storage):
             # per connection: flock locks belong to an open file, so threads queue like processes do
             writer_lock = open(f"{self.path}-writer.lock", "a")  # noqa: SIM115 - lives as long as the connection
             if self._prepared_pid != os.getpid():
-                self._prepare(conn, writer_lock)
+                self._prepare(conn, writer_lock)  # a _GaveUp leaves this connection unused
                 self._prepared_pid = os.getpid()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -128,7 +203,7 @@ class SQLiteStorage(Storage):
         (under gevent every greenlet opens its own). Both are writes, so they queue on the writer lock: unqueued,
         processes opening a new file at once were refused at once with "database is locked" (SQLite does not
         wait when waiting could deadlock)."""
-        fcntl.flock(writer_lock, fcntl.LOCK_EX)
+        _take(writer_lock, 2 * _BUSY_TIMEOUT)  # another process may be in the middle of the file's first write
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
@@ -141,7 +216,11 @@ class SQLiteStorage(Storage):
         try:
             conn = self._connection()
             writer_lock = self._local.writer_lock
-            fcntl.flock(writer_lock, fcntl.LOCK_EX)  # queue here, not in SQLite's sleeping busy handler
+            try:
+                _take(writer_lock, self.busy_timeout)  # wait here, not in SQLite's coarse busy handler
+            except _GaveUp:
+                self._local.writer_lock = open(writer_lock.name, "a")  # noqa: SIM115 - as in _connection
+                raise
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:

@@ -270,6 +270,38 @@ def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
         _is_error(answer, 503)
 
 
+def test_a_sqlite_writer_stuck_in_a_transaction_is_503_within_two_seconds_for_the_others(make_app, tmp_path):
+    """Another process holds the writer lock (as a writer stuck inside its transaction would): the others give up
+    in time instead of waiting for it forever, and write again once it lets go."""
+    import fcntl
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'stuck.db'}"
+    client = make_app(STORAGE_URL=url, VISITOR_RATE_LIMIT="off").test_client()
+    assert client.post("/api/visitors", json={"path": "/"}, headers=BROWSER).status_code == 200
+    context = multiprocessing.get_context("fork")
+    holding, release = context.Event(), context.Event()
+
+    def stuck_writer():
+        with open(f"{tmp_path / 'stuck.db'}-writer.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            holding.set()
+            release.wait(30)
+
+    process = context.Process(target=stuck_writer)
+    process.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        answer = client.post("/api/visitors", json={"path": "/"}, headers=BROWSER)
+        assert time.monotonic() - started < 2.0
+        _is_error(answer, 503)
+    finally:
+        release.set()
+        process.join(10)
+    assert client.post("/api/visitors", json={"path": "/"}, headers=BROWSER).json["page_views"] == 2
+
+
 @pytest.mark.parametrize("url, code", [
     ("/api/blog?page=", "invalid_page"), ("/api/blog?per_page=", "invalid_per_page"),
     ("/api/github?limit=", "invalid_limit"), ("/api/visitors/daily?days=", "invalid_days"),

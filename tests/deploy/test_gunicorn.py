@@ -190,3 +190,27 @@ def test_concurrent_views_are_all_counted_under_gevent(tmp_path, backend):
     finally:
         if redis:
             redis.cleanup()
+
+
+def test_a_writer_holding_the_sqlite_file_costs_views_a_503_and_stops_nothing_else(tmp_path):
+    """Another process holds SQLite's writer lock (a writer stuck inside its transaction): counted views give up
+    within 2 s with a 503, and health keeps answering meanwhile (a view waiting in a blocking ``flock`` stopped
+    its whole gevent worker)."""
+    import fcntl
+
+    body = b'{"path": "/stuck"}'
+    view = (b"POST /api/visitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"User-Agent: Mozilla/5.0 Firefox/140.0\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with gunicorn(tmp_path, f"sqlite:///{tmp_path / 'vitae.db'}") as running:
+        assert exchange(running["port"], view)[0] == 200  # each worker made its tables by now or makes them below
+        assert exchange(running["port"], view)[0] == 200
+        with open(f"{tmp_path / 'vitae.db'}-writer.lock", "a") as lock, ThreadPoolExecutor(8) as pool:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            started = time.monotonic()
+            views = [pool.submit(exchange, running["port"], view) for _ in range(4)]
+            time.sleep(0.3)  # the views are waiting for the lock now
+            assert [health(running["port"]) for _ in range(6)] == [200] * 6
+            assert [future.result()[0] for future in views] == [503] * 4
+            assert time.monotonic() - started < 4.0
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        assert exchange(running["port"], view)[0] == 200
