@@ -6,7 +6,8 @@ stand-ins built from Debian packages, cached between runs). The image is built
 from the repository's Dockerfile with the compose file's build arguments; the
 repository's docker-compose.yml (copied with the Caddyfile into a temporary
 project folder, beside a generated .env) is driven by docker-compose (or
-``docker compose``). Shown in order, on one project:
+``docker compose``). Shown on one project, each test on its own (a test
+starts what an earlier one stopped, and counts on a path of its own):
 
 * the site and /api/health answer on the published port; counted views land
   in the password-protected Redis; the processes run as UID 10001; the
@@ -87,7 +88,6 @@ class Project:
         v1 = shutil.which("docker-compose")
         self.command = [v1] if v1 else [engine.cli, "compose"]
         self.notes: dict = {}
-        self.secret = ""
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([*self.command, "--project-name", PROJECT, *args], cwd=self.folder,
@@ -209,7 +209,29 @@ def count_view(path: str, headers: dict | None = None, base: str = SITE, context
     return json.loads(body)
 
 
+def running(project: Project, *services: str) -> None:
+    """Starts any of ``services`` that an earlier test stopped, and waits for the app to answer: each test stands
+    on its own, in any order."""
+    stopped = [service for service in services if not project.state(service)["Running"]]
+    if stopped:
+        project("start", *stopped)
+    if "app" in services:
+        wait_for(lambda: _answers(f"{SITE}/api/health"), 60, f"the app does not answer:\n{project.logs()}")
+
+
+def page_views(path: str) -> int:
+    """The count of ``path`` now (read without counting)."""
+    status, _, body = http(f"{SITE}/api/visitors?path={path}")
+    assert status == 200, body
+    return json.loads(body)["page_views"]
+
+
+def instance_secret(project: Project) -> str:
+    return project.exec("app", "cat", "/app/instance/secret_key").stdout.strip()
+
+
 def test_the_site_and_the_api_answer_on_the_published_port(project):
+    running(project, "redis", "app")
     status, headers, body = http(f"{SITE}/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'<link rel="canonical" href="http://localhost:8000/' in body  # the compose file's build argument
@@ -218,48 +240,60 @@ def test_the_site_and_the_api_answer_on_the_published_port(project):
 
 
 def test_counted_views_land_in_redis(project):
-    counts = [count_view("/compose") for _ in range(2)]
+    running(project, "redis", "app")
+    counts = [count_view("/compose-counted") for _ in range(2)]
     assert [c["page_views"] for c in counts] == [1, 2] and all(c["counted"] for c in counts)
-    assert project.redis("GET", "vitae:c:page:/compose") == "2"
-    anonymous = project.exec("redis", "--env=REDISCLI_AUTH=", "redis-cli", "GET", "vitae:c:page:/compose", check=False)
+    assert project.redis("GET", "vitae:c:page:/compose-counted") == "2"
+    anonymous = project.exec("redis", "--env=REDISCLI_AUTH=", "redis-cli", "GET", "vitae:c:page:/compose-counted",
+                             check=False)
     assert "NOAUTH" in anonymous.stdout + anonymous.stderr
 
 
 def test_processes_run_as_the_images_unprivileged_user(project):
+    running(project, "redis", "app", "worker")
     for service in ("app", "worker"):
         rows = project.engine.docker("top", project.container(service), "-eo", "pid,uid,args").stdout.splitlines()
         uids = {row.split()[1] for row in rows[1:]}
         assert uids == {"10001"}, rows
     assert len(rows) >= 2  # the worker's process, and the app's gunicorn master and workers above
-    secret = project.exec("app", "cat", "/app/instance/secret_key").stdout.strip()
-    assert len(secret) >= 32
-    project.secret = secret
+    assert len(instance_secret(project)) >= 32
+
+
+def _outbox(project: Project) -> tuple[int, int]:
+    """(messages Telegram received, messages the outbox has acknowledged)."""
+    return project.telegram.count("POST", SEND), int(project.redis("ZCARD", "vitae:q:outbox:done"))
 
 
 def test_the_worker_delivers_the_outbox_to_telegram(project):
+    running(project, "redis", "app", "worker")
+    sent, done = _outbox(project)
     project.telegram.script("POST", SEND, Reply(200, json={"ok": True, "result": {"message_id": 1}}))
     status, _, body = http(f"{SITE}/api/contact", "POST",
                            {"name": "Grace Hopper", "email": "grace@example.com", "message": "Hello from compose"})
     assert status == 202, body
-    wait_for(lambda: project.telegram.count("POST", SEND), 30, f"no delivery:\n{project.logs()}")
-    assert "Grace Hopper" in project.telegram.calls("POST", SEND)[0].json()["text"]
-    wait_for(lambda: project.redis("ZCARD", "vitae:q:outbox:done") == "1", 20, "the delivery was not acknowledged")
+    wait_for(lambda: project.telegram.count("POST", SEND) > sent, 30, f"no delivery:\n{project.logs()}")
+    assert "Grace Hopper" in project.telegram.calls("POST", SEND)[sent].json()["text"]
+    wait_for(lambda: _outbox(project)[1] == done + 1, 20, "the delivery was not acknowledged")
 
 
 def test_both_health_checks_turn_healthy(project):
-    # Run after the tests above: Docker's first check of the app comes one interval (30 s) after its start.
+    running(project, "redis", "app")
+    # Docker's first check of the app comes one interval (30 s) after its start.
     project.wait_healthy("redis", 60)
     project.wait_healthy("app", 120)
 
 
 def test_a_redis_restart_is_survived_without_restarting_the_app(project):
+    running(project, "redis", "app")
+    before_count = count_view("/compose-restart")["page_views"]
     before = project.state("app")
     health_check = COMPOSE_FILE["services"]["app"]["healthcheck"]["test"][1:]
     project("stop", "redis")
     assert project.exec("app", *health_check, check=False).returncode != 0  # unhealthy meanwhile
     project("start", "redis")
     project.wait_healthy("redis", 60)
-    assert count_view("/compose")["page_views"] == 3  # the append-only file on the volume kept the count
+    # the append-only file on the volume kept the count
+    assert count_view("/compose-restart")["page_views"] == before_count + 1
     assert http(f"{SITE}/api/health")[0] == 200
     assert project.exec("app", *health_check, check=False).returncode == 0
     after = project.state("app")
@@ -267,6 +301,7 @@ def test_a_redis_restart_is_survived_without_restarting_the_app(project):
 
 
 def test_the_access_log_is_json_lines_on_the_containers_output(project):
+    running(project, "redis", "app")
     agent = 'odd "agent" \\ value'
     assert http(f"{SITE}/api/visitors?path=/logged", headers={"User-Agent": agent})[0] == 200
 
@@ -286,36 +321,41 @@ def _stop(project: Project, service: str) -> tuple[float, dict]:
 
 
 def test_docker_stop_ends_the_worker_in_time_without_losing_the_message_in_flight(project):
+    running(project, "redis", "app", "worker")
+    sent, done = _outbox(project)
     project.telegram.script("POST", SEND, Reply(200, json={"ok": True, "result": {"message_id": 2}}, delay=3))
     status, _, body = http(f"{SITE}/api/contact", "POST",
                            {"name": "Ada Lovelace", "email": "ada@example.com", "message": "In flight"})
     assert status == 202, body
-    wait_for(lambda: project.telegram.count("POST", SEND) == 2, 30, "the worker did not send the second message")
+    wait_for(lambda: project.telegram.count("POST", SEND) == sent + 1, 30, "the worker did not send the message")
     seconds, state = _stop(project, "worker")  # while Telegram still holds its answer
     assert state["ExitCode"] == 0 and not state["OOMKilled"], state
     assert seconds < GRACE_SECONDS
-    assert project.redis("ZCARD", "vitae:q:outbox:done") == "2"
+    assert _outbox(project) == (sent + 1, done + 1)
     assert project.redis("ZCARD", "vitae:q:outbox:pending") == "0"
-    assert project.telegram.count("POST", SEND) == 2
 
 
 def test_docker_stop_ends_gunicorn_within_the_grace_period(project):
+    running(project, "redis", "app")
     seconds, state = _stop(project, "app")
     assert state["ExitCode"] == 0, state
     assert seconds < GRACE_SECONDS
 
 
 def test_down_then_up_keeps_the_counts_and_the_instance_secret(project):
+    running(project, "redis", "app")
+    before = count_view("/compose-down")["page_views"]
+    secret = instance_secret(project)
     project("down", timeout=180)
     assert project("ps", "-q").stdout.split() == []
     project("up", "--detach")
-    wait_for(lambda: _answers(f"{SITE}/api/health"), 60, f"the app does not answer:\n{project.logs()}")
-    assert count_view("/compose")["page_views"] == 4
-    secret = project.exec("app", "cat", "/app/instance/secret_key").stdout.strip()
-    assert hashlib.sha256(secret.encode()).digest() == hashlib.sha256(project.secret.encode()).digest()
+    running(project, "app")
+    assert count_view("/compose-down")["page_views"] == before + 1
+    assert hashlib.sha256(instance_secret(project).encode()).digest() == hashlib.sha256(secret.encode()).digest()
 
 
 def test_the_tls_profile_serves_https_through_caddy_and_passes_the_visitor_address(project):
+    running(project, "redis", "app")
     # --no-deps: the app is up already; waiting for its first health check (30 s) would prove nothing more.
     project("--profile", "tls", "up", "--detach", "--no-deps", "caddy")
     authority = wait_for(
@@ -327,12 +367,14 @@ def test_the_tls_profile_serves_https_through_caddy_and_passes_the_visitor_addre
     wait_for(lambda: _answers("https://localhost/api/health", context), 30, f"no HTTPS answer:\n{project.logs()}")
     status, headers, body = http("https://localhost/", context=context)
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert count_view("/tls", base="https://localhost", context=context)["page_views"] == 1
+    before = page_views("/tls")
+    assert count_view("/tls", base="https://localhost", context=context)["page_views"] == before + 1
     # The app's rate-limit key hashes the visitor's address: Caddy's peer, not Caddy's own container address.
     caddy = json.loads(project.engine.docker("inspect", project.container("caddy")).stdout)[0]
     caddy_address = caddy["NetworkSettings"]["Networks"][f"{PROJECT}_default"]["IPAddress"]
     gateway = caddy["NetworkSettings"]["Networks"][f"{PROJECT}_default"]["Gateway"]
     keys = project.redis("--scan", "--pattern", "vitae:v:rl:visit:*").split()
     today = utc_date(time.time())
-    assert {key.split(":")[4] for key in keys} == {subject_hash(project.secret, today, gateway)}, keys
-    assert subject_hash(project.secret, today, caddy_address) not in keys[0]
+    secret = instance_secret(project)
+    assert {key.split(":")[4] for key in keys} == {subject_hash(secret, today, gateway)}, keys
+    assert subject_hash(secret, today, caddy_address) not in keys[0]
