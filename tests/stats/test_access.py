@@ -1,0 +1,110 @@
+"""Signing in to the owner's stats over a real server: the sign-in limit under a concurrent burst, server-side
+sessions that sign-out ends, and sign-in/out refusing other sites' posts."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from ..browser import LiveService
+from ..helpers import BACKENDS, run_threads
+
+TOKEN = "correct horse battery staple"
+#: Concurrent guesses: under redis-py's default pool of 100 connections per process.
+BURST = 90
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def post(service: LiveService, path: str, token: str | None = None, *, source: str = "127.0.0.1",
+         headers: dict | None = None, ready: threading.Barrier | None = None) -> http.client.HTTPResponse:
+    """POST ``path`` to the live service from loopback address ``source`` (another address: another visitor);
+    with ``ready``, connect first and send once every party of the barrier has connected."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.server.server_port, timeout=30,
+                                            source_address=(source, 0))
+    if ready is not None:
+        connection.connect()
+        ready.wait(timeout=30)
+    body = urlencode({"token": token}) if token is not None else ""
+    connection.request("POST", path, body=body, headers={**FORM, **(headers or {})})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer
+
+
+def get(service: LiveService, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", service.server.server_port, timeout=30)
+    connection.request("GET", path, headers=headers or {})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer
+
+
+@pytest.fixture
+def live(make_app):
+    services = []
+
+    def start(backend: str = "sqlite", **settings) -> LiveService:
+        service = LiveService(make_app(backend, STATS_TOKEN=TOKEN, **settings))
+        services.append(service)
+        return service
+    yield start
+    for service in services:
+        service.stop()
+
+
+@pytest.fixture
+def comparisons(monkeypatch):
+    """Every token comparison the app makes, counted; each takes 20 ms, as on a busy server, so that a burst's
+    requests overlap between the limit and the comparison."""
+    from service.stats import access
+
+    compared = []
+    real = access.matches
+
+    def counted(given: str, token: str) -> bool:
+        compared.append(given)
+        time.sleep(0.02)
+        return real(given, token)
+    monkeypatch.setattr(access, "matches", counted)
+    return compared
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_burst_of_wrong_guesses_is_compared_at_most_the_limit(live, comparisons, backend):
+    service = live(backend, STATS_LOGIN_RATE_LIMIT="10/hour")
+    answers: list[int] = []
+    lock, ready = threading.Lock(), threading.Barrier(BURST)
+
+    def guess(n: int) -> None:
+        status = post(service, "/stats/login", f"wrong-{n}", ready=ready).status
+        with lock:
+            answers.append(status)
+    run_threads([threading.Thread(target=guess, args=(n,)) for n in range(BURST)], timeout=60)
+    assert len(answers) == BURST and set(answers) <= {401, 429}
+    assert len(comparisons) <= 10, f"{len(comparisons)} wrong guesses compared"
+    assert answers.count(401) <= 10  # a 401 is a guess that was compared
+    assert answers.count(429) >= BURST - 10
+    # the window is full: the right token is not compared either ...
+    assert post(service, "/stats/login", TOKEN).status == 429
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert get(service, "/api/stats", bearer).status == 429
+    # ... but the owner signs in from another address
+    signed_in = post(service, "/stats/login", TOKEN, source="127.0.0.2")
+    assert signed_in.status == 303 and "vitae_stats=" in signed_in.headers["Set-Cookie"]
+
+
+def test_correct_tokens_do_not_use_up_the_limit(live):
+    service = live(STATS_LOGIN_RATE_LIMIT="3/hour")
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    for _ in range(10):  # the owner's script polling the API: every call is compared, none is refused
+        assert get(service, "/api/stats", bearer).status == 200
+    for n in range(3):
+        assert post(service, "/stats/login", f"wrong-{n}").status == 401
+    assert post(service, "/stats/login", "wrong-again").status == 429
+    assert post(service, "/stats/login", TOKEN).status == 429
