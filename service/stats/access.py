@@ -2,18 +2,23 @@
 
 The page takes the token once through a login form and then carries a
 signed, short-lived cookie scoped to ``/stats`` (HttpOnly, Secure,
-SameSite=Strict); the API takes it as ``Authorization: Bearer``. Tokens are
-compared in constant time, each only after it took a slot of
-``STATS_LOGIN_RATE_LIMIT`` per (hashed, day-scoped) address; correct ones give
-theirs back (see `check_token`). Once the window is full every attempt gets
-429 without being compared. The visitor site
-sets no cookie: only a successful owner login does, on ``/stats``.
+SameSite=Strict) naming a session the server keeps in storage with the same
+lifetime; sign-out deletes it, so a copied cookie dies with it. Sign-in and
+sign-out refuse other sites' posts (`require_same_site_post`). The API takes
+the token as ``Authorization: Bearer``. Tokens are compared in constant
+time, each only after it took a slot of ``STATS_LOGIN_RATE_LIMIT`` per
+(hashed, day-scoped) address; correct ones give theirs back (see
+`check_token`). Once the window is full every attempt gets 429 without being
+compared. The visitor site sets no cookie: only a successful owner login
+does, on ``/stats``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
+import secrets
 
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -26,6 +31,8 @@ from ..visitors.privacy import subject_hash
 
 COOKIE = "vitae_stats"
 COOKIE_PATH = "/stats"
+#: Storage values of the owner's sessions: ``stats-session:<sha256 of the id>``, expiring with the cookie.
+SESSION_PREFIX = "stats-session:"
 
 
 def enabled() -> bool:
@@ -88,23 +95,45 @@ def check_token(given: str) -> None:
         storage.limit(succeeded)
 
 
-def owner_cookie_valid() -> bool:
+def _session_key(session_id: str) -> str:
+    # stored hashed: a copy of the store holds no cookie that would sign anyone in
+    return SESSION_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _session_id() -> str | None:
+    """The session id the request's cookie carries, if its signature holds and it is young enough."""
     value = request.cookies.get(COOKIE)
     if not value or not current_app.config["STATS_TOKEN"]:
-        return False
+        return None
     try:
-        _serializer().loads(value, max_age=current_app.config["STATS_SESSION_SECONDS"])
+        session_id = _serializer().loads(value, max_age=current_app.config["STATS_SESSION_SECONDS"])
     except BadSignature:
-        return False
-    return True
+        return None
+    return session_id if isinstance(session_id, str) and len(session_id) == 43 else None
+
+
+def owner_cookie_valid() -> bool:
+    """Whether the request carries the cookie of a session the server still holds (signed in, not signed
+    out, not expired)."""
+    session_id = _session_id()
+    return session_id is not None and current().storage.get(_session_key(session_id)) is not None
 
 
 def set_owner_cookie(response: Response) -> None:
-    response.set_cookie(COOKIE, _serializer().dumps("owner"), max_age=current_app.config["STATS_SESSION_SECONDS"],
-                        path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+    """Start a session: a random id kept in storage for ``STATS_SESSION_SECONDS``, sent signed as the cookie."""
+    seconds = current_app.config["STATS_SESSION_SECONDS"]
+    session_id = secrets.token_urlsafe(32)
+    current().storage.set(_session_key(session_id), "owner", ttl=seconds)
+    response.set_cookie(COOKIE, _serializer().dumps(session_id), max_age=seconds, path=COOKIE_PATH, secure=True,
+                        httponly=True, samesite="Strict")
 
 
-def clear_owner_cookie(response: Response) -> None:
+def end_session(response: Response) -> None:
+    """Sign out: forget the request's session on the server (a copy of its cookie stops working) and clear
+    the cookie."""
+    session_id = _session_id()
+    if session_id is not None:
+        current().storage.delete(_session_key(session_id))
     response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
 
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 
 from ..core.deps import current
 from ..core.errors import NotFound, RateLimited, Unauthorized
-from ..core.security import require_cdn
+from ..core.security import require_cdn, require_same_site_post
 from ..site.serve import site_dir
 from .counting import DIMENSIONS
 
@@ -123,6 +123,7 @@ def login():
     from . import access
     if not current_app.config["STATS_TOKEN"]:
         raise NotFound("stats are not served: set STATS_TOKEN", code="stats_disabled")
+    require_same_site_post()
     given = request.form.get("token", "")
     try:
         access.check_token(given[:1000])
@@ -141,8 +142,10 @@ def login():
 @page.post("/logout")
 def logout():
     from . import access
+    require_same_site_post()
     response = redirect("/stats", code=303)
-    access.clear_owner_cookie(response)
+    access.end_session(response)
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

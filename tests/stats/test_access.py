@@ -108,3 +108,64 @@ def test_correct_tokens_do_not_use_up_the_limit(live):
         assert post(service, "/stats/login", f"wrong-{n}").status == 401
     assert post(service, "/stats/login", "wrong-again").status == 429
     assert post(service, "/stats/login", TOKEN).status == 429
+
+
+# -- sessions and other sites' posts -------------------------------------------------------------------
+
+def signed_in(make_app, backend="sqlite", **settings):
+    """A test client signed in as the owner, and the session cookie's value."""
+    client = make_app(backend, STATS_TOKEN=TOKEN, **settings).test_client()
+    answer = client.post("/stats/login", data={"token": TOKEN}, headers={"Origin": "http://localhost"})
+    assert answer.status_code == 303, answer.data
+    return client, client.get_cookie("vitae_stats", path="/stats").value
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sign_out_ends_the_session_on_the_server(make_app, backend):
+    client, cookie = signed_in(make_app, backend)
+    assert client.get("/stats").status_code == 200
+    copied = client.application.test_client()  # someone who copied the cookie before sign-out
+    copied.set_cookie("vitae_stats", cookie, path="/stats")
+    assert copied.get("/stats").status_code == 200
+    out = client.post("/stats/logout", headers={"Origin": "http://localhost"})
+    assert out.status_code == 303 and "vitae_stats=;" in out.headers["Set-Cookie"]
+    assert client.get("/stats").status_code == 401
+    assert copied.get("/stats").status_code == 401 and copied.get("/stats/pages.csv").status_code == 401
+    # a new sign-in is a new session; the old cookie stays dead
+    again, fresh = signed_in(make_app, backend)
+    assert fresh != cookie
+
+
+def test_a_validly_signed_cookie_needs_a_session_the_server_holds(make_app):
+    from service.stats import access
+
+    client, cookie = signed_in(make_app, STATS_SESSION_SECONDS="600")
+    app = client.application
+    # a cookie signed with the app's own key, but naming no session the server holds
+    with app.test_request_context():
+        forged = access._serializer().dumps("owner")
+    other = app.test_client()
+    other.set_cookie("vitae_stats", forged, path="/stats")
+    assert other.get("/stats").status_code == 401
+    storage = app.extensions["vitae.storage"]
+    sessions = [record for record in storage.export() if record.get("key", "").startswith("stats-session:")]
+    assert len(sessions) == 1 and cookie not in repr(sessions)  # stored hashed, expiring
+    assert sessions[0]["expires_at"] is not None
+
+
+@pytest.mark.parametrize("path", ["/stats/login", "/stats/logout"])
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Origin": "null"},
+                                     {"Sec-Fetch-Site": "cross-site"}])
+def test_other_sites_cannot_sign_in_or_out(make_app, path, headers):
+    client, _ = signed_in(make_app)
+    answer = client.post(path, data={"token": TOKEN}, headers=headers)
+    assert answer.status_code == 403 and answer.get_json()["error"] == "origin_not_allowed"
+    assert "Set-Cookie" not in answer.headers
+    assert client.get("/stats").status_code == 200  # still signed in
+
+
+def test_the_site_itself_and_clients_without_origin_may_sign_in_and_out(make_app):
+    client = make_app(STATS_TOKEN=TOKEN, SITE_URL="https://me.example").test_client()
+    for headers in ({"Origin": "https://me.example"}, {"Sec-Fetch-Site": "same-origin"}, {}):
+        assert client.post("/stats/login", data={"token": TOKEN}, headers=headers).status_code == 303
+        assert client.post("/stats/logout", headers=headers).status_code == 303
