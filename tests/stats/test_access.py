@@ -86,10 +86,15 @@ def test_a_burst_of_wrong_guesses_is_compared_at_most_the_limit(live, comparison
         with lock:
             answers.append(status)
     run_threads([threading.Thread(target=guess, args=(n,)) for n in range(BURST)], timeout=60)
-    assert len(answers) == BURST and set(answers) <= {401, 429}
+    # 503: the store timed out under the burst (moto on a loaded machine); refused, never compared
+    assert len(answers) == BURST and set(answers) <= {401, 429, 503}
     assert len(comparisons) <= 10, f"{len(comparisons)} wrong guesses compared"
-    assert answers.count(401) <= 10  # a 401 is a guess that was compared
-    assert answers.count(429) >= BURST - 10
+    assert answers.count(401) == len(comparisons)  # a 401 is a guess that was compared
+    assert answers.count(429) >= BURST - 10 - answers.count(503)
+    for n in range(11):  # fill what timeouts left of the window, one guess at a time
+        if post(service, "/stats/login", f"late-{n}").status == 429:
+            break
+    assert len(comparisons) <= 10  # (fewer when a slot was taken but its answer timed out)
     # the window is full: the right token is not compared either ...
     assert post(service, "/stats/login", TOKEN).status == 429
     bearer = {"Authorization": f"Bearer {TOKEN}"}
