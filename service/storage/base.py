@@ -228,7 +228,7 @@ class Storage(abc.ABC):
 
     def calls(self, limit: Limit) -> int:
         """The calls counted in ``limit``'s window now, without counting one (0 when it has none or it
-        expired): a check before work that only a failure counts (a wrong password).
+        expired): e.g. how many sign-ins succeeded in a window, counted there with `limit`.
 
         Every backend keeps a window's count as the value under its key, which `get` reads.
         """
