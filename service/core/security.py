@@ -108,7 +108,6 @@ def init_app(app: Flask) -> None:
     site_origin = _origin(app.config["SITE_URL"])
     app.extensions["vitae.origin_secrets"] = tuple(
         value.encode() for value in (app.config["ORIGIN_SECRET"], app.config["ORIGIN_SECRET_PREVIOUS"]) if value)
-
     app.extensions["vitae.post_origins"] = (allowed, site_origin)
 
     @app.before_request

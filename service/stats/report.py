@@ -105,8 +105,8 @@ def parse_args(args: Mapping[str, Sequence[str]], today: dt.date, retention_days
 
 
 def cache_key(span: Range, chosen: tuple[str, str] | None) -> str:
-    """The storage key of the cached report of ``span`` and ``chosen``: one for every spelling of one request
-    (parameters in any order; the days a preset covers today, not its name's spelling)."""
+    """The storage key of the cached report of ``span`` and ``chosen``, made of what the report covers, not of
+    the request's text: the same whatever the parameters' order or encoding."""
     canonical = json.dumps([span.start.isoformat(), span.end.isoformat(), span.name, chosen], separators=(",", ":"))
     return "stats:report:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -114,12 +114,12 @@ def cache_key(span: Range, chosen: tuple[str, str] | None) -> str:
 def cached(storage: Storage, span: Range, chosen: tuple[str, str] | None) -> dict[str, Any]:
     """`build`'s report, kept `PUBLIC_SECONDS` in storage under `cache_key`: a public dashboard's visitors
     cost one storage read each, and at most one report a minute per distinct request."""
-    key_ = cache_key(span, chosen)
-    stored = storage.get(key_)
+    entry = cache_key(span, chosen)
+    stored = storage.get(entry)
     if stored is not None:
         return json.loads(stored)
     data = build(storage, span, chosen)
-    storage.set(key_, json.dumps(data, separators=(",", ":")), ttl=PUBLIC_SECONDS)
+    storage.set(entry, json.dumps(data, separators=(",", ":")), ttl=PUBLIC_SECONDS)
     return data
 
 
