@@ -2,17 +2,21 @@
 
     with StorageCalls(app) as cost:
         client.get("/api/visitors/daily?days=365")
-    cost.calls, cost.items, cost.operations
+    cost.calls, cost.items, cost.operations, cost.round_trips
 
 * SQLite: ``calls`` are the SQL statements run (the connection's trace
   callback), ``items`` the keys the statements name (``?`` bound in ``IN``
   lists and key lookups).
 * Redis: ``calls`` are the commands redis-server processed (``INFO
   commandstats``, minus the INFO calls that measure), ``items`` its key
-  lookups (``keyspace_hits`` + ``keyspace_misses``).
+  lookups (``keyspace_hits`` + ``keyspace_misses``), ``round_trips`` the
+  app's client's trips to the server (a command, or a whole pipeline: each
+  takes a connection from the client's pool once).
 * DynamoDB: ``calls`` are the HTTP requests the app's real boto3 client sends
   to moto (botocore's ``before-send`` event, retries included), ``items``
   the keys they ask for; ``consistent`` the ``ConsistentRead`` flags seen.
+
+On SQLite and DynamoDB every call is a round trip: ``round_trips`` is ``calls``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ class StorageCalls:
         self.items = 0
         self.operations: list[str] = []
         self.consistent: list[bool] = []
+        self._trips = 0
+
+    @property
+    def round_trips(self) -> int:
+        return self._trips if self.scheme == "redis" else self.calls
 
     # -- SQLite --------------------------------------------------------------------------------
     def _sql(self, statement: str) -> None:
@@ -72,6 +81,13 @@ class StorageCalls:
             pool = self.storage.client.connection_pool.connection_kwargs
             self._probe = redis.Redis(host=pool["host"], port=pool["port"], password=pool.get("password"))
             self._start = self._redis_totals()
+            connections = self.storage.client.connection_pool
+            take = connections.get_connection
+
+            def counted(*args, **kwargs):
+                self._trips += 1
+                return take(*args, **kwargs)
+            connections.get_connection = counted
         else:
             self.storage.client.meta.events.register("before-send.dynamodb", self._sent)
         return self
@@ -83,5 +99,6 @@ class StorageCalls:
             calls, items = self._redis_totals()
             self.calls, self.items = calls - self._start[0], items - self._start[1]
             self._probe.close()
+            del self.storage.client.connection_pool.get_connection  # the pool's own method again
         else:
             self.storage.client.meta.events.unregister("before-send.dynamodb", self._sent)

@@ -5,12 +5,14 @@
   headers at all. A dozen lines here rather than flask-cors: its per-request
   hook cost about 80 us, an eighth of a counted view (measured with
   ``bench``), for an exact-match origin list that needs none of its options.
-* A browser POST to ``/api`` whose ``Origin`` is neither the site's own
-  origin (``SITE_URL``'s, or the host the request was sent to) nor listed in
-  ``ALLOWED_ORIGINS`` is refused with 403, also when that setting is empty:
-  other sites' pages cannot spend the contact form's limits with their
-  visitors' browsers. A request without ``Origin`` (curl, a server) is not
-  a browser's cross-site POST and passes.
+* A browser POST to ``/api`` (and to ``/stats`` sign-in and sign-out) whose
+  ``Origin`` is neither the site's own origin (``SITE_URL``'s, or the host
+  the request was sent to) nor listed in ``ALLOWED_ORIGINS`` is refused with
+  403, also when that setting is empty: other sites' pages cannot spend the
+  contact form's limits with their visitors' browsers, nor sign the owner
+  out. Without ``Origin``, ``Sec-Fetch-Site: cross-site`` is refused the
+  same way; a request with neither (curl, a server) is not a browser's
+  cross-site POST and passes (`require_same_site_post`).
 * With ``ORIGIN_SECRET`` set, ``/api`` answers only requests carrying it in
   ``X-Origin-Verify`` (CloudFront adds it), so the Lambda URL cannot be
   called around the CDN. During a rotation ``ORIGIN_SECRET_PREVIOUS`` is
@@ -82,22 +84,38 @@ def require_cdn() -> None:
         raise Forbidden("requests must come through the site's CDN")
 
 
+def require_same_site_post() -> None:
+    """Raise `Forbidden` (``origin_not_allowed``) for a browser's POST (any method but GET, HEAD, OPTIONS)
+    from another site: an ``Origin`` that is neither the site's own (``SITE_URL``'s, or the host the request
+    was sent to) nor listed in ``ALLOWED_ORIGINS`` (``null`` included), or, without ``Origin``,
+    ``Sec-Fetch-Site: cross-site``. A request with neither header (curl, a server) passes. The API checks
+    every request; ``/stats`` sign-in and sign-out call it too."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    allowed, site_origin = current_app.extensions["vitae.post_origins"]
+    origin = request.headers.get("Origin")
+    if origin:
+        origin = origin.rstrip("/")
+        if origin in allowed or origin == site_origin or origin == f"{request.scheme}://{request.host}":
+            return
+    elif request.headers.get("Sec-Fetch-Site", "").strip().lower() != "cross-site":
+        return
+    raise Forbidden("another site may not post here", code="origin_not_allowed")
+
+
 def init_app(app: Flask) -> None:
     allowed = frozenset(app.config["ALLOWED_ORIGINS"])
     site_origin = _origin(app.config["SITE_URL"])
     app.extensions["vitae.origin_secrets"] = tuple(
         value.encode() for value in (app.config["ORIGIN_SECRET"], app.config["ORIGIN_SECRET_PREVIOUS"]) if value)
+    app.extensions["vitae.post_origins"] = (allowed, site_origin)
 
     @app.before_request
     def guard_api():
         if not _is_api(request.path):
             return
         require_cdn()
-        origin = request.headers.get("Origin")
-        if origin and request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = origin.rstrip("/")
-            if origin not in allowed and origin != site_origin and origin != f"{request.scheme}://{request.host}":
-                raise Forbidden("this origin may not post to the API", code="origin_not_allowed")
+        require_same_site_post()
 
     app.wsgi_app = ResponseHeaders(app.wsgi_app, allowed)
 

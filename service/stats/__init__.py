@@ -26,7 +26,8 @@ SETTINGS = (
             "new values count as (other)."),
     Setting("STATS_LOGIN_RATE_LIMIT", "10/hour", rate, "Wrong /stats passwords or tokens per address before "
             "every attempt gets 429 (N/second|minute|hour|day, or off)."),
-    Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's signed /stats cookie."),
+    Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's /stats session (kept "
+            "in storage) and its signed cookie."),
     Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly Telegram digest (needs the Telegram "
             "settings)."),
     Setting("STATS_DIGEST_DAY", "mon", matching(r"(?i)mon|tue|wed|thu|fri|sat|sun", "mon, tue, ... or sun"),

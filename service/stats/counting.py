@@ -147,6 +147,10 @@ def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str]) -> Detai
                    device=device, country=country(headers.get("CloudFront-Viewer-Country")))
 
 
+#: The series of the stats' daily tallies (`Storage.daily_tallies`): keys ``stats:<date>:<dimension>``.
+SERIES = "stats"
+
+
 def key(date: str, dimension: str) -> str:
     return f"stats:{date}:{dimension}"
 

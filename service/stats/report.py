@@ -1,22 +1,32 @@
 """Reading the owner's stats for a range of UTC days, with a bounded amount of storage work.
 
-A range is at most `MAX_DAYS` days and lies within the retention, so one
-report reads at most ``MAX_DAYS`` x 8 tallies and ``MAX_DAYS`` x 2 daily
-counters: two storage calls on SQLite and Redis (one ``Query`` per tally,
-run eight at a time, plus one ``BatchGetItem`` on DynamoDB), whatever the
-request asked for.
+A range is at most `MAX_DAYS` days and lies within the retention. One report
+reads the range's daily detail with one `Storage.daily_tallies` call: one
+statement on SQLite, one round trip on Redis, one ``Query`` per dimension
+on DynamoDB (eight, run together), whatever the range. A day's views and
+visitors are the sums of its ``pages`` and ``devices`` detail: the counted
+view's one storage step adds to both exactly when it adds to the daily
+counters (every view has a page; every visitor counted that day has one
+device class), so no counter is read.
+
+`parse_args` admits only the recognised parameters (unknown or repeated
+ones are refused), and `cache_key` names a request's report canonically, so
+the public report's cache cannot be bypassed by adding, reordering or
+respelling parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import Invalid
 from ..storage import Storage
-from .counting import DIMENSIONS, VIEW_DIMENSIONS, key
+from .counting import DIMENSIONS, SERIES, VIEW_DIMENSIONS, key
 
 #: The longest range one request reads (days).
 MAX_DAYS = 92
@@ -70,6 +80,49 @@ def parse_range(args: Mapping[str, str], today: dt.date, retention_days: int) ->
     return Range(today - dt.timedelta(days=PRESETS[name] - 1), today, name)
 
 
+#: The query parameters every stats endpoint understands (``/api/stats.csv`` takes ``table`` too).
+PARAMETERS = ("range", "from", "to", "dimension", "value")
+#: Seconds a public report is kept (the Cache-Control max-age of public answers).
+PUBLIC_SECONDS = 60
+
+
+def parse_args(args: Mapping[str, Sequence[str]], today: dt.date, retention_days: int,
+               extra: Sequence[str] = ()) -> tuple[Range, tuple[str, str] | None]:
+    """The range and filter asked for by ``args`` (each parameter's values; see `parse_range`, `parse_filter`).
+
+    Raises a 400 `ServiceError` for a parameter outside `PARAMETERS` and ``extra``, or one given twice.
+    """
+    known = (*PARAMETERS, *extra)
+    unknown = sorted(name for name in args if name not in known)
+    if unknown:
+        raise Invalid(f"unknown parameter {unknown[0][:40]!r}; the parameters are {', '.join(known)}",
+                      code="unknown_parameter")
+    repeated = sorted(name for name, values in args.items() if len(values) > 1)
+    if repeated:
+        raise Invalid(f"parameter {repeated[0]!r} is given more than once", code="repeated_parameter")
+    single = {name: values[0] for name, values in args.items() if values}
+    return parse_range(single, today, retention_days), parse_filter(single)
+
+
+def cache_key(span: Range, chosen: tuple[str, str] | None) -> str:
+    """The storage key of the cached report of ``span`` and ``chosen``, made of what the report covers, not of
+    the request's text: the same whatever the parameters' order or encoding."""
+    canonical = json.dumps([span.start.isoformat(), span.end.isoformat(), span.name, chosen], separators=(",", ":"))
+    return "stats:report:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def cached(storage: Storage, span: Range, chosen: tuple[str, str] | None) -> dict[str, Any]:
+    """`build`'s report, kept `PUBLIC_SECONDS` in storage under `cache_key`: a public dashboard's visitors
+    cost one storage read each, and at most one report a minute per distinct request."""
+    entry = cache_key(span, chosen)
+    stored = storage.get(entry)
+    if stored is not None:
+        return json.loads(stored)
+    data = build(storage, span, chosen)
+    storage.set(entry, json.dumps(data, separators=(",", ":")), ttl=PUBLIC_SECONDS)
+    return data
+
+
 def parse_filter(args: Mapping[str, str]) -> tuple[str, str] | None:
     """``(dimension, value)`` from ``dimension`` and ``value``, or None; 400 for an unknown dimension."""
     dimension, value = args.get("dimension"), args.get("value")
@@ -87,10 +140,9 @@ def build(storage: Storage, span: Range, chosen: tuple[str, str] | None = None, 
     its visitors otherwise); the tables stay whole (combinations are not stored).
     """
     dates = span.dates
-    counters = storage.counters([f"site:day:{d}:{kind}" for d in dates for kind in ("views", "uniques")])
-    tallies = storage.tallies([key(d, dimension) for d in dates for dimension in DIMENSIONS])
-    series = [{"date": d, "views": counters[f"site:day:{d}:views"], "visitors": counters[f"site:day:{d}:uniques"]}
-              for d in dates]
+    tallies = storage.daily_tallies(SERIES, DIMENSIONS, dates[0], dates[-1])
+    series = [{"date": d, "views": sum(tallies[key(d, "pages")].values()),
+               "visitors": sum(tallies[key(d, "devices")].values())} for d in dates]
     if chosen is not None:
         dimension, value = chosen
         kind = "views" if dimension in VIEW_DIMENSIONS else "visitors"

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 
 from ..core.deps import current
 from ..core.errors import NotFound, RateLimited, Unauthorized
-from ..core.security import require_cdn
+from ..core.security import require_cdn, require_same_site_post
 from ..site.serve import site_dir
 from .counting import DIMENSIONS
 
@@ -28,12 +28,15 @@ _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (
 page.before_request(require_cdn)
 
 
-def _report() -> dict:
-    from . import report
+def _report(extra: tuple[str, ...] = ()) -> dict:
+    """The report the request asks for (400 for unknown or repeated parameters); public ones come cached."""
+    from . import access, report
     config = current_app.config
     today = dt.datetime.fromtimestamp(current().now(), dt.UTC).date()
-    span = report.parse_range(request.args, today, config["STATS_RETENTION_DAYS"])
-    return report.build(current().storage, span, report.parse_filter(request.args))
+    span, chosen = report.parse_args(request.args.to_dict(flat=False), today, config["STATS_RETENTION_DAYS"], extra)
+    if access.public():
+        return report.cached(current().storage, span, chosen)
+    return report.build(current().storage, span, chosen)
 
 
 def _csv(data: dict, table: str) -> Response:
@@ -66,7 +69,7 @@ def api_stats():
 def api_stats_csv():
     from . import access
     access.require_api()
-    return _csv(_report(), request.args.get("table", "pages"))
+    return _csv(_report(extra=("table",)), request.args.get("table", "pages"))
 
 
 # -- /stats -------------------------------------------------------------------------------------------
@@ -123,6 +126,7 @@ def login():
     from . import access
     if not current_app.config["STATS_TOKEN"]:
         raise NotFound("stats are not served: set STATS_TOKEN", code="stats_disabled")
+    require_same_site_post()
     given = request.form.get("token", "")
     try:
         access.check_token(given[:1000])
@@ -141,8 +145,10 @@ def login():
 @page.post("/logout")
 def logout():
     from . import access
+    require_same_site_post()
     response = redirect("/stats", code=303)
-    access.clear_owner_cookie(response)
+    access.end_session(response)
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

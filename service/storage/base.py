@@ -16,7 +16,10 @@ The service stores four kinds of things, and nothing else:
   holds at most ``cap`` distinct members with a count each; a member that
   arrives once the key is full is counted under `OTHER` instead, so junk
   cannot grow storage. A tally key expires ``ttl`` seconds after its first
-  write (the retention of daily detail).
+  write (the retention of daily detail). A tally keyed
+  ``<series>:<YYYY-MM-DD>:<name>`` (no ``:`` in series or name) is a *daily*
+  tally: `daily_tallies` reads a range of its days for several names at a
+  cost that does not grow with the number of days.
 * **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
   `release`, `bury`, `items`, `queue_counts`): the durable outbox.
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -159,6 +163,13 @@ def clock(now: float | None) -> float:
     return time.time() if now is None else now
 
 
+def daily_keys(series: str, names: Sequence[str], first: str, last: str) -> list[str]:
+    """The daily tally keys `Storage.daily_tallies` reads, day by day (``first``..``last``, ISO dates)."""
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    days = [(start + dt.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+    return [f"{series}:{day}:{name}" for day in days for name in names]
+
+
 def batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Split an iterable into lists of at most ``size`` items."""
     batch: list[Any] = []
@@ -217,7 +228,7 @@ class Storage(abc.ABC):
 
     def calls(self, limit: Limit) -> int:
         """The calls counted in ``limit``'s window now, without counting one (0 when it has none or it
-        expired): a check before work that only a failure counts (a wrong password).
+        expired): e.g. how many sign-ins succeeded in a window, counted there with `limit`.
 
         Every backend keeps a window's count as the value under its key, which `get` reads.
         """
@@ -231,6 +242,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         """Read many tallies at once: ``{key: {member: count}}``; missing or expired ones are ``{}``."""
+
+    @abc.abstractmethod
+    def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
+        """Read the daily tallies ``<series>:<day>:<name>`` of every ``name`` and every day from ``first`` to
+        ``last`` (ISO dates, inclusive): ``{key: {member: count}}`` with every such key (`daily_keys`), missing
+        or expired ones ``{}``.
+
+        The number of storage calls does not grow with the days: one statement on SQLite, one round trip on
+        Redis, one eventually consistent ``Query`` per name on DynamoDB (more only past 1 MB of items).
+        """
 
     # -- queues ---------------------------------------------------------------
     @abc.abstractmethod

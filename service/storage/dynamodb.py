@@ -17,6 +17,8 @@ value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_
 rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
 tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``expires_at``
 tally's count of members        ``t#<key>``         ``#``; ``n`` (N), ``expires_at``
+daily tally member              ``td#<series>:<n>`` ``<day>/<member>``; ``n`` (N), ``expires_at``
+daily tally's count of members  ``td#<series>:<n>`` ``<day>/#``; ``n`` (N), ``expires_at``
 queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
 
@@ -45,7 +47,14 @@ A tally member is one item, so counting a member already there is one
 the first time takes a slot from the ``#`` item (conditional on ``n <
 cap``) and then its own ``ADD``, or goes to `OTHER` when no slot is left.
 A tally's calls run concurrently with the hit's counters. Reading a tally
-is one ``Query`` of its partition (at most cap + 2 items).
+is one ``Query`` of its partition (at most cap + 2 items). A daily tally
+(``<series>:<day>:<name>``, see `Storage.daily_tallies`) keeps all its days
+in one partition per series and name, sorted by day, so a range of days is
+one ``Query`` (``sk BETWEEN``) however many days it spans. Only today's
+items take writes, as before, so the partition is no hotter. Tallies
+stored before this layout (``t#<series>:<day>:<name>``) are read by neither
+read: ``flask storage export`` then ``import`` moves them (a day counted
+under both keeps the larger count of each member).
 
 Queue records live in one partition per state (``pending``, ``done``,
 ``dead``) so claiming only reads pending ones; a claim is a conditional
@@ -63,6 +72,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -86,6 +96,7 @@ from .base import (
     Tally,
     batches,
     clock,
+    daily_keys,
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
@@ -114,6 +125,7 @@ SK = "-"
 _MULTI_TABLE = ("batch_get_item", "batch_write_item", "transact_write_items")
 TTL_ATTRIBUTE = "expires_at"
 _NOT_LIVE = "attribute_not_exists(pk) OR expires_at < :now"
+_DAILY = re.compile(r"(?P<series>[^:]+):(?P<day>\d{4}-\d{2}-\d{2}):(?P<name>[^:]+)")
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -351,28 +363,64 @@ class DynamoDBStorage(Storage):
                 continue
         return False
 
+    @staticmethod
+    def _tally_place(key: str) -> tuple[str, str]:
+        """(partition, sort-key prefix) of a tally's items: a daily tally's partition holds every day of its
+        series and name, each day's items under ``<day>/``; any other tally has a partition of its own."""
+        daily = _DAILY.fullmatch(key)
+        if daily is None:
+            return f"t#{key}", ""
+        return f"td#{daily['series']}:{daily['name']}", f"{daily['day']}/"
+
+    @staticmethod
+    def _tally_key(pk: str, sk: str) -> tuple[str, str]:
+        """(tally key, member or ``#``) of a tally item: the inverse of `_tally_place`."""
+        if pk.startswith("td#"):
+            series, name = pk[3:].split(":", 1)
+            return f"{series}:{sk[:10]}:{name}", sk[11:]
+        return pk[2:], sk
+
     def _tally(self, tally: Tally) -> None:
-        pk, now = f"t#{tally.key}", time.time()
+        (pk, day), now = self._tally_place(tally.key), time.time()
         try:  # the common case, one call: a member already counted today
-            self._call("update_item", Key=self._key(pk, tally.member), UpdateExpression="ADD n :one",
+            self._call("update_item", Key=self._key(pk, day + tally.member), UpdateExpression="ADD n :one",
                        ConditionExpression="expires_at > :now",
                        ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
             return
         except _ConditionFailed:
             pass
         # a new member: it takes one of the key's slots, or counts as OTHER when none is left
-        member = tally.member if self._count(pk, "#", now, tally.ttl, cap=tally.cap) else OTHER
-        self._count(pk, member, now, tally.ttl, start=member != OTHER)
+        member = tally.member if self._count(pk, day + "#", now, tally.ttl, cap=tally.cap) else OTHER
+        self._count(pk, day + member, now, tally.ttl, start=member != OTHER)
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         unique = list(dict.fromkeys(keys))
         now = time.time()
 
         def read(key: str) -> dict[str, int]:
-            return {item["sk"]["S"]: int(item["n"]["N"]) for item in self._query(f"t#{key}")
-                    if item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
+            pk, day = self._tally_place(key)
+            within = {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :day)",
+                      "ExpressionAttributeValues": {":day": _s(day)}} if day else {}
+            return {item["sk"]["S"][len(day):]: int(item["n"]["N"]) for item in self._query(pk, **within)
+                    if item["sk"]["S"] != day + "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
         found = dict(zip(unique, self._together([lambda key=key: read(key) for key in unique]), strict=True))
         return {key: found[key] for key in keys}
+
+    def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {key: {} for key in daily_keys(series, names, first, last)}
+        now = time.time()
+
+        def read(name: str) -> list[dict[str, Any]]:
+            # ``<last>0`` sorts after every ``<last>/...`` and before the next day
+            return list(self._query(f"td#{series}:{name}", KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                                    ConsistentRead=False,
+                                    ExpressionAttributeValues={":a": _s(f"{first}/"), ":b": _s(f"{last}0")}))
+        for items in self._together([lambda name=name: read(name) for name in dict.fromkeys(names)]):
+            for item in items:
+                key, member = self._tally_key(item["pk"]["S"], item["sk"]["S"])
+                if member != "#" and key in result and float(item[TTL_ATTRIBUTE]["N"]) > now:
+                    result[key][member] = int(item["n"]["N"])
+        return result
 
     def _together(self, calls: list) -> list:
         """Run independent calls concurrently (a counted view's increments touch different items)."""
@@ -552,12 +600,16 @@ class DynamoDBStorage(Storage):
                     if expires_at is None or expires_at > now:
                         value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
-                elif pk.startswith("t#") and item["sk"]["S"] != "#":
+                elif pk.startswith(("t#", "td#")):
+                    key, member = self._tally_key(pk, item["sk"]["S"])
                     expires_at = float(item[TTL_ATTRIBUTE]["N"])
-                    if expires_at > now:
-                        record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
-                                                             "expires_at": expires_at})
-                        record["counts"][item["sk"]["S"]] = int(item["n"]["N"])
+                    if member != "#" and expires_at > now:
+                        record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {},
+                                                          "expires_at": expires_at})
+                        # a day counted under both layouts (the day of the move to the daily one) keeps the
+                        # larger count: the items of the earlier layout stay until their TTL, so a sum would
+                        # grow with every export and import
+                        record["counts"][member] = max(record["counts"].get(member, 0), int(item["n"]["N"]))
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):
@@ -591,7 +643,8 @@ class DynamoDBStorage(Storage):
                     expires_at = float(expires_at) if expires_at is not None else time.time() + 400 * 86400
                     counts = {member: int(n) for member, n in record["counts"].items()}
                     slots = sum(1 for member in counts if member != OTHER)
-                    puts += [{**self._key(f"t#{record['key']}", sk), "n": _n(n), TTL_ATTRIBUTE: _n(expires_at)}
+                    pk, day = self._tally_place(record["key"])
+                    puts += [{**self._key(pk, day + sk), "n": _n(n), TTL_ATTRIBUTE: _n(expires_at)}
                              for sk, n in [*counts.items(), ("#", slots)]]
                 elif kind == "queue":
                     puts.append(self._queue_item(QueueItem.from_dict(record["item"])))

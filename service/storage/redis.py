@@ -44,6 +44,7 @@ from .base import (
     StorageError,
     batches,
     clock,
+    daily_keys,
 )
 
 
@@ -178,6 +179,9 @@ class RedisStorage(Storage):
         answers = self._call(pipe.execute)
         return {key: {member: int(n) for member, n in answer.items()}
                 for key, answer in zip(keys, answers, strict=True)}
+
+    def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
+        return self.tallies(daily_keys(series, names, first, last))  # one pipelined round trip
 
     # -- queues ----------------------------------------------------------------------
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:

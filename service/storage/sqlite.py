@@ -64,6 +64,7 @@ from .base import (
     Tally,
     batches,
     clock,
+    daily_keys,
 )
 
 SCHEMA = """
@@ -377,6 +378,16 @@ class SQLiteStorage(Storage):
             marks = ",".join("?" * len(chunk))
             for key, member, n in self._read(f"SELECT key, member, n FROM tallies WHERE key IN ({marks}) "
                                              "AND (expires_at IS NULL OR expires_at > ?)", (*chunk, now)):
+                result[key][member] = n
+        return result
+
+    def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
+        # one range scan of the primary key: the keys of these days sort together (``;`` follows ``:``)
+        result: dict[str, dict[str, int]] = {key: {} for key in daily_keys(series, names, first, last)}
+        for key, member, n in self._read("SELECT key, member, n FROM tallies WHERE key >= ? AND key < ? "
+                                         "AND (expires_at IS NULL OR expires_at > ?)",
+                                         (f"{series}:{first}:", f"{series}:{last};", time.time())):
+            if key in result:
                 result[key][member] = n
         return result
 

@@ -180,6 +180,8 @@ def test_foreign_browser_posts_are_forbidden_when_origins_are_set(make_app):
     for origin in ("https://me.example", "https://site.example"):
         assert client.post("/api/visitors", headers={**BROWSER, "Origin": origin}, **post).status_code == 200
     assert client.post("/api/visitors", headers=BROWSER, **post).status_code == 200  # not a browser: no Origin
+    _is_error(client.post("/api/visitors", headers={**BROWSER, "Sec-Fetch-Site": "cross-site"}, **post), 403,
+              "origin_not_allowed")  # a browser that sent no Origin but says where the post comes from
     assert client.get("/api/visitors").json["total_views"] == 3
 
 
