@@ -90,9 +90,10 @@ data "aws_iam_policy_document" "alerts_key" {
     }
   }
 
-  # AWS Budgets documents no source context on its KMS calls, so a condition
-  # here would drop every budget alert; the topic policy below restricts
-  # Budgets to this account's budgets, and the key protects nothing else.
+  # No condition: AWS's key policy for Budgets has none, and one its KMS
+  # calls did not carry would drop every budget alert without a word. The
+  # topic policy below limits Budgets to this account's budgets, and the
+  # key protects nothing but this topic.
   statement {
     sid       = "BudgetsPublish"
     effect    = "Allow"
