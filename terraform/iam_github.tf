@@ -17,11 +17,13 @@
 #
 # What CI may do, and what it may not:
 #   - it creates and updates the stack's resources, scoped to their names;
-#   - it never writes IAM (roles, policies, the OIDC provider) and never
-#     deletes infrastructure. A workflow, even a compromised one, cannot
-#     widen its own rights or the function's, nor tear the site down. Changes
-#     to lambda.tf or this file, and destroys, are applied by an
-#     administrator from a workstation (README, "Infrastructure").
+#   - it never writes IAM (roles, policies, the OIDC provider), the alerts
+#     key or the alert e-mail subscription, and never deletes
+#     infrastructure. A workflow, even a compromised one, cannot widen its
+#     own rights or the function's, redirect the alerts, nor tear the site
+#     down. Changes to lambda.tf or this file, to the key or the address,
+#     and destroys, are applied by an administrator from a workstation
+#     (README, "Infrastructure").
 
 locals {
   # An account holds one provider per URL: a second stack (or an earlier
