@@ -49,8 +49,21 @@ resource "aws_cloudfront_cache_policy" "api" {
       cookie_behavior = "none"
     }
 
+    # With ALLOWED_ORIGINS set the API answers each listed origin with its
+    # own Access-Control-Allow-Origin and `Vary: Origin`, which CloudFront
+    # ignores: Origin must be in the key, or one origin's cached answer
+    # reaches another (whose browser then refuses it). Without other
+    # origins every answer is the same, and the key stays one per URL.
     headers_config {
-      header_behavior = "none"
+      header_behavior = local.cors_enabled ? "whitelist" : "none"
+
+      dynamic "headers" {
+        for_each = local.cors_enabled ? [["Origin"]] : []
+
+        content {
+          items = headers.value
+        }
+      }
     }
 
     query_strings_config {
@@ -141,6 +154,9 @@ resource "aws_cloudfront_response_headers_policy" "site" {
   }
 }
 
+# One template, two functions: the site's (www redirect and directory
+# indexes) and the function origin's (www redirect only: /blog/ must reach
+# the app as /blog/). Every behaviour redirects www.
 resource "aws_cloudfront_function" "viewer_request" {
   name    = "${local.name}-viewer-request"
   runtime = "cloudfront-js-2.0"
@@ -149,6 +165,19 @@ resource "aws_cloudfront_function" "viewer_request" {
   code = templatefile("${path.module}/functions/viewer-request.js", {
     apex_domain = var.domain_name
     www_domain  = local.www_domain
+    serve_index = true
+  })
+}
+
+resource "aws_cloudfront_function" "www_redirect" {
+  name    = "${local.name}-www-redirect"
+  runtime = "cloudfront-js-2.0"
+  comment = "Redirects www to the apex (the function origin's behaviours)."
+  publish = true
+  code = templatefile("${path.module}/functions/viewer-request.js", {
+    apex_domain = var.domain_name
+    www_domain  = local.www_domain
+    serve_index = false
   })
 }
 
@@ -235,6 +264,15 @@ resource "aws_cloudfront_distribution" "site" {
       cache_policy_id            = data.aws_cloudfront_cache_policy.caching_disabled.id
       origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
+
+      dynamic "function_association" {
+        for_each = local.www_redirect_functions
+
+        content {
+          event_type   = "viewer-request"
+          function_arn = function_association.value
+        }
+      }
     }
   }
 
@@ -251,12 +289,21 @@ resource "aws_cloudfront_distribution" "site" {
       cache_policy_id            = aws_cloudfront_cache_policy.api.id
       origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
+
+      dynamic "function_association" {
+        for_each = local.www_redirect_functions
+
+        content {
+          event_type   = "viewer-request"
+          function_arn = function_association.value
+        }
+      }
     }
   }
 
   # The blog is rendered by the function (the build uploads no blog pages);
-  # static files stay on S3. No viewer-request function here: it would turn
-  # /blog/ into /blog/index.html.
+  # static files stay on S3. Only the www redirect runs here: the site's
+  # function would turn /blog/ into /blog/index.html.
   dynamic "ordered_cache_behavior" {
     for_each = local.api_enabled ? local.blog_paths : []
 
@@ -270,6 +317,15 @@ resource "aws_cloudfront_distribution" "site" {
       cache_policy_id            = aws_cloudfront_cache_policy.blog.id
       origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.all_viewer_except_host_header.id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.site.id
+
+      dynamic "function_association" {
+        for_each = local.www_redirect_functions
+
+        content {
+          event_type   = "viewer-request"
+          function_arn = function_association.value
+        }
+      }
     }
   }
 

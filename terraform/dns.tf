@@ -50,7 +50,10 @@ resource "aws_acm_certificate_validation" "site" {
 }
 
 # A and AAAA aliases for the apex and, with www_redirect, for www (the
-# viewer-request function answers www with a redirect to the apex).
+# viewer-request function answers www with a redirect to the apex). A name
+# that already has such a record (an earlier host) fails the apply unless
+# dns_allow_overwrite is set or the record is imported: taking over a live
+# name is a decision, not a side effect.
 resource "aws_route53_record" "site" {
   for_each = {
     for pair in setproduct(local.aliases, ["A", "AAAA"]) : "${pair[0]} ${pair[1]}" => {
@@ -59,9 +62,10 @@ resource "aws_route53_record" "site" {
     }
   }
 
-  zone_id = data.aws_route53_zone.site.zone_id
-  name    = each.value.name
-  type    = each.value.type
+  zone_id         = data.aws_route53_zone.site.zone_id
+  name            = each.value.name
+  type            = each.value.type
+  allow_overwrite = var.dns_allow_overwrite
 
   alias {
     name                   = aws_cloudfront_distribution.site.domain_name

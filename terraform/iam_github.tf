@@ -1,22 +1,33 @@
 # ---------------------------------------------------------------------------
-# GitHub Actions: OIDC provider, deploy role (main), plan role (pull requests)
+# GitHub Actions: OIDC provider, deploy role (environment), plan role (pull requests)
 # ---------------------------------------------------------------------------
 # No AWS keys are stored in GitHub. A workflow job exchanges its OIDC token
 # for short-lived credentials of one of two roles:
 #
-#   deploy  main branch or the protected environment: terraform apply,
-#           zappa update/deploy, site sync, CloudFront invalidation.
-#   plan    this repository's pull requests: read-only, terraform plan.
+#   deploy  jobs in the protected environment only (its deployment-branch
+#           rule and reviewers apply): terraform apply, zappa update/deploy,
+#           site sync, CloudFront invalidation.
+#   plan    this repository's pull requests: terraform plan. It reads the
+#           settings a plan refreshes and nothing that holds the function's
+#           secrets: no lambda:GetFunction / GetFunctionConfiguration (their
+#           answers carry the function's environment: SECRET_KEY, tokens).
+#           The stack has no aws_lambda_* resource or data source, so the
+#           plan's one Lambda call is the function URL lookup
+#           (.github/scripts/api-origin-domain.sh: GetFunctionUrlConfig).
 #
 # What CI may do, and what it may not:
 #   - it creates and updates the stack's resources, scoped to their names;
-#   - it never writes IAM (roles, policies, the OIDC provider) and never
-#     deletes infrastructure. A workflow, even a compromised one, cannot
-#     widen its own rights or the function's, nor tear the site down. Changes
-#     to lambda.tf or this file, and destroys, are applied by an
-#     administrator from a workstation (README, "Infrastructure").
+#   - it never writes IAM (roles, policies, the OIDC provider), the alerts
+#     key or the alert e-mail subscription, and never deletes
+#     infrastructure. A workflow, even a compromised one, cannot widen its
+#     own rights or the function's, redirect the alerts, nor tear the site
+#     down. Changes to lambda.tf or this file, to the key or the address,
+#     and destroys, are applied by an administrator from a workstation
+#     (README, "Infrastructure").
 
 locals {
+  # An account holds one provider per URL: a second stack (or an earlier
+  # setup) passes the existing one instead of failing with EntityAlreadyExists.
   github_oidc_provider_arn = (
     var.github_oidc_provider_arn != null
     ? var.github_oidc_provider_arn
@@ -29,6 +40,9 @@ locals {
   table_arn        = "arn:${local.partition}:dynamodb:${var.aws_region}:${local.account_id}:table/${var.table_name}"
   log_group_arn    = "arn:${local.partition}:logs:${var.aws_region}:${local.account_id}:log-group:${local.log_group}"
   state_bucket_arn = var.terraform_state_bucket == null ? null : "arn:${local.partition}:s3:::${var.terraform_state_bucket}"
+  alerts_topic_arn = "arn:${local.partition}:sns:${var.aws_region}:${local.account_id}:${local.alerts_topic_name}"
+  alarms_arn       = "arn:${local.partition}:cloudwatch:${var.aws_region}:${local.account_id}:alarm:${local.alarm_prefix}*"
+  budget_arn       = "arn:${local.partition}:budgets::${local.account_id}:budget/${local.budget_name}"
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -42,7 +56,7 @@ resource "aws_iam_openid_connect_provider" "github" {
 
 data "aws_iam_policy_document" "deploy_assume_role" {
   statement {
-    sid     = "GitHubMainBranchAndEnvironment"
+    sid     = "GitHubProtectedEnvironment"
     effect  = "Allow"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
@@ -57,16 +71,14 @@ data "aws_iam_policy_document" "deploy_assume_role" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # A job on main without an environment has the ref subject; a job in the
-    # environment has the environment subject (its deployment-branch rule
-    # limits it to main).
+    # Only a job in the environment has this subject; its deployment-branch
+    # rule limits it to main and its reviewers approve each run. The ref
+    # subject (`ref:refs/heads/main`) is not trusted: any workflow on main
+    # could then assume the role without the environment's approval.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = [
-        "repo:${var.github_repository}:ref:refs/heads/main",
-        "repo:${var.github_repository}:environment:${var.github_environment}",
-      ]
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
     }
   }
 }
@@ -98,7 +110,7 @@ data "aws_iam_policy_document" "plan_assume_role" {
 
 resource "aws_iam_role" "deploy" {
   name                 = "${local.name}-deploy"
-  description          = "GitHub Actions deploy of ${var.github_repository} (main / ${var.github_environment})."
+  description          = "GitHub Actions deploy of ${var.github_repository} (environment ${var.github_environment} only)."
   assume_role_policy   = data.aws_iam_policy_document.deploy_assume_role.json
   max_session_duration = 3600
 }
@@ -355,12 +367,51 @@ data "aws_iam_policy_document" "infrastructure_read" {
     resources = ["arn:${local.partition}:wafv2:us-east-1:${local.account_id}:global/webacl/${local.name}-edge/*"]
   }
 
-  # The plan reads the function URL to fill in api_origin_domain.
+  # The plan reads the function URL to fill in api_origin_domain, and only
+  # that: GetFunction and GetFunctionConfiguration answer with the
+  # function's environment, its secrets included (the deploy role's release
+  # policy has them; the plan role must not).
   statement {
-    sid       = "FunctionRead"
+    sid       = "FunctionUrlRead"
     effect    = "Allow"
-    actions   = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetFunctionUrlConfig"]
+    actions   = ["lambda:GetFunctionUrlConfig"]
     resources = [local.function_arn]
+  }
+
+  statement {
+    sid       = "AlertsTopicRead"
+    effect    = "Allow"
+    actions   = ["sns:GetTopicAttributes", "sns:ListTagsForResource"]
+    resources = [local.alerts_topic_arn]
+  }
+
+  # No resource type: IAM cannot scope it to the topic's subscriptions.
+  statement {
+    sid       = "AlertsSubscriptionRead"
+    effect    = "Allow"
+    actions   = ["sns:GetSubscriptionAttributes"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "AlertsKeyRead"
+    effect    = "Allow"
+    actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+    resources = [aws_kms_key.alerts.arn]
+  }
+
+  statement {
+    sid       = "AlarmsRead"
+    effect    = "Allow"
+    actions   = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
+    resources = [local.alarms_arn]
+  }
+
+  statement {
+    sid       = "BudgetRead"
+    effect    = "Allow"
+    actions   = ["budgets:ListTagsForResource", "budgets:ViewBudget"]
+    resources = [local.budget_arn]
   }
 }
 
@@ -479,6 +530,29 @@ data "aws_iam_policy_document" "infrastructure_write" {
       "logs:UntagResource",
     ]
     resources = [local.log_group_arn, "${local.log_group_arn}:*"]
+  }
+
+  # Alarms, the topic's settings and the budget; the key, its policy and the
+  # e-mail subscription are applied by an administrator.
+  statement {
+    sid       = "AlarmsWrite"
+    effect    = "Allow"
+    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
+    resources = [local.alarms_arn]
+  }
+
+  statement {
+    sid       = "AlertsTopicWrite"
+    effect    = "Allow"
+    actions   = ["sns:CreateTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource"]
+    resources = [local.alerts_topic_arn]
+  }
+
+  statement {
+    sid       = "BudgetWrite"
+    effect    = "Allow"
+    actions   = ["budgets:ModifyBudget", "budgets:TagResource", "budgets:UntagResource"]
+    resources = [local.budget_arn]
   }
 
   statement {

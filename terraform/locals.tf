@@ -27,6 +27,11 @@ locals {
   api_enabled    = var.api_origin_domain != null
   # Rendered by the function from the cached GitHub issues (pages, feeds, sitemap); not files on S3.
   blog_paths = ["/blog", "/blog/*", "/sitemap.xml"]
+  # Without a www name there is nothing to redirect: the function origin's
+  # behaviours then run no function at all (each run is billed).
+  www_redirect_functions = var.www_redirect ? [aws_cloudfront_function.www_redirect.arn] : []
+  # Other sites' browsers may call the API: their Origin must split the cache.
+  cors_enabled = length(var.allowed_origins) > 0
 
   # The site's own policy: every script, style and font comes from the site,
   # the widgets' images may come from any HTTPS host (album covers, avatars).

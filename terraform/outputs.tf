@@ -70,19 +70,21 @@ output "storage_url" {
 output "zappa_settings" {
   description = "The stage settings of zappa_settings.json this stack decides, ready to paste."
   value = {
-    aws_region   = var.aws_region
-    project_name = var.project
-    role_arn     = aws_iam_role.lambda.arn
-    manage_roles = false
-    s3_bucket    = aws_s3_bucket.zappa.bucket
+    aws_region         = var.aws_region
+    project_name       = var.project
+    role_arn           = aws_iam_role.lambda.arn
+    manage_roles       = false
+    s3_bucket          = aws_s3_bucket.zappa.bucket
+    lambda_concurrency = var.lambda_reserved_concurrency
     environment_variables = {
-      STORAGE_URL = "dynamodb://${aws_dynamodb_table.storage.name}?region=${var.aws_region}&shards=${var.counter_shards}"
+      STORAGE_URL     = "dynamodb://${aws_dynamodb_table.storage.name}?region=${var.aws_region}&shards=${var.counter_shards}"
+      ALLOWED_ORIGINS = join(",", var.allowed_origins)
     }
   }
 }
 
 output "deploy_role_arn" {
-  description = "Role deploy.yml assumes on main (GitHub variable AWS_DEPLOY_ROLE_ARN)."
+  description = "Role deploy.yml's deploy job assumes in the protected environment (GitHub variable AWS_DEPLOY_ROLE_ARN)."
   value       = aws_iam_role.deploy.arn
 }
 
@@ -99,4 +101,29 @@ output "github_oidc_provider_arn" {
 output "waf_web_acl_arn" {
   description = "ARN of the WAF web ACL, or null when waf_enabled is false."
   value       = one(aws_wafv2_web_acl.edge[*].arn)
+}
+
+output "lambda_reserved_concurrency" {
+  description = "The function's reserved concurrency, or null for none: deploy.yml writes it into zappa_settings.json as `lambda_concurrency` (Zappa sets it on every update, and removes it when null)."
+  value       = var.lambda_reserved_concurrency
+}
+
+output "allowed_origins" {
+  description = "The app's ALLOWED_ORIGINS (comma-separated): deploy.yml gives it to the function, so the origins the API answers and the /api/* cache key never disagree."
+  value       = join(",", var.allowed_origins)
+}
+
+output "alerts_topic_arn" {
+  description = "SNS topic every alarm and the budget publish to (mailed to alert_email once the subscription is confirmed)."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms watching the function and the table (README, \"Alarms and the budget\")."
+  value       = [for alarm in aws_cloudwatch_metric_alarm.alarm : alarm.alarm_name]
+}
+
+output "budget_name" {
+  description = "Name of the monthly AWS Budget (monthly_budget_usd)."
+  value       = aws_budgets_budget.monthly.name
 }

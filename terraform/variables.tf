@@ -66,6 +66,12 @@ variable "www_redirect" {
   default     = true
 }
 
+variable "dns_allow_overwrite" {
+  description = "Let the stack take over A/AAAA records for domain_name (and www) that already exist in the zone, e.g. from an earlier host. False by default: the first apply then fails with \"already exists\" instead of silently repointing a live name; set it to true once (or `terraform import` the records, README \"Step by step\")."
+  type        = bool
+  default     = false
+}
+
 variable "price_class" {
   description = "CloudFront price class: which edge locations serve the site. PriceClass_100 (North America, Europe, Israel) is the cheapest."
   type        = string
@@ -109,6 +115,18 @@ variable "blog_cache_ttl" {
   }
 }
 
+variable "allowed_origins" {
+  description = "The app's ALLOWED_ORIGINS: other sites' origins (\"https://host[:port]\") whose browsers may call the API. deploy.yml gives them to the function; when the list is not empty the Origin header joins the /api/* cache key, because CloudFront ignores `Vary: Origin` and would otherwise serve one origin's CORS answer to another."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for origin in var.allowed_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", origin))])
+    error_message = "allowed_origins must hold origins such as \"https://jane.example\" (scheme and lowercase host, an optional port, no path or trailing slash)."
+  }
+}
+
 variable "origin_secret" {
   description = "Shared secret CloudFront sends to the API in the X-Origin-Verify header. The app's ORIGIN_SECRET setting holds the same value and rejects /api requests without it, so only CloudFront can call the function URL. At least 32 characters of [A-Za-z0-9_-] (e.g. `openssl rand -hex 32`)."
   type        = string
@@ -144,6 +162,17 @@ variable "counter_shards" {
   validation {
     condition     = var.counter_shards >= 1 && var.counter_shards <= 100 && floor(var.counter_shards) == var.counter_shards
     error_message = "counter_shards must be a whole number from 1 to 100 (reads sum the shards with one BatchGetItem of at most 100 keys)."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrency of the function: at most this many run at once (more requests are throttled, the Throttles alarm tells you), which caps what a flood of requests can cost. Zappa owns the function, so deploy.yml writes it into zappa_settings.json as `lambda_concurrency`. 10 by default (about 200 views a second at 50 ms each); null reserves nothing, which a new account needs until its concurrency quota is raised (a quota of 10 allows no reservation)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.lambda_reserved_concurrency == null || try(var.lambda_reserved_concurrency >= 1 && var.lambda_reserved_concurrency <= 1000 && floor(var.lambda_reserved_concurrency) == var.lambda_reserved_concurrency, false)
+    error_message = "lambda_reserved_concurrency must be null or a whole number from 1 to 1000."
   }
 }
 
@@ -190,7 +219,7 @@ variable "waf_rate_limit" {
 # ---------------------------------------------------------------------------
 
 variable "github_repository" {
-  description = "The GitHub repository (\"owner/name\") whose workflows may assume the deploy role (main branch and the github_environment) and the plan role (its pull requests)."
+  description = "The GitHub repository (\"owner/name\") whose workflows may assume the deploy role (jobs in the github_environment only) and the plan role (its pull requests)."
   type        = string
 
   validation {
@@ -200,7 +229,7 @@ variable "github_repository" {
 }
 
 variable "github_environment" {
-  description = "Name of the protected GitHub environment the deploy job runs in."
+  description = "Name of the protected GitHub environment the deploy job runs in: the only subject the deploy role trusts (its deployment-branch rule and reviewers guard every deploy)."
   type        = string
   default     = "production"
 
@@ -240,5 +269,31 @@ variable "terraform_state_key" {
   validation {
     condition     = can(regex("^[A-Za-z0-9!_.*'()/-]+$", var.terraform_state_key)) && !startswith(var.terraform_state_key, "/")
     error_message = "terraform_state_key must be a relative S3 key such as \"vitae/production.tfstate\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Monitoring (monitoring.tf): alarms and the monthly budget, by e-mail
+# ---------------------------------------------------------------------------
+
+variable "alert_email" {
+  description = "E-mail address that receives the alarms and the budget alerts (through the alerts SNS topic). AWS sends a confirmation message first: nothing arrives until its link is followed."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email)) && length(var.alert_email) <= 254
+    error_message = "alert_email must be one e-mail address such as \"jane@example.com\"."
+  }
+}
+
+variable "monthly_budget_usd" {
+  description = "Monthly AWS cost budget of the account, in USD. An e-mail goes out when the actual cost passes 80 % of it and when the month's forecast passes 100 %."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.monthly_budget_usd >= 1 && var.monthly_budget_usd <= 100000
+    error_message = "monthly_budget_usd must be from 1 to 100,000 (USD)."
   }
 }

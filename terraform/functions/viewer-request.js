@@ -1,15 +1,21 @@
-// CloudFront Function (cloudfront-js-2.0), viewer request, default behaviour.
-// Rendered by Terraform's templatefile(): apex_domain and www_domain are
-// filled in at plan time.
+// CloudFront Function (cloudfront-js-2.0), viewer request. Rendered by
+// Terraform's templatefile() once per use: apex_domain, www_domain and
+// serve_index are filled in at plan time.
 //
 // 1. www.<domain> answers a permanent redirect to the apex, path and query
-//    string kept, so the site has one canonical address.
-// 2. A path ending in "/" is served from its index.html: S3 behind Origin
+//    string kept, so the site has one canonical address. Every behaviour
+//    runs it (the site, the blog, the API, the stats): a path served
+//    without it would live on two host names. GET and HEAD get a 301;
+//    other methods a 308, which keeps the method and the body.
+// 2. Only where serve_index is true (the default behaviour, S3): a path
+//    ending in "/" is served from its index.html, because S3 behind Origin
 //    Access Control is a plain object store and knows no index documents
 //    below the root (the root itself is the distribution's default object).
+//    The function's own paths (/blog/) must reach it unchanged.
 
 var APEX = '${apex_domain}';
 var WWW = '${www_domain}';
+var SERVE_INDEX = ${serve_index};
 
 function queryString(querystring) {
   var parts = [];
@@ -28,9 +34,10 @@ function handler(event) {
   var host = request.headers.host ? request.headers.host.value.toLowerCase() : '';
 
   if (host === WWW) {
+    var safe = request.method === 'GET' || request.method === 'HEAD';
     return {
-      statusCode: 301,
-      statusDescription: 'Moved Permanently',
+      statusCode: safe ? 301 : 308,
+      statusDescription: safe ? 'Moved Permanently' : 'Permanent Redirect',
       headers: {
         location: { value: 'https://' + APEX + request.uri + queryString(request.querystring) },
         'cache-control': { value: 'public, max-age=86400' },
@@ -38,7 +45,7 @@ function handler(event) {
     };
   }
 
-  if (request.uri.charAt(request.uri.length - 1) === '/') {
+  if (SERVE_INDEX && request.uri.charAt(request.uri.length - 1) === '/') {
     request.uri += 'index.html';
   }
   return request;

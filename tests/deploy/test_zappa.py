@@ -489,9 +489,11 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
     bucket = f"{FUNCTION}-zappa-123456789012"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    # What deploy.yml does to the committed, account-neutral settings.
+    # What deploy.yml does to the committed, account-neutral settings (lambda_concurrency: Terraform's
+    # lambda_reserved_concurrency, null when none is wanted).
     settings = json.loads(json.dumps(SETTINGS))
-    settings[STAGE].update(role_arn=role, s3_bucket=bucket, aws_region=REGION, manage_roles=False)
+    settings[STAGE].update(role_arn=role, s3_bucket=bucket, aws_region=REGION, manage_roles=False,
+                           lambda_concurrency=7)
     settings_file = tmp_path / "zappa_settings.json"
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     env = {"AWS_ENDPOINT_URL": aws.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -507,9 +509,8 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
     stage = SETTINGS[STAGE]
     assert (config["Runtime"], config["Handler"], config["Role"]) == (stage["runtime"], HANDLER, role)
     assert (config["MemorySize"], config["Timeout"]) == (stage["memory_size"], stage["timeout_seconds"])
-    assert lam.get_function_concurrency(FunctionName=FUNCTION)["ReservedConcurrentExecutions"] == \
-        stage["lambda_concurrency"]
     assert config["Architectures"] == [stage["architecture"]]
+    assert lam.get_function_concurrency(FunctionName=FUNCTION).get("ReservedConcurrentExecutions") == 7
     url = lam.get_function_url_config(FunctionName=FUNCTION)
     assert url["AuthType"] == "NONE" and ".lambda-url." in url["FunctionUrl"]
     policy = json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])
@@ -527,7 +528,10 @@ def test_deploy_update_status_undeploy_against_the_emulator(aws, lambda_venv, tm
     variables = dict(config.get("Environment", {}).get("Variables", {}), ORIGIN_SECRET=ORIGIN_SECRET)
     lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": variables})
     versions_before = len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"])
+    settings[STAGE]["lambda_concurrency"] = None  # the variable set back to null: the reservation goes
+    settings_file.write_text(json.dumps(settings), encoding="utf-8")
     run("update")
+    assert lam.get_function_concurrency(FunctionName=FUNCTION).get("ReservedConcurrentExecutions") is None
     updated = lam.get_function(FunctionName=FUNCTION)["Configuration"]
     assert updated["Environment"]["Variables"]["ORIGIN_SECRET"] == ORIGIN_SECRET
     assert updated["CodeSha256"] != config["CodeSha256"]
