@@ -167,7 +167,6 @@ def project(engine, tmp_path_factory):
     project = Project(engine, folder)
     project.write_env(REDIS_PASSWORD=REDIS_PASSWORD)
     project("down", "--volumes", "--remove-orphans", timeout=180)  # what an interrupted run left
-    telegram = None
     try:
         started = time.monotonic()
         project.notes["base images"] = ensure_base_images(engine, base_images())
@@ -180,20 +179,33 @@ def project(engine, tmp_path_factory):
         project.notes["build seconds"] = round(time.monotonic() - started)
         # Redis first: its network exists then, and the fake Telegram listens on that network's gateway address.
         project("up", "--detach", "redis")
-        network = json.loads(engine.docker("network", "inspect", f"{PROJECT}_default").stdout)[0]
-        telegram = FakeUpstream(host=network["IPAM"]["Config"][0]["Gateway"]).start()
-        project.write_env(REDIS_PASSWORD=REDIS_PASSWORD, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_CHAT_ID="4242",
-                          TELEGRAM_API_URL=telegram.url, TELEGRAM_TIMEOUT="10", OUTBOX_INLINE_SECONDS="0",
-                          OUTBOX_POLL_SECONDS="0.5", TRUSTED_PROXIES="1", SITE_DOMAIN="localhost")
-        project.telegram = telegram
-        project("up", "--detach")
+        project.telegram = None
+        telegram_on_the_network(project)
         wait_for(lambda: _answers(f"{SITE}/api/health"), 60, f"the app does not answer:\n{project.logs()}")
         yield project
     finally:
         project("down", "--volumes", "--remove-orphans", timeout=180, check=False)
-        if telegram:
-            telegram.stop()
+        if getattr(project, "telegram", None):
+            project.telegram.stop()
         print(f"compose test timings: {project.notes}")
+
+
+def telegram_on_the_network(project: Project) -> FakeUpstream:
+    """The fake Telegram, listening on the compose network's gateway address, and the project up with its URL.
+
+    ``down`` removes the network and ``up`` makes a new one, whose gateway may differ: then the fake moves
+    there and the app and worker are recreated with the new URL."""
+    network = json.loads(project.engine.docker("network", "inspect", f"{PROJECT}_default").stdout)[0]
+    gateway = network["IPAM"]["Config"][0]["Gateway"]
+    if project.telegram is None or project.telegram.server.server_address[0] != gateway:
+        if project.telegram is not None:
+            project.telegram.stop()
+        project.telegram = FakeUpstream(host=gateway).start()
+        project.write_env(REDIS_PASSWORD=REDIS_PASSWORD, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_CHAT_ID="4242",
+                          TELEGRAM_API_URL=project.telegram.url, TELEGRAM_TIMEOUT="10", OUTBOX_INLINE_SECONDS="0",
+                          OUTBOX_POLL_SECONDS="0.5", TRUSTED_PROXIES="1", SITE_DOMAIN="localhost")
+        project("up", "--detach")
+    return project.telegram
 
 
 def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -215,6 +227,8 @@ def running(project: Project, *services: str) -> None:
     stopped = [service for service in services if not project.state(service)["Running"]]
     if stopped:
         project("start", *stopped)
+    if "worker" in services:
+        telegram_on_the_network(project)
     if "app" in services:
         wait_for(lambda: _answers(f"{SITE}/api/health"), 60, f"the app does not answer:\n{project.logs()}")
 
