@@ -236,11 +236,11 @@ def test_an_answer_the_parser_cannot_read_is_a_remembered_failure(app, upstream,
     assert upstream.count("GET", "/thing") == 2  # remembered: not refetched on every request
 
 
-def test_a_lone_surrogate_from_upstream_is_stored_and_served(app, upstream):
-    upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text"}',
+def test_a_lone_surrogate_from_upstream_enters_as_a_replacement_character_and_is_cached(app, upstream):
+    upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text", "\\udfff": ["\\uDC00"]}',
                                            headers={"Content-Type": "application/json"}))
     first = cache.cached(current(), "k", TTL, fetch_from(upstream))
-    assert first.value == {"title": "broken \ud800 text"}
+    assert first.value == {"title": "broken \ufffd text", "\ufffd": ["\ufffd"]}
     assert cache.cached(current(), "k", TTL, fetch_from(upstream)).value == first.value
     assert upstream.count("GET", "/thing") == 1
 
