@@ -280,3 +280,14 @@ def test_lone_surrogates_and_bad_dates_from_github_never_break_a_page(app, upstr
     sitemap = client.get("/sitemap.xml")
     assert sitemap.status_code == 200 and address in sitemap.data.decode()
     assert client.get("/api/blog").get_json()["posts"][0]["title"] == "Hello \ufffd World"
+
+
+def test_an_image_address_with_an_ampersand_is_escaped_once(sqlite_app, upstream):
+    image = "https://img.example/c.png?w=600&h=400"
+    serve(upstream, [issue(4, body=f"Text. ![chart]({image})")])
+    html = sqlite_app.test_client().get("/blog/4/post-4").data.decode()
+    assert meta(html)["og:image"] == ["https://img.example/c.png?w=600&amp;h=400"]  # the attribute's one escape
+    assert meta(html)["twitter:image"] == ["https://img.example/c.png?w=600&amp;h=400"]
+    assert "&amp;amp;" not in html
+    block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert "&amp;" not in block and json.loads(block)["image"] == image
