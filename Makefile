@@ -34,7 +34,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # registry serves here) run docker-compose.yml for real in tests/deploy/test_compose.py.
 # jq runs the deploy workflow's own scripts in tests/deploy/test_workflows.py.
 # fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
-APT_PACKAGES = redis-server chromium chromium-driver docker.io docker-compose debootstrap jq fonts-noto-color-emoji
+APT_PACKAGES = redis-server chromium chromium-driver docker.io docker-compose debootstrap jq fonts-noto-color-emoji caddy
 system-deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
