@@ -76,7 +76,9 @@ def web_url(value: Any) -> str | None:
 
 
 def valid_text(value: Any) -> Any:
-    """``value`` (decoded JSON) with every lone surrogate in its strings, keys included, replaced by U+FFFD."""
+    """``value`` (decoded JSON) with every lone surrogate in its strings, keys included, replaced by U+FFFD.
+
+    Walking costs about four times the parse (1.8 ms for 100 GitHub issues, 240 kB), once per refresh."""
     if isinstance(value, str):
         return _LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
