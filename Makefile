@@ -56,7 +56,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
 # CONTAINER_TESTS=0 (CI's make test job, whose container has no engine) leaves out what only the
 # container tests need.
-APT_PACKAGES = redis-server chromium chromium-driver jq fonts-noto-color-emoji
+APT_PACKAGES = redis-server chromium chromium-driver jq fonts-noto-color-emoji caddy
 ifneq ($(CONTAINER_TESTS),0)
 APT_PACKAGES += docker.io docker-compose debootstrap
 endif

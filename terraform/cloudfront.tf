@@ -216,7 +216,7 @@ resource "aws_cloudfront_distribution" "site" {
         origin_read_timeout    = 30
       }
 
-      # The app refuses /api requests without this header (ORIGIN_SECRET),
+      # The app refuses every request without this header (ORIGIN_SECRET),
       # so the public function URL is useless to anyone but CloudFront.
       custom_header {
         name  = "X-Origin-Verify"

@@ -128,7 +128,7 @@ variable "allowed_origins" {
 }
 
 variable "origin_secret" {
-  description = "Shared secret CloudFront sends to the API in the X-Origin-Verify header. The app's ORIGIN_SECRET setting holds the same value and rejects /api requests without it, so only CloudFront can call the function URL. At least 32 characters of [A-Za-z0-9_-] (e.g. `openssl rand -hex 32`)."
+  description = "Shared secret CloudFront sends to the function in the X-Origin-Verify header. The app's ORIGIN_SECRET setting holds the same value and refuses every request without it (pages and API alike), so only CloudFront can call the function URL. At least 32 characters of [A-Za-z0-9_-] (e.g. `openssl rand -hex 32`)."
   type        = string
   sensitive   = true
   nullable    = false

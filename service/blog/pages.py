@@ -30,6 +30,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from html import unescape
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request
@@ -316,7 +317,8 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
     site = render.context()[1]
     canonical = site["url"] + blog.address(post)
     image = _FIRST_IMAGE.search(post["html"])
-    image = image.group(1) if image else site["photo_absolute"]
+    # the src as the sanitised HTML holds it (``&amp;``): unescaped, or the template's escaping doubles it
+    image = unescape(image.group(1)) if image else site["photo_absolute"]
     modified = _latest([post.get("updated_at"), *(c.get("updated_at") for c in comments)]) or post.get("created_at")
     author = blog.author_of(current_app.config)
     structured = {

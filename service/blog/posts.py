@@ -90,8 +90,15 @@ def _labels(issue: dict) -> list[str]:
 
 
 def timestamp(value: Any) -> str | None:
-    """``value`` if it is an RFC 3339 date-time string (what GitHub sends), else None."""
-    return value if isinstance(value, str) and _TIMESTAMP.fullmatch(value) else None
+    """``value`` if it is an RFC 3339 date-time string (what GitHub sends) of a real moment, else None: an
+    upstream's malformed date is no date."""
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        return None
+    try:  # the pattern passes a 13th month or a 25-hour offset
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
 
 
 def summary(issue: dict, label: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream 
     import requests
 
 from ..core import redaction
-from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
+from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds, json_body
 
 #: Telegram's limit for one message: characters after entity parsing, counted in UTF-16 code units.
 MAX_LENGTH = 4096
@@ -141,7 +141,7 @@ def _message_id(response: requests.Response) -> int | None:
 
 def _json(response: requests.Response) -> dict[str, Any]:
     try:
-        data = response.json()
+        data = json_body(response)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

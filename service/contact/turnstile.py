@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.upstream import Client, UpstreamError
+from ..core.upstream import Client, UpstreamError, json_body
 
 #: (connect, read) seconds: the visitor is waiting for this answer.
 TIMEOUT = (2.0, 3.0)
@@ -50,7 +50,7 @@ class Turnstile(Client):
             form["remoteip"] = remote_ip
         response = self.request("POST", "", data=form)
         try:
-            answer = response.json()
+            answer = json_body(response)
         except ValueError:
             answer = None
         if response.status_code != 200 or not isinstance(answer, dict) or not isinstance(answer.get("success"),

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import Unavailable
-from .upstream import UpstreamError
+from .upstream import UpstreamError, valid_text
 
 if TYPE_CHECKING:
     from .deps import Deps
@@ -189,7 +189,9 @@ def cached(deps: Deps, key: str, ttl: int, fetch: Callable[[Entry | None], Entry
             if entry is not None:
                 return _serve(entry, ttl, now)
             raise _unavailable(wait) from None
-        fresh = Entry(fresh.value, now, fresh.state)
+        # A fetch answered 304 keeps the stored value, which an older version may have stored with lone
+        # surrogates in it (upstream text is made valid where it arrives now): cleaned once per refresh.
+        fresh = Entry(valid_text(fresh.value), now, fresh.state)
         # ASCII-escaped: a lone surrogate in an upstream string cannot break the store's encoding
         storage.set(entry_key, json.dumps(dataclasses.asdict(fresh), separators=(",", ":")),
                     ttl=KEEP)

@@ -150,8 +150,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOWED_ORIGINS", "", origins, "Comma-separated origins allowed to call the API from a browser "
             "(CORS) besides the site's own (SITE_URL's); browser POSTs from any other origin get 403 (empty: "
             "only the site's own)."),
-    Setting("ORIGIN_SECRET", "", text, "When set, /api requests must carry it in X-Origin-Verify (only the "
-            "CDN can call the API).", secret=True),
+    Setting("ORIGIN_SECRET", "", text, "When set, every request (the API, /api/health, pages, feeds, sitemap, "
+            "/stats, the site) must carry it in X-Origin-Verify, else 403: only the CDN can reach the app.",
+            secret=True),
     Setting("ORIGIN_SECRET_PREVIOUS", "", text, "During a rotation, the origin secret being replaced: accepted "
             "as well as ORIGIN_SECRET until CloudFront sends the new one everywhere (then unset it).", secret=True),
     Setting("MAX_BODY_BYTES", "65536", integer(1024, 10 * 1024 * 1024), "Largest request body accepted (413 "

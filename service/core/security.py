@@ -1,4 +1,4 @@
-"""Who may call the API: CORS for listed origins, same-origin-or-listed POSTs, the CDN's origin secret.
+"""Who may call the app: the CDN's origin secret, CORS for listed origins, same-origin-or-listed POSTs.
 
 * CORS: only origins in ``ALLOWED_ORIGINS`` get CORS headers, preflights
   included (Flask answers OPTIONS itself); with the setting empty, no CORS
@@ -13,11 +13,17 @@
   out. Without ``Origin``, ``Sec-Fetch-Site: cross-site`` is refused the
   same way; a request with neither (curl, a server) is not a browser's
   cross-site POST and passes (`require_same_site_post`).
-* With ``ORIGIN_SECRET`` set, ``/api`` answers only requests carrying it in
-  ``X-Origin-Verify`` (CloudFront adds it), so the Lambda URL cannot be
-  called around the CDN. During a rotation ``ORIGIN_SECRET_PREVIOUS`` is
-  accepted too; the header is compared with every accepted secret in
-  constant time, so neither the match nor which one matched shows in timing.
+* With ``ORIGIN_SECRET`` set, the app answers only requests carrying it in
+  ``X-Origin-Verify`` (CloudFront adds it; so does the compose file's Caddy),
+  every route alike: the API, the health check, the blog's pages, feeds and
+  sitemap, ``/stats``, the built site, even a path that does not exist. The
+  Lambda function URL is public, and a page fetched from it directly would
+  skip the CDN's cache and the WAF's per-address limit. A refusal is the
+  JSON 403 ``forbidden``, decided before routing, so it costs no page
+  rendering and no upstream call. During a rotation
+  ``ORIGIN_SECRET_PREVIOUS`` is accepted too; the header is compared with
+  every accepted secret in constant time, so neither the match nor which
+  one matched shows in timing.
 * Every response carries the baseline security headers.
 """
 
@@ -28,7 +34,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
-from .errors import Forbidden
+from .errors import Forbidden, service_error_response
+
+CDN_ONLY = "requests must come through the site's CDN"
 
 #: Headers for pages and assets: the site's strict policy.
 SITE_HEADERS = [
@@ -75,13 +83,11 @@ def carries_secret(sent: str, accepted: tuple[bytes, ...]) -> bool:
     return matched
 
 
-def require_cdn() -> None:
-    """Raise `Forbidden` unless the request carries the CDN's origin secret (``ORIGIN_SECRET``, or
-    ``ORIGIN_SECRET_PREVIOUS`` during a rotation) in ``X-Origin-Verify``; nothing to check when none is set.
-    The API checks every request; other paths the CDN sends to the function (``/stats``) call it too."""
+def from_cdn() -> bool:
+    """Whether the request carries the CDN's origin secret (``ORIGIN_SECRET``, or ``ORIGIN_SECRET_PREVIOUS``
+    during a rotation) in ``X-Origin-Verify``; always true when neither is set."""
     accepted = current_app.extensions["vitae.origin_secrets"]
-    if accepted and not carries_secret(request.headers.get("X-Origin-Verify", ""), accepted):
-        raise Forbidden("requests must come through the site's CDN")
+    return not accepted or carries_secret(request.headers.get("X-Origin-Verify", ""), accepted)
 
 
 def require_same_site_post() -> None:
@@ -111,10 +117,12 @@ def init_app(app: Flask) -> None:
     app.extensions["vitae.post_origins"] = (allowed, site_origin)
 
     @app.before_request
-    def guard_api():
+    def guard():
+        if not from_cdn():
+            # answered, not raised: a blueprint's own error handler (the blog's HTML pages) would render it
+            return service_error_response(Forbidden(CDN_ONLY))
         if not _is_api(request.path):
             return
-        require_cdn()
         require_same_site_post()
 
     app.wsgi_app = ResponseHeaders(app.wsgi_app, allowed)

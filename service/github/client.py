@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream 
     from ..core.deps import Deps
 
 from ..core import cache
-from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
+from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds, json_body
 
 #: GitHub's rate-limit window: no pause is longer.
 MAX_PAUSE = 3600
@@ -85,7 +85,7 @@ def _answer(response: requests.Response, etag: str | None) -> Answer:
     data = None
     if status == 200:
         try:
-            data = response.json()
+            data = json_body(response)
         except ValueError:
             raise UpstreamError("GitHub answered malformed JSON", status=status, transient=True) from None
     has_next = bool(_NEXT.search(response.headers.get("Link", "")))

@@ -52,11 +52,13 @@ def render(template: str, **values: Any) -> str:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """An ISO 8601 time as GitHub writes it (``Z`` or an offset), or None when ``value`` is not one."""
+    """An ISO 8601 time as GitHub writes it (``Z`` or an offset), or None when ``value`` is not one (a time
+    without its zone included: it cannot be compared with the others)."""
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
     except ValueError:
         return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 def iso_date(value: Any) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
+from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds, json_body
 
 #: Longest access-token lifetime believed (Spotify's are an hour); a larger ``expires_in`` is a malformed answer.
 MAX_TOKEN_SECONDS = 86400
@@ -35,7 +35,7 @@ class Unauthorized(UpstreamError):
 
 def _json(response: requests.Response) -> Any:
     try:
-        return response.json()
+        return json_body(response)
     except ValueError:
         raise UpstreamError(f"Spotify answered malformed JSON (HTTP {response.status_code})",
                             status=response.status_code, transient=True) from None
@@ -91,7 +91,7 @@ class SpotifyAccounts(Client):
         status = response.status_code
         if status != 200:
             try:
-                error = response.json().get("error")
+                error = json_body(response).get("error")
             except (ValueError, AttributeError):
                 error = None
             if error == "invalid_grant":

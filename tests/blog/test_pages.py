@@ -246,3 +246,48 @@ def test_no_xss_payload_in_a_comment_survives(sqlite_app, upstream, payload):
                          re.S).group(1)
     assert audit(rendered) == [], rendered
     assert "After." in rendered
+
+
+#: Half a UTF-16 surrogate pair: JSON may escape one ("\ud800"), and decoding makes it a lone surrogate.
+LONE = "\ud800"
+
+
+def test_lone_surrogates_and_bad_dates_from_github_never_break_a_page(app, upstream):
+    """Every text GitHub sends enters as valid UTF-8 (a lone surrogate becomes U+FFFD) and a malformed
+    comment date is no date: the index, the post, the feeds and the sitemap all answer 200."""
+    odd = comment(1, body=f"A comment {LONE} here.", user=f"read{LONE}er")
+    odd.update(created_at=f"2027-01-10{LONE}", updated_at="2027-01-11T09:00:00")  # no zone: not RFC 3339
+    serve(upstream, [issue(7, f"Hello {LONE} World", body=f"The {LONE} text.", labels=("published", f"py{LONE}"),
+                           comments=1)])
+    upstream.script("GET", f"{ISSUES}/7/comments", Reply(200, json=[odd]))
+    client = app.test_client()
+    index = client.get("/blog/")
+    assert index.status_code == 200 and "Hello \ufffd World" in index.data.decode()
+    address = re.search(r'href="(/blog/7/[^"]+)"', index.data.decode()).group(1)
+    page = client.get(address)
+    assert page.status_code == 200
+    html = page.data.decode()
+    for text in ("Hello \ufffd World", "The \ufffd text.", "py\ufffd", "A comment \ufffd here.", "read\ufffder"):
+        assert text in html, text
+    assert "2027-01-11T09:00:00" not in html and "2027-01-10\ufffd" not in html  # the bad dates are dropped
+    feed = client.get("/blog/feed.json")
+    assert feed.status_code == 200
+    item = json.loads(feed.data)["items"][0]
+    assert item["title"] == "Hello \ufffd World" and item["tags"] == ["py\ufffd"] and "\ufffd" in item["content_html"]
+    atom = client.get("/blog/feed.xml")
+    assert atom.status_code == 200
+    assert ET.fromstring(atom.data).find(f"{ATOM}entry/{ATOM}title").text == "Hello \ufffd World"  # noqa: S314
+    sitemap = client.get("/sitemap.xml")
+    assert sitemap.status_code == 200 and address in sitemap.data.decode()
+    assert client.get("/api/blog").get_json()["posts"][0]["title"] == "Hello \ufffd World"
+
+
+def test_an_image_address_with_an_ampersand_is_escaped_once(sqlite_app, upstream):
+    image = "https://img.example/c.png?w=600&h=400"
+    serve(upstream, [issue(4, body=f"Text. ![chart]({image})")])
+    html = sqlite_app.test_client().get("/blog/4/post-4").data.decode()
+    assert meta(html)["og:image"] == ["https://img.example/c.png?w=600&amp;h=400"]  # the attribute's one escape
+    assert meta(html)["twitter:image"] == ["https://img.example/c.png?w=600&amp;h=400"]
+    assert "&amp;amp;" not in html
+    block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert "&amp;" not in block and json.loads(block)["image"] == image

@@ -15,6 +15,8 @@ from service.core.config import ConfigError
 from service.features import SETTINGS
 from service.storage import ConfigurationError
 
+from ..blog.test_posts import issue, serve
+from ..contact.test_api import GOOD as CONTACT
 from ..helpers import BROWSER, ROOT
 from ..servers import RedisServer
 
@@ -207,6 +209,48 @@ def test_origin_secret_rotation_accepts_the_previous_secret_until_it_is_unset(ma
     assert after.get("/api/health", headers={"X-Origin-Verify": "new-secret-2b"}).status_code == 200
     previous_only = make_app(ORIGIN_SECRET_PREVIOUS="old-secret-1a").test_client()  # never an open API
     _is_error(previous_only.get("/api/health"), 403, "forbidden")
+
+
+#: One request of every kind the app serves, and its status when it carries the CDN's secret.
+EVERY_KIND = [
+    pytest.param("GET", "/", {}, 200, id="site"),
+    pytest.param("GET", "/contact/thanks.html", {}, 200, id="site-page"),
+    pytest.param("GET", "/missing.html", {}, 404, id="site-missing"),
+    pytest.param("GET", "/blog/", {}, 200, id="blog-index"),
+    pytest.param("GET", "/blog/3/post-3", {}, 200, id="blog-post"),
+    pytest.param("GET", "/blog/feed.xml", {}, 200, id="atom-feed"),
+    pytest.param("GET", "/blog/feed.json", {}, 200, id="json-feed"),
+    pytest.param("GET", "/sitemap.xml", {}, 200, id="sitemap"),
+    pytest.param("GET", "/stats", {}, 200, id="stats-page"),
+    pytest.param("GET", "/stats/stats.css", {}, 200, id="stats-css"),
+    pytest.param("POST", "/api/contact", {"data": CONTACT, "headers": {"Accept": "text/html"}}, 303,
+                 id="contact-form-post"),
+    pytest.param("GET", "/api/visitors", {}, 200, id="api"),
+    pytest.param("GET", "/api/health", {}, 200, id="health"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), EVERY_KIND)
+def test_origin_secret_guards_every_route_pages_included(make_app, upstream, tmp_path, method, path, kwargs, status):
+    """The function URL is public: a page fetched around the CDN would skip its cache and the WAF's limit."""
+    site = tmp_path / "site"
+    (site / "contact").mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><title>Home</title>")
+    (site / "contact" / "thanks.html").write_text("<!doctype html><title>Thanks</title>")
+    serve(upstream, [issue(3)])
+    app = make_app(ORIGIN_SECRET="new-secret-2b", ORIGIN_SECRET_PREVIOUS="old-secret-1a", SITE_DIR=str(site),
+                   GITHUB_API_URL=upstream.url, BLOG_REPO="octo/blog", BLOG_COMMENTS="false", STATS_PUBLIC="true",
+                   OUTBOX_INLINE_SECONDS="0", UPSTREAM_TIMEOUT="0.3")
+    client = app.test_client()
+    for sent in (None, "", "guess", "new-secret-2"):
+        headers = {**kwargs.get("headers", {}), **({"X-Origin-Verify": sent} if sent is not None else {})}
+        refused = client.open(path, method=method, **{**kwargs, "headers": headers})
+        _is_error(refused, 403, "forbidden")
+        assert refused.headers["Cache-Control"] == "no-store"
+    assert upstream.count() == 0  # refused before any work
+    for sent in ("new-secret-2b", "old-secret-1a"):
+        headers = {**kwargs.get("headers", {}), "X-Origin-Verify": sent}
+        assert client.open(path, method=method, **{**kwargs, "headers": headers}).status_code == status, sent
 
 
 def test_security_headers_on_every_response(client):

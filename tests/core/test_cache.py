@@ -236,13 +236,29 @@ def test_an_answer_the_parser_cannot_read_is_a_remembered_failure(app, upstream,
     assert upstream.count("GET", "/thing") == 2  # remembered: not refetched on every request
 
 
-def test_a_lone_surrogate_from_upstream_is_stored_and_served(app, upstream):
-    upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text"}',
+def test_a_lone_surrogate_from_upstream_enters_as_a_replacement_character_and_is_cached(app, upstream):
+    upstream.script("GET", "/thing", Reply(200, body=b'{"title": "broken \\ud800 text", "\\udfff": ["\\uDC00"]}',
                                            headers={"Content-Type": "application/json"}))
     first = cache.cached(current(), "k", TTL, fetch_from(upstream))
-    assert first.value == {"title": "broken \ud800 text"}
+    assert first.value == {"title": "broken \ufffd text", "\ufffd": ["\ufffd"]}
     assert cache.cached(current(), "k", TTL, fetch_from(upstream)).value == first.value
     assert upstream.count("GET", "/thing") == 1
+
+
+def test_a_value_kept_by_a_304_loses_the_lone_surrogates_an_older_version_stored(app, upstream, clock):
+    """Before upstream text was made valid where it arrives, a lone surrogate could be stored; a 304 keeps the
+    stored value, so the refresh cleans it (else an unchanged upstream would keep a page broken)."""
+    upstream.script("GET", "/thing", Reply(200, json={"n": 1}, headers={"ETag": '"v1"'}), Reply(304))
+
+    def conditional(previous):
+        answer = client.GitHub(upstream.url).get("/thing", etag=previous.state["etag"] if previous else None)
+        return previous if answer.status == 304 else cache.Entry(answer.data, state={"etag": answer.etag})
+    cache.cached(current(), "k", TTL, conditional)
+    stored = json.loads(get_storage().get("cache:k"))
+    get_storage().set("cache:k", json.dumps({**stored, "value": {"title": "old \ud800 text"}}))
+    clock.advance(TTL)
+    assert cache.cached(current(), "k", TTL, conditional).value == {"title": "old \ufffd text"}
+    assert upstream.count("GET", "/thing") == 2
 
 
 def test_not_modified_keeps_the_value_and_renews_its_time(app, upstream, clock):

@@ -168,6 +168,8 @@ def test_compose_services_are_wired_for_health_and_durability():
     assert data.split(":")[0] in COMPOSE["volumes"]
     caddy = services["caddy"]
     assert caddy["profiles"] == ["tls"] and re.fullmatch(r"caddy:\d+\.\d+\.\d+(-\w+)?", caddy["image"])
+    # the Caddyfile sends it to the app (tests/deploy/test_caddyfile.py)
+    assert caddy["environment"]["ORIGIN_SECRET"] == "${ORIGIN_SECRET:-}"
 
 
 def _scalars(node, path=()):

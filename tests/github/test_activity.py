@@ -230,3 +230,15 @@ def test_a_revalidating_client_gets_304(app, upstream):
     etag = client.get("/api/github").headers["ETag"]
     again = client.get("/api/github", headers={"If-None-Match": etag})
     assert again.status_code == 304
+
+
+def test_lone_surrogates_in_activity_enter_as_replacement_characters(app, upstream):
+    """JSON may escape half a UTF-16 pair ("\\ud800"): the widget answers U+FFFD in its place, never a 5xx."""
+    upstream.script("GET", EVENTS, Reply(200, json=[event("IssuesEvent", payload={"action": "opened", "issue": {
+        "number": 3, "title": "Dark \ud800mode", "html_url": "https://github.com/octo/site/issues/3"}})]))
+    upstream.script("GET", REPOS, Reply(200, json=[repo("site", 5, description="A \udc00site")]))
+    response = app.test_client().get("/api/github")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["events"][0]["title"] == "Dark \ufffdmode"
+    assert b"\\ud" not in response.data.lower()

@@ -357,3 +357,14 @@ def test_authorize_reports_a_refused_code_without_secrets(app, upstream):
     assert result.exit_code != 0
     assert "did not give a token" in result.output
     assert CLIENT_SECRET not in result.output
+
+
+def test_a_lone_surrogate_in_a_track_name_enters_as_a_replacement_character(app, upstream):
+    """JSON may escape half a UTF-16 pair ("\\ud800"): the widget answers U+FFFD in its place, never a 5xx."""
+    upstream.script("POST", TOKEN, token_reply())
+    upstream.script("GET", NOW, playing(track("Tear\ud800drop", artists=[{"name": "Massive \udfffAttack"}])))
+    response = app.test_client().get("/api/spotify")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["title"] == "Tear\ufffddrop" and body["artists"] == ["Massive \ufffdAttack"]
+    assert b"\\ud" not in response.data.lower()
