@@ -62,6 +62,7 @@ def gunicorn(work: Path, storage_url: str, **settings: str):
                                    env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, timeout=30)
+        wait_until_served(port, timeout=30)
         yield {"port": port, "log": log_path}
     finally:
         process.send_signal(signal.SIGTERM)
@@ -130,6 +131,19 @@ def read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
     lines = head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:] if ": " in line)}
     return int(lines[0].split()[1]), headers, body
+
+
+def wait_until_served(port: int, timeout: float) -> None:
+    """Returns once GET /api/health answers 200: the arbiter listens before its workers have loaded the app,
+    which takes seconds on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # no worker yet: no answer or none complete
+            if exchange(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn on port {port} did not answer /api/health within {timeout} s")
+        time.sleep(0.2)
 
 
 def health(port: int, source: str = "127.0.0.1") -> int:
