@@ -160,12 +160,12 @@ class JSONErrorsGeventWorker(GeventWorker):
         if not isinstance(addr, tuple) or "*" in self.cfg.forwarded_allow_ips:
             return None
         address = ipaddress.ip_address(addr[0])
+        if address.version == 6 and address.ipv4_mapped:  # an IPv4 client of a dual-stack socket
+            address = address.ipv4_mapped
         if any(address in network for network in self.trusted):
             return None
-        if address.version == 6:
-            # one subscriber gets a whole /64; an address mapped from IPv4 is that IPv4 client
-            return address.ipv4_mapped or int(address) >> 64
-        return address
+        # one subscriber gets a whole IPv6 /64
+        return int(address) >> 64 if address.version == 6 else address
 
     def handle(self, listener, client, addr):
         key = self.client_key(addr)

@@ -5,7 +5,8 @@
   ``/api/health`` answering; one address holding 3,000 stalled bodies and
   3,000 stalled headers open does not keep it from answering another; an
   address holds at most its connections per worker, and gets them back
-  when it closes them; a stalled body gets a JSON 408 and is closed;
+  when it closes them (an IPv6 client counts by its /64); a stalled body
+  gets a JSON 408 and is closed;
 * requests gunicorn cannot parse get JSON in the API's error shape, with
   the right 4xx, and gunicorn's log lines name no client address;
 * a malformed chunked body reaching the app is a 400, not a 500;
@@ -15,8 +16,10 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import resource
+import runpy
 import select
 import signal
 import socket
@@ -24,6 +27,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -260,6 +264,29 @@ def test_an_address_holds_at_most_its_connections_in_each_worker_and_gets_them_b
             answered.append(health(port, ATTACKER))
         time.sleep(0.1)
     assert answered[-1:] == [200]
+
+
+def _v6_prefix(address: str) -> int:
+    return int(ipaddress.ip_address(address)) >> 64
+
+
+@pytest.mark.parametrize("peer, key", [
+    (("203.0.113.7", 5000), ipaddress.ip_address("203.0.113.7")),
+    (("::ffff:203.0.113.7", 5000, 0, 0), ipaddress.ip_address("203.0.113.7")),  # IPv4 on a dual-stack socket
+    (("2001:db8:1:2::1", 5000, 0, 0), _v6_prefix("2001:db8:1:2::")),
+    (("2001:db8:1:2:ffff::9", 5000, 0, 0), _v6_prefix("2001:db8:1:2::")),  # the same subscriber's /64
+    (("2001:db8:1:3::1", 5000, 0, 0), _v6_prefix("2001:db8:1:3::")),
+    (("127.0.0.1", 5000), None),  # the trusted proxy (FORWARDED_ALLOW_IPS)
+    (("::ffff:127.0.0.1", 5000, 0, 0), None),
+    (("10.1.2.3", 5000), None),
+    ("", None),  # a UNIX socket peer
+])
+def test_connections_are_counted_by_ipv4_address_and_ipv6_slash_64(peer, key):
+    worker_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["JSONErrorsGeventWorker"]
+    worker = object.__new__(worker_class)  # only what client_key reads, as init_process sets it
+    worker.cfg = SimpleNamespace(forwarded_allow_ips=["127.0.0.1", "10.0.0.0/8"])
+    worker.trusted = (ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.0/8"))
+    assert worker.client_key(peer) == key
 
 
 def test_a_stalled_body_gets_a_json_408_and_its_connection_is_closed(exposed):
