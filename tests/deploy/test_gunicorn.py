@@ -47,6 +47,7 @@ STALLED = 3000
 POST_HEAD = b"POST /api/visitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 STALLED_BODY = POST_HEAD + b"Content-Length: 1000\r\n\r\n{"
 STALLED_HEADERS = POST_HEAD + b"X-Slow: "
+HEALTH = b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
 @contextlib.contextmanager
@@ -143,7 +144,7 @@ def wait_until_served(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError, IndexError, ValueError):  # no worker yet: no answer or none complete
-            if exchange(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200:
+            if exchange(port, HEALTH)[0] == 200:
                 return
         if time.monotonic() > deadline:
             raise RuntimeError(f"gunicorn on port {port} did not answer /api/health within {timeout} s")
@@ -152,8 +153,7 @@ def wait_until_served(port: int, timeout: float) -> None:
 
 def health(port: int, source: str = "127.0.0.1") -> int:
     """The status of GET /api/health from ``source``; raises `TimeoutError` when there is no answer within 2 s."""
-    return exchange(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=2.0,
-                    source=source)[0]
+    return exchange(port, HEALTH, timeout=2.0, source=source)[0]
 
 
 def hold(port: int, first: bytes, count: int, deadline: float) -> list[socket.socket]:
@@ -306,7 +306,7 @@ def test_a_body_sent_in_pieces_within_its_deadline_is_served_and_the_connection_
         time.sleep(1)
         conn.sendall(body[5:])
         first = read_answer(conn)[0]
-        conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        conn.sendall(HEALTH)
         second = read_answer(conn)[0]
     assert (first, second) == (200, 200)
 
@@ -341,7 +341,7 @@ def test_a_malformed_chunked_body_is_a_400_from_the_app(server):
 
 def test_no_log_line_names_a_client_address(server):
     exchange(server["port"], b"NOT A REQUEST LINE\r\n\r\n")
-    exchange(server["port"], b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    exchange(server["port"], HEALTH)
     time.sleep(0.5)  # the workers write their lines asynchronously to the same file
     lines = server["log"].read_text().splitlines()
     assert any("Invalid request" in line for line in lines)
