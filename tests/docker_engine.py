@@ -69,12 +69,14 @@ STAND_INS = {
         packages=("redis-server", "redis-tools"),
         changes=(f"ENV PATH={PATH_IN_IMAGE}", "WORKDIR /data", "EXPOSE 6379", 'CMD ["redis-server"]'),
         folders=("/data",)),
-    # caddy:*-alpine keeps its state in /data and /config and runs the mounted Caddyfile.
+    # caddy:*-alpine keeps its state in /data and /config and runs the mounted Caddyfile. Debian's caddy (2.6)
+    # knows request buffering only by its old name, which 2.8 no longer has: the stand-in renames it.
     "caddy:2.8.4-alpine": StandIn(
         packages=("caddy",),
         changes=(f"ENV PATH={PATH_IN_IMAGE}", "ENV XDG_CONFIG_HOME=/config", "ENV XDG_DATA_HOME=/data",
                  "WORKDIR /srv", "EXPOSE 80 443",
-                 'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'),
+                 'CMD ["sh", "-c", "sed s/request_buffers.*/buffer_requests/ /etc/caddy/Caddyfile > /tmp/Caddyfile'
+                 ' && exec caddy run --config /tmp/Caddyfile --adapter caddyfile"]'),
         folders=("/data", "/config", "/srv", "/etc/caddy")),
 }
 

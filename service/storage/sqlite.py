@@ -39,6 +39,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -98,6 +99,18 @@ def path_from_url(url: str) -> str:
 
 
 _BUSY_TIMEOUT = 1.5  # under the API's 2 s bound for a 503
+
+
+#: Every table and index `SCHEMA` makes.
+_SCHEMA_NAMES = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
+
+
+def _is_prepared(conn: sqlite3.Connection) -> bool:
+    """Whether the file is in WAL mode and holds the whole schema (two reads, no lock)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        return False
+    found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    return found >= _SCHEMA_NAMES
 
 
 class _GaveUp(OSError):
@@ -203,7 +216,11 @@ class SQLiteStorage(Storage):
         """Switch the file to WAL (the file keeps it) and create the tables: once per process, not per connection
         (under gevent every greenlet opens its own). Both are writes, so they queue on the writer lock: unqueued,
         processes opening a new file at once were refused at once with "database is locked" (SQLite does not
-        wait when waiting could deadlock)."""
+        wait when waiting could deadlock). A file already in WAL mode with every table and index is left
+        alone without the lock: a process's first request may be a read (health), which must not wait for a
+        writer."""
+        if _is_prepared(conn):
+            return
         _take(writer_lock, 2 * _BUSY_TIMEOUT)  # another process may be in the middle of the file's first write
         try:
             conn.execute("PRAGMA journal_mode = WAL")

@@ -1,7 +1,12 @@
 """The service under gunicorn as the image runs it (gunicorn.conf.py, Redis storage), spoken to over raw sockets.
 
 * slow clients: hundreds of connections dribbling their headers or bodies
-  leave ``/api/health`` answering;
+  (from a trusted proxy's address, which is not limited) leave
+  ``/api/health`` answering; one address holding 3,000 stalled bodies and
+  3,000 stalled headers open does not keep it from answering another; an
+  address holds at most its connections per worker, and gets them back
+  when it closes them (an IPv6 client counts by its /64); a stalled body
+  gets a JSON 408 and is closed;
 * requests gunicorn cannot parse get JSON in the API's error shape, with
   the right 4xx, and gunicorn's log lines name no client address;
 * a malformed chunked body reaching the app is a 400, not a 500;
@@ -11,13 +16,18 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
+import resource
+import runpy
+import select
 import signal
 import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,11 +37,23 @@ from ..servers import RedisServer, free_port, wait_for_port
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 SLOW_HEADERS = SLOW_BODIES = 200
 PAGE_BYTES = 13_000
+#: gunicorn.conf.py's defaults: worker processes, connections one address may hold in each, body deadline (s)
+WORKERS, PER_ADDRESS, BODY_TIMEOUT = 2, 50, 10
+#: The attacker's address and another client's (the whole 127.0.0.0/8 is loopback on Linux).
+ATTACKER, OTHER_CLIENT = "127.0.0.1", "127.0.0.2"
+#: A proxy address no test client has: the attacker is not the trusted proxy in front.
+NO_CLIENT = "192.0.2.1"
+STALLED = 3000
+POST_HEAD = b"POST /api/visitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+STALLED_BODY = POST_HEAD + b"Content-Length: 1000\r\n\r\n{"
+STALLED_HEADERS = POST_HEAD + b"X-Slow: "
+HEALTH = b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
 @contextlib.contextmanager
-def gunicorn(work: Path, storage_url: str):
-    """gunicorn with the repository's gunicorn.conf.py and the image's command, on a loopback port."""
+def gunicorn(work: Path, storage_url: str, **settings: str):
+    """gunicorn with the repository's gunicorn.conf.py and the image's command, on a loopback port;
+    ``settings`` are added to its environment."""
     (work / "site").mkdir()
     prefix = "<!doctype html><title>x</title>"
     (work / "site" / "index.html").write_text(prefix + "x" * (PAGE_BYTES - len(prefix)))
@@ -39,12 +61,13 @@ def gunicorn(work: Path, storage_url: str):
     log_path = work / "gunicorn.log"
     environ = {"PATH": f"{GUNICORN.parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work),
                "BIND": f"127.0.0.1:{port}", "STORAGE_URL": storage_url, "SECRET_KEY": "server-test-key-0123456789",
-               "SITE_DIR": str(work / "site"), "VITAE_INSTANCE_PATH": str(work)}
+               "SITE_DIR": str(work / "site"), "VITAE_INSTANCE_PATH": str(work), **settings}
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(GUNICORN), "--config", "gunicorn.conf.py", "service.wsgi:app"], cwd=ROOT,
                                    env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, timeout=30)
+        wait_until_served(port, timeout=30)
         yield {"port": port, "log": log_path}
     finally:
         process.send_signal(signal.SIGTERM)
@@ -66,38 +89,119 @@ def server(tmp_path_factory):
         redis.cleanup()
 
 
-def exchange(port: int, raw: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Send ``raw`` on a new connection; the status, headers and body of the answer (read until close)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+@contextlib.contextmanager
+def open_files_limit(needed: int):
+    """This process's (and so the gunicorn it starts') soft RLIMIT_NOFILE at least ``needed``; restored after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.fail(f"the test needs {needed} open files; this machine allows {hard} (raise the hard limit)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture(scope="module")
+def exposed(tmp_path_factory, redis_server):
+    """The service on Redis reached directly (no proxy in front: the test clients are not the trusted proxy),
+    allowed enough open files for thousands of connections."""
+    with open_files_limit(4 * STALLED), gunicorn(tmp_path_factory.mktemp("exposed"), redis_server.url,
+                                                 FORWARDED_ALLOW_IPS=NO_CLIENT) as running:
+        yield running
+
+
+def exchange(port: int, raw: bytes, timeout: float = 5.0, source: str = "127.0.0.1"
+             ) -> tuple[int, dict[str, str], bytes]:
+    """Send ``raw`` on a new connection from ``source``; the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0)) as conn:
         conn.sendall(raw)
-        received = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-            head, _, body = received.partition(b"\r\n\r\n")
-            headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line)
-            if "Content-Length" in headers and len(body) >= int(headers["Content-Length"]):
-                break
+        return read_answer(conn)
+
+
+def read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """The status, headers (names in lower case) and body of the next answer on ``conn``, read until its
+    Content-Length is complete or the server closes."""
+    received = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line)
+        if "Content-Length" in headers and len(body) >= int(headers["Content-Length"]):
+            break
     head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:] if ": " in line)}
     return int(lines[0].split()[1]), headers, body
 
 
-def health(port: int) -> int:
-    """The status of GET /api/health; raises `TimeoutError` when there is no answer within 2 s."""
-    return exchange(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=2.0)[0]
+def wait_until_served(port: int, timeout: float) -> None:
+    """Returns once GET /api/health answers 200: the arbiter listens before its workers have loaded the app,
+    which takes seconds on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # no worker yet: no answer or none complete
+            if exchange(port, HEALTH)[0] == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn on port {port} did not answer /api/health within {timeout} s")
+        time.sleep(0.2)
+
+
+def health(port: int, source: str = "127.0.0.1") -> int:
+    """The status of GET /api/health from ``source``; raises `TimeoutError` when there is no answer within 2 s."""
+    return exchange(port, HEALTH, timeout=2.0, source=source)[0]
+
+
+def hold(port: int, first: bytes, count: int, deadline: float) -> list[socket.socket]:
+    """Up to ``count`` connections from ATTACKER that send ``first`` and then nothing, opened until ``deadline``
+    (`time.monotonic`); one the server closes at once is still returned (it holds nothing there)."""
+    held: list[socket.socket] = []
+    while len(held) < count and time.monotonic() < deadline:
+        conn = socket.socket()
+        conn.settimeout(max(min(deadline - time.monotonic(), 2.0), 0.01))
+        try:
+            conn.bind((ATTACKER, 0))
+            conn.connect(("127.0.0.1", port))
+        except OSError:  # no room in the listen backlog before the timeout
+            conn.close()
+            continue
+        with contextlib.suppress(OSError):  # already closed by the server
+            conn.sendall(first)
+        held.append(conn)
+    return held
+
+
+def access_entry(log: Path, path: str, status: int) -> dict | None:
+    """The last JSON access log entry for ``path`` answered ``status``, waiting up to 5 s for the workers to
+    write it (they write asynchronously); None when there is none."""
+    deadline = time.monotonic() + 5
+    while True:
+        entries = [entry for entry in (json.loads(line) for line in log.read_text().splitlines()
+                                       if line.startswith("{") and '"logger": "access"' in line)
+                   if entry["path"] == path and entry["status"] == status]
+        if entries or time.monotonic() > deadline:
+            return entries[-1] if entries else None
+        time.sleep(0.1)
+
+
+def closed_by_server(conns: list[socket.socket]) -> int:
+    """How many of ``conns`` the server has closed or answered (readable: end of stream or an answer)."""
+    poller = select.poll()
+    for conn in conns:
+        poller.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return len(poller.poll(0))
 
 
 def test_health_answers_while_hundreds_of_clients_dribble_their_requests(server):
     port = server["port"]
     assert health(port) == 200
-    head = b"POST /api/visitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    # (what each connection sends first, then a byte at a time): unfinished headers, unfinished bodies
-    kinds = ([(head + b"X-Slow: ", b"x")] * SLOW_HEADERS
-             + [(head + b"Content-Length: 1000\r\n\r\n{", b" ")] * SLOW_BODIES)
+    # (what each connection sends first, then a byte at a time): unfinished headers, unfinished bodies. They
+    # come from 127.0.0.1, the trusted proxy's address by default: not limited per address.
+    kinds = [(STALLED_HEADERS, b"x")] * SLOW_HEADERS + [(STALLED_BODY, b" ")] * SLOW_BODIES
     slow: list[socket.socket] = []
     try:
         for first, _ in kinds:
@@ -117,6 +221,94 @@ def test_health_answers_while_hundreds_of_clients_dribble_their_requests(server)
     finally:
         for conn in slow:
             conn.close()
+
+
+def test_health_answers_another_address_while_one_holds_thousands_of_stalled_requests(exposed):
+    port = exposed["port"]
+    assert health(port, OTHER_CLIENT) == 200
+    held: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 30  # without a per-address limit the backlog fills and connects time out
+        held += hold(port, STALLED_BODY, STALLED, deadline)
+        held += hold(port, STALLED_HEADERS, STALLED, deadline)
+        answered = []
+        for _ in range(3):
+            answered.append(health(port, OTHER_CLIENT))
+            time.sleep(0.5)
+        assert answered == [200] * 3
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_an_address_holds_at_most_its_connections_in_each_worker_and_gets_them_back(exposed):
+    port = exposed["port"]
+    extra = 50
+    held = hold(port, STALLED_BODY, WORKERS * PER_ADDRESS + extra, time.monotonic() + 20)
+    try:
+        assert len(held) == WORKERS * PER_ADDRESS + extra
+        # the excess is closed as it is accepted; the rest stays open (its body deadline is 10 s away)
+        deadline = time.monotonic() + 5
+        while closed_by_server(held) < extra and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert closed_by_server(held) >= extra
+        assert health(port, OTHER_CLIENT) == 200
+    finally:
+        for conn in held:
+            conn.close()
+    # closed connections are no longer counted: the address is served again
+    answered = []
+    deadline = time.monotonic() + 5
+    while answered[-1:] != [200] and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # still counted: closed without an answer
+            answered.append(health(port, ATTACKER))
+        time.sleep(0.1)
+    assert answered[-1:] == [200]
+
+
+def _v6_prefix(address: str) -> int:
+    return int(ipaddress.ip_address(address)) >> 64
+
+
+@pytest.mark.parametrize("peer, key", [
+    (("203.0.113.7", 5000), ipaddress.ip_address("203.0.113.7")),
+    (("::ffff:203.0.113.7", 5000, 0, 0), ipaddress.ip_address("203.0.113.7")),  # IPv4 on a dual-stack socket
+    (("2001:db8:1:2::1", 5000, 0, 0), _v6_prefix("2001:db8:1:2::")),
+    (("2001:db8:1:2:ffff::9", 5000, 0, 0), _v6_prefix("2001:db8:1:2::")),  # the same subscriber's /64
+    (("2001:db8:1:3::1", 5000, 0, 0), _v6_prefix("2001:db8:1:3::")),
+    (("127.0.0.1", 5000), None),  # the trusted proxy (FORWARDED_ALLOW_IPS)
+    (("::ffff:127.0.0.1", 5000, 0, 0), None),
+    (("10.1.2.3", 5000), None),
+    ("", None),  # a UNIX socket peer
+])
+def test_connections_are_counted_by_ipv4_address_and_ipv6_slash_64(peer, key):
+    worker_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["JSONErrorsGeventWorker"]
+    worker = object.__new__(worker_class)  # only what client_key reads, as init_process sets it
+    worker.cfg = SimpleNamespace(forwarded_allow_ips=["127.0.0.1", "10.0.0.0/8"])
+    worker.trusted = (ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.0/8"))
+    assert worker.client_key(peer) == key
+
+
+def test_a_stalled_body_gets_a_json_408_and_its_connection_is_closed(exposed):
+    started = time.monotonic()
+    answer, headers, body = exchange(exposed["port"], STALLED_BODY, timeout=BODY_TIMEOUT + 20)
+    assert (answer, json.loads(body)["error"]) == (408, "request_timeout")
+    assert headers["content-type"] == "application/json" and headers["connection"] == "close"
+    assert time.monotonic() - started >= BODY_TIMEOUT - 1
+    assert access_entry(exposed["log"], "/api/visitors", 408)["bytes"] == len(body)
+
+
+def test_a_body_sent_in_pieces_within_its_deadline_is_served_and_the_connection_kept(exposed):
+    body = b'{"path": "/pieces"}'
+    with socket.create_connection(("127.0.0.1", exposed["port"]), timeout=10) as conn:
+        conn.sendall(POST_HEAD + b"User-Agent: Mozilla/5.0 Firefox/140.0\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body[:5]))
+        time.sleep(1)
+        conn.sendall(body[5:])
+        first = read_answer(conn)[0]
+        conn.sendall(HEALTH)
+        second = read_answer(conn)[0]
+    assert (first, second) == (200, 200)
 
 
 @pytest.mark.parametrize("raw, status", [
@@ -149,7 +341,7 @@ def test_a_malformed_chunked_body_is_a_400_from_the_app(server):
 
 def test_no_log_line_names_a_client_address(server):
     exchange(server["port"], b"NOT A REQUEST LINE\r\n\r\n")
-    exchange(server["port"], b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    exchange(server["port"], HEALTH)
     time.sleep(0.5)  # the workers write their lines asynchronously to the same file
     lines = server["log"].read_text().splitlines()
     assert any("Invalid request" in line for line in lines)
@@ -160,14 +352,7 @@ def test_no_log_line_names_a_client_address(server):
 def test_the_access_log_counts_the_bytes_of_a_page(server):
     answer, headers, body = exchange(server["port"], b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer == 200 and len(body) == PAGE_BYTES
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        access = [json.loads(line) for line in server["log"].read_text().splitlines()
-                  if line.startswith("{") and '"logger": "access"' in line and '"path": "/"' in line]
-        if access:
-            break
-        time.sleep(0.1)
-    assert access and access[-1]["bytes"] == PAGE_BYTES
+    assert access_entry(server["log"], "/", 200)["bytes"] == PAGE_BYTES
 
 
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
