@@ -5,10 +5,13 @@ class with a ``name``, ``missing(settings)`` (the unset settings it needs;
 empty means configured), ``from_settings(settings)`` and
 ``send(message)``, which returns once the channel took the `Message` or
 raises `UpstreamError`, ``transient`` (retry later) or not (dead-letter);
-`base` says which failures are which. `SETTINGS` declares the e-mail and
-webhook settings (Telegram's stay with the contact feature for now).
+`base` says which failures are which. `settings.SETTINGS` declares the
+e-mail and webhook settings (Telegram's stay with the contact feature for
+now); importing this package loads no client (no ``smtplib``, ``ssl``,
+``email`` or ``requests``): `available` imports the ones it builds.
 
     base       Message, the Channel interface, header and host guards
+    settings   the settings, their parsers, secret_parts for redaction
     telegram   TelegramChannel: today's Bot API client behind the interface
     mail       Mail: SMTP with STARTTLS or implicit TLS, one e-mail a message
     webhook    Webhook: signed JSON, Slack or Discord bodies over https
@@ -19,28 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.config import Setting, number
 from .base import KINDS, Channel, Message, configured
-from .mail import mailbox, mailboxes, smtp_url
-from .webhook import webhook_format, webhook_url
+from .settings import SETTINGS, secret_parts
 
-__all__ = ["CHANNELS", "KINDS", "SETTINGS", "Channel", "Message", "available", "configured"]
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("SMTP_URL", "", smtp_url, "Mail server: smtp://user:password@host:587 (STARTTLS, required) or "
-            "smtps://user:password@host:465 (TLS from the start); certificates verified. smtp://host:port "
-            "without credentials only to a loopback host (a local relay, no TLS).", secret=True),
-    Setting("MAIL_FROM", "", mailbox, "Sender of the e-mails, an address your mail server may send from: "
-            "site@example.com or 'Vitae <site@example.com>'."),
-    Setting("MAIL_TO", "", mailboxes, "Where e-mails go: comma-separated addresses."),
-    Setting("SMTP_TIMEOUT", "10", number(1, 60), "Seconds each step of an SMTP conversation may take."),
-    Setting("WEBHOOK_URL", "", webhook_url, "Where webhooks are POSTed: https:// only (http:// to loopback). "
-            "A Slack or Discord webhook URL is itself a secret.", secret=True),
-    Setting("WEBHOOK_FORMAT", "json", webhook_format, "json (signed with WEBHOOK_SECRET), slack or discord."),
-    Setting("WEBHOOK_SECRET", "", str.strip, "Key of the json webhook's HMAC-SHA256 signature "
-            "(X-Vitae-Signature); needed with WEBHOOK_FORMAT=json.", secret=True),
-    Setting("WEBHOOK_TIMEOUT", "5", number(0.1, 30), "Seconds to wait for the webhook receiver's answer."),
-)
+__all__ = ["CHANNELS", "KINDS", "SETTINGS", "Channel", "Message", "available", "configured", "secret_parts"]
 
 
 def _channels() -> tuple[type[Channel], ...]:
@@ -58,3 +43,4 @@ def available(settings: Mapping[str, Any]) -> dict[str, Channel]:
     """A channel object for each channel the ``settings`` configure, by name, in `CHANNELS` order."""
     return {channel.name: channel.from_settings(settings) for channel in _channels()
             if configured(channel, settings)}
+

@@ -41,114 +41,34 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import re
 import smtplib
 import ssl
 from collections.abc import Mapping
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses, parseaddr
-from typing import Any, ClassVar, NamedTuple
-from urllib.parse import unquote, urlsplit
+from email.utils import formatdate, getaddresses
+from typing import Any, ClassVar
 
 from ..core import redaction
 from ..core.upstream import UpstreamError
-from .base import Message, is_loopback, one_line
+from .base import Message, one_line
+from .settings import Server, parse_url, split_address
 
 log = logging.getLogger(__name__)
 
 #: SMTP replies that say the login is wrong or missing: the settings are at fault, keep the message.
 _CREDENTIALS = (530, 534, 535, 538)
-_ASCII_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 #: Longest subject kept (RFC 5322 recommends 78 characters a line; folding handles the rest).
 SUBJECT_MAX = 200
 
 
-class Server(NamedTuple):
-    """``SMTP_URL`` taken apart."""
-
-    tls: str  # "starttls", "implicit" or "none"
-    host: str
-    port: int
-    user: str | None
-    password: str | None
-
-
-def parse_url(url: str) -> Server:
-    """``SMTP_URL`` as a `Server`; ValueError (naming no secret) when it breaks the module's rules."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise ValueError("expected smtp://user:password@host:port or smtps://...") from None
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError("expected smtp://user:password@host:port or smtps://...")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError("expected no path or query after host:port")
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    if (user is None) != (password is None):
-        raise ValueError("expected both a user and a password, or neither")
-    if user is None and not is_loopback(parts.hostname):
-        raise ValueError("a user and password are needed for any host but loopback")
-    tls = "implicit" if parts.scheme == "smtps" else "starttls" if user is not None else "none"
-    return Server(tls, parts.hostname, port or (465 if tls == "implicit" else 587 if user else 25), user, password)
-
-
-def smtp_url(value: str) -> str:
-    """The ``SMTP_URL`` setting's parser: the URL as written once `parse_url` accepts it (empty: off)."""
-    value = value.strip()
-    if value:
-        parse_url(value)
-    return value
-
-
-def _ascii_domain(domain: str) -> str | None:
-    """``domain`` in its ASCII (IDNA) form when it is a valid name of two labels or more, else None."""
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
-        return None
-    return ascii_domain.lower()
-
-
 def address(value: str, display_name: str = "") -> Address | None:
-    """``local@domain`` as a header-safe `Address` (ASCII local part, IDNA domain), else None."""
-    if not isinstance(value, str) or value.count("@") != 1 or len(value) > 254:
+    """``local@domain`` as a header-safe `Address` (see `settings.split_address`), else None."""
+    parts = split_address(value)
+    if parts is None:
         return None
-    local, domain = value.split("@")
-    ascii_domain = _ascii_domain(domain)
-    if not _ASCII_LOCAL.fullmatch(local) or len(local) > 64 or ascii_domain is None:
-        return None
-    return Address(display_name=one_line(display_name, 100), username=local, domain=ascii_domain)
-
-
-def mailbox(value: str) -> str:
-    """The ``MAIL_FROM`` parser: ``site@example.com`` or ``Name <site@example.com>``; empty: unset."""
-    value = value.strip()
-    if not value:
-        return ""
-    name, addr = parseaddr(value)
-    if not addr or address(addr) is None or any(c in value for c in "\r\n,"):
-        raise ValueError("expected one address like site@example.com or 'Vitae <site@example.com>'")
-    return value
-
-
-def mailboxes(value: str) -> str:
-    """The ``MAIL_TO`` parser: comma-separated addresses (``Name <a@b>`` allowed); empty: unset."""
-    value = value.strip()
-    if not value:
-        return ""
-    found = getaddresses([value])
-    if not found or any(not addr or address(addr) is None for _, addr in found) or any(
-            c in value for c in "\r\n"):
-        raise ValueError("expected comma-separated addresses like you@example.com")
-    return value
+    return Address(display_name=one_line(display_name, 100), username=parts[0], domain=parts[1])
 
 
 def _addresses(value: str) -> list[Address]:

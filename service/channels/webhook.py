@@ -41,43 +41,18 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from ..core import redaction
 from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
-from .base import Message, is_loopback, one_line
+from .base import Message, one_line
+from .settings import url_secrets, webhook_url
 
-FORMATS = ("json", "slack", "discord")
 SIGNATURE_HEADER = "X-Vitae-Signature"
 TIMESTAMP_HEADER = "X-Vitae-Timestamp"
 DELIVERY_HEADER = "X-Vitae-Delivery"
 #: Discord's limits: an embed's title and description.
 _DISCORD_TITLE, _DISCORD_TEXT = 256, 4096
 _TRANSIENT_4XX = (408, 425, 429)
-
-
-def webhook_url(value: str) -> str:
-    """The ``WEBHOOK_URL`` parser: an https URL, or http to loopback; empty: off."""
-    value = value.strip()
-    if not value:
-        return ""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ValueError("expected an https:// URL") from None
-    if not parts.hostname or parts.scheme not in ("https", "http") or (
-            parts.scheme == "http" and not is_loopback(parts.hostname)):
-        raise ValueError("expected an https:// URL (http:// only to a loopback address)")
-    return value
-
-
-def webhook_format(value: str) -> str:
-    """The ``WEBHOOK_FORMAT`` parser: json, slack or discord."""
-    value = value.strip().lower()
-    if value not in FORMATS:
-        raise ValueError(f"expected one of {', '.join(FORMATS)}")
-    return value
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -132,16 +107,13 @@ class Webhook(Client):
         webhook_url(url)
         if format == "json" and not secret:
             raise ValueError("a json webhook needs WEBHOOK_SECRET")
-        parts = urlsplit(url)
         super().__init__(url, read_timeout=read_timeout, headers={"Content-Type": "application/json"})
         self.base_url = url  # exactly as configured: a receiver may need its trailing slash
         self.format = format
         self._secret = secret
         self._verify = verify
         self._clock = clock
-        # The whole URL, and the path and query urllib3 logs ("POST /services/T/B/secret HTTP/1.1").
-        redaction.register([url, secret, parts.password, parts.path if len(parts.path) > 1 else None,
-                            parts.query, f"{parts.path}?{parts.query}" if parts.query else None])
+        redaction.register([secret, *url_secrets(url)])
 
     @staticmethod
     def missing(settings: Mapping[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from service.channels import CHANNELS, SETTINGS, Message, available, configured
+from service.channels import CHANNELS, SETTINGS, Message, available, configured, secret_parts
 from service.channels import _channels as every_channel
 from service.channels.base import one_line
 from service.channels.mail import Mail
@@ -104,3 +104,43 @@ def test_message_refuses_an_unknown_kind_or_an_unsafe_id():
 ])
 def test_one_line(raw, expected):
     assert one_line(raw, 200) == expected
+
+
+def test_secret_parts_name_what_the_secret_flag_alone_misses():
+    from service.core import redaction
+
+    values = settings(SMTP_URL="smtp://u:pa%2Fss-word@mail.example.com", MAIL_FROM="s@example.com",
+                      WEBHOOK_URL="https://hooks.example.com/services/T/B/tok3n-value?key=k3y-value")
+    parts = secret_parts(values)
+    assert "pa/ss-word" in parts and "/services/T/B/tok3n-value" in parts and "key=k3y-value" in parts
+    redaction.register(parts)
+    line = "POST /services/T/B/tok3n-value?key=k3y-value HTTP/1.1 AUTH pa/ss-word"
+    assert redaction.redact(line).count(redaction.HIDDEN) >= 2
+    assert "tok3n" not in redaction.redact(line) and "pa/ss-word" not in redaction.redact(line)
+
+
+_LOADS = """
+import json, sys
+import service.core.config
+before = set(sys.modules)
+import service.channels
+from service.core.config import load
+load(service.channels.SETTINGS, {})
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_reading_the_settings_loads_no_client():
+    """Start-up parses every setting: with no channel configured it must not pay for smtplib, ssl or
+    requests (a Lambda cold start)."""
+    import json
+    import subprocess
+    import sys
+
+    from ..helpers import ROOT
+
+    found = subprocess.run([sys.executable, "-c", _LOADS], cwd=ROOT, capture_output=True, text=True, check=True,
+                           timeout=60)
+    loaded = json.loads(found.stdout)
+    assert not [name for name in loaded if name.split(".")[0] in ("smtplib", "ssl", "email", "requests", "hmac")]
+    assert "service.channels.mail" not in loaded and "service.channels.webhook" not in loaded

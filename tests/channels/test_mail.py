@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from service.channels import Message
-from service.channels.mail import Mail, mailbox, mailboxes, parse_url
+from service.channels.mail import Mail
+from service.channels.settings import mailbox, mailboxes, parse_url
 from service.core.config import ConfigError, load
 from service.core.upstream import UpstreamError
 

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from service.channels import SETTINGS, Message
-from service.channels.webhook import Webhook, webhook_url
+from service.channels.settings import webhook_url
+from service.channels.webhook import Webhook
 from service.core.config import ConfigError, load
 from service.core.upstream import UpstreamError
 
