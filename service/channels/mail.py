@@ -120,9 +120,12 @@ class Mail:
         """Submit ``message`` as one e-mail; raises `UpstreamError` (see the module docstring)."""
         email = self.build(message)
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 refused = smtp.send_message(email, from_addr=self.sender.addr_spec,
                                             to_addrs=[r.addr_spec for r in self.recipients])
+            finally:
+                _goodbye(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _ in exc.recipients.values()})
             raise UpstreamError(f"SMTP server refused every recipient ({', '.join(map(str, codes))})",
@@ -161,6 +164,15 @@ class Mail:
             smtp.close()
             raise
         return smtp
+
+
+def _goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT and close, whatever the server answers: once it took the message, a failure to say goodbye
+    must not make the message look unsent (a retry would send it twice)."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _reply_error(code: int, reply: bytes | str) -> UpstreamError:

@@ -103,11 +103,12 @@ class Received:
 
 class Inbox:
     """aiosmtpd's handler: keeps what it receives; ``reply`` (e.g. ``"451 later"``) answers DATA instead,
-    ``refuse`` maps a recipient to the reply its RCPT gets."""
+    ``refuse`` maps a recipient to the reply its RCPT gets, ``quit_reply`` answers QUIT."""
 
     def __init__(self):
         self.received: list[Received] = []
         self.reply: str | None = None
+        self.quit_reply: str | None = None
         self.refuse: dict[str, str] = {}
         self.logins: list[tuple[str, str]] = []
         self.commands: list[str] = []
@@ -117,6 +118,9 @@ class Inbox:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        return self.quit_reply or "221 Bye"
 
     async def handle_DATA(self, server, session, envelope):
         if self.reply:

@@ -210,6 +210,13 @@ def test_some_recipients_refused_counts_as_sent(smtp_server, authority, caplog):
     assert "gone@example.org" in caplog.text
 
 
+def test_an_odd_goodbye_after_the_message_was_taken_still_counts_as_sent(smtp_server, authority):
+    server = smtp_server("starttls")
+    server.inbox.quit_reply = "421 4.4.2 closing anyway"  # a retry would send the message twice
+    mail(server, authority).send(contact())
+    assert len(server.inbox.received) == 1
+
+
 def test_sends_from_threads_do_not_mix(smtp_server, authority):
     server = smtp_server("starttls")
     channel = mail(server, authority)
