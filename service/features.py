@@ -8,12 +8,13 @@ features that have a card (`WIDGETS`).
 
 from __future__ import annotations
 
-from . import blog, contact, github, health, site, spotify, stats, visitors
+from . import blog, contact, github, health, outbox, site, spotify, stats, visitors
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
 
 FEATURES: tuple[Feature, ...] = (
     health.FEATURE,
+    outbox.FEATURE,
     visitors.FEATURE,
     spotify.FEATURE,
     github.FEATURE,

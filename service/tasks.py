@@ -38,7 +38,7 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     Raises `StorageError` when the storage does not answer (the invocation
     fails, and the next scheduled one tries again).
     """
-    from .contact import outbox
+    from .outbox import delivery
 
     deps = _get_app().extensions["vitae.deps"]
     deadline = None
@@ -46,7 +46,7 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     if callable(remaining):
         deadline = time.monotonic() + remaining() / 1000 - LAMBDA_RESERVE
     deps.emit("periodic")  # jobs due now and then (the owner's weekly digest) go out in this same delivery
-    summary = outbox.deliver(deps, deadline=deadline)
-    summary["pending"] = deps.storage.queue_counts(outbox.QUEUE)["pending"]
+    summary = delivery.deliver(deps, deadline=deadline)
+    summary["pending"] = deps.storage.queue_counts(delivery.QUEUE)["pending"]
     log.info("outbox delivery: %s", summary)
     return summary

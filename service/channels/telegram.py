@@ -1,6 +1,6 @@
 """Telegram as a channel: `TelegramChannel` sends a `Message` through today's Bot API client.
 
-The client (`service.contact.telegram.Telegram`: escaping, splitting, error
+The client (`service.channels.telegram_api.Telegram`: escaping, splitting, error
 classification, token redaction) stays where the contact form's outbox
 uses it; this wraps it in the channel interface. The message becomes
 Telegram HTML: the title in bold, the fields and text escaped inside
@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..contact.telegram import MAX_LENGTH, Telegram, escape, split, utf16_length
 from .base import Message, one_line
+from .telegram_api import MAX_LENGTH, Telegram, escape, split, utf16_length
 
 
 class TelegramChannel:

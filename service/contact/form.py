@@ -131,7 +131,7 @@ def render(item_id: str, payload: Mapping[str, Any], limit: int | None = None) -
 
     Raises KeyError/TypeError/ValueError for a payload that is not a stored contact message.
     """
-    from .telegram import MAX_LENGTH, escape, split, utf16_length
+    from ..channels.telegram_api import MAX_LENGTH, escape, split, utf16_length
 
     limit = limit or MAX_LENGTH
     number = payload.get("number")

@@ -107,8 +107,8 @@ def submit():
 
 
 def _submit():
+    from ..outbox import delivery
     from . import form as contact
-    from . import outbox
     data = _submitted()
     deps = app_deps.current()
     at = deps.now()
@@ -128,6 +128,6 @@ def _submit():
     message["page"] = _page(data)
     if turnstile is not None:
         message["turnstile"] = turnstile
-    item = outbox.accept(deps, message, at=at)
-    outbox.deliver_soon(deps)
+    item = delivery.accept(deps, message, at=at)
+    delivery.deliver_soon(deps)
     return _accepted(item.id)

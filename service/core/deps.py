@@ -15,6 +15,10 @@ them. The events:
 * ``"storage_error"`` (): a request failed because the storage did not answer;
 * ``"periodic"`` (): the outbox worker's loop and the Lambda schedule ran (jobs
   that are due now and then, such as the weekly digest).
+
+The same way, a feature that queues messages for the outbox tells it at
+start-up how its messages are laid out for delivery (`Deps.lays_out`), so
+the outbox, below the features, imports none of them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Deps:
     _clients: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
     _listeners: dict[str, list[Callable[..., None]]] = dataclasses.field(default_factory=dict, repr=False)
+    _layouts: dict[str, Callable[[str, Mapping[str, Any]], list[str]]] = dataclasses.field(
+        default_factory=dict, repr=False)
 
     def now(self) -> float:
         """The current Unix time by the app's clock."""
@@ -59,6 +65,16 @@ class Deps:
     def on(self, event: str, listener: Callable[..., None]) -> None:
         """Call ``listener(deps, *args)`` on every `emit` of ``event`` (registered at start-up)."""
         self._listeners.setdefault(event, []).append(listener)
+
+    def lays_out(self, kind: str, layout: Callable[[str, Mapping[str, Any]], list[str]]) -> None:
+        """Lay out queued messages of ``kind`` with ``layout(item_id, payload)`` -> the parts to send, in order
+        (registered at start-up by the feature that queues them)."""
+        self._layouts[kind] = layout
+
+    def layout(self, kind: str, item_id: str, payload: Mapping[str, Any]) -> list[str]:
+        """The parts of a queued message of ``kind``; raises `KeyError` for a kind nobody registered, and
+        what the layout raises for a malformed payload."""
+        return self._layouts[kind](item_id, payload)
 
     def emit(self, event: str, *args: Any) -> None:
         """Call the listeners of ``event``; a failing listener is logged, never raised (the caller is

@@ -1,6 +1,6 @@
 """Telegram for the owner, through the outbox: the weekly digest and alerts.
 
-Both are queued as outbox notices (`outbox.notify`) and delivered like
+Both are queued as outbox notices (`delivery.notify`) and delivered like
 contact messages, by the compose worker or the Lambda schedule. Nothing is
 queued when Telegram is not configured or the feature is switched off
 (``STATS_DIGEST``, ``STATS_ALERTS``).
@@ -42,9 +42,21 @@ DIGEST_TOP = 5
 #: The window in which storage errors are counted for the alert (seconds).
 STORAGE_WINDOW = 300
 
-_sent_period: dict[str, str] = {}  # per process: the digest period already handled, to skip the storage call
-_errors: collections.deque[float] = collections.deque()
-_errors_lock = threading.Lock()
+
+
+class _State:
+    """What one app's process remembers between events: the digest period it already handled (to skip the
+    storage call) and its recent storage errors. Kept per app (`state`), never in module globals."""
+
+    def __init__(self):
+        self.sent_period: str | None = None
+        self.errors: collections.deque[float] = collections.deque()
+        self.lock = threading.Lock()
+
+
+def state(deps: Deps) -> _State:
+    """The app's `_State`, made on first use (kept by ``deps`` like its upstream clients)."""
+    return deps.client("stats.notify", lambda _settings: _State())
 
 
 def digest_moment(at: float, day: str, hour: int) -> dt.datetime:
@@ -63,14 +75,14 @@ def _change(current: int, previous: int) -> str:
 
 def digest_text(storage: Storage, moment: dt.datetime) -> str:
     """The digest's Telegram HTML for the week before ``moment``."""
-    from ..contact import outbox
-    from ..contact.telegram import escape
+    from ..channels.telegram_api import escape
+    from ..outbox import delivery
     from . import report
     end = moment.date() - dt.timedelta(days=1)
     week = report.build(storage, report.Range(end - dt.timedelta(days=6), end, "custom"), top=DIGEST_TOP)
     before = report.build(storage, report.Range(end - dt.timedelta(days=13), end - dt.timedelta(days=7), "custom"),
                           top=0)
-    messages = storage.counters([outbox.received_key(day["date"]) for day in week["daily"]])
+    messages = storage.counters([delivery.received_key(day["date"]) for day in week["daily"]])
     views, visitors = week["totals"]["views"], week["totals"]["visitors"]
     lines = [f"<b>Weekly stats</b> {week['from']} to {week['to']}",
              f"Views: {views:,} ({_change(views, before['totals']['views'])} on the week before)",
@@ -89,9 +101,9 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
 
     Raises `StorageError` when the storage does not answer.
     """
-    from ..contact import outbox
+    from ..outbox import delivery
     config = deps.settings
-    if not config["STATS_DIGEST"] or not outbox.configured(config):
+    if not config["STATS_DIGEST"] or not delivery.configured(config):
         return False
     at = deps.now()
     moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"])
@@ -99,13 +111,14 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
     if not force and at >= moment.timestamp() + DIGEST_WINDOW:
         return False  # past the digest's hour: a worker started later in the week does not send last week's
     if not force:
-        if _sent_period.get(config["STORAGE_URL"]) == period:
+        memory = state(deps)
+        if memory.sent_period == period:
             return False
         claimed = deps.storage.add(f"stats:digest:{period}", str(at), ttl=8 * 86400)
-        _sent_period[config["STORAGE_URL"]] = period
+        memory.sent_period = period
         if not claimed:
             return False
-    outbox.notify(deps.storage, digest_text(deps.storage, moment), at=at)
+    delivery.notify(deps.storage, digest_text(deps.storage, moment), at=at)
     log.info("weekly stats digest for %s queued", period)
     return True
 
@@ -126,17 +139,17 @@ def alert(deps: Deps, kind: str, text: str) -> bool:
     The ``alert`` event's listener; never raises.
     """
     try:
-        from ..contact import outbox
-        from ..contact.telegram import escape
+        from ..channels.telegram_api import escape
+        from ..outbox import delivery
 
         config = deps.settings
-        if not config["STATS_ALERTS"] or not outbox.configured(config):
+        if not config["STATS_ALERTS"] or not delivery.configured(config):
             return False
         storage = deps.storage
         if not storage.add(f"stats:alert:{kind}", str(deps.now()), ttl=config["STATS_ALERT_INTERVAL"]):
             return False
         # cut before escaping: whole entities
-        outbox.notify(storage, f"<b>Alert</b>: {escape(text[:1000])}", at=deps.now())
+        delivery.notify(storage, f"<b>Alert</b>: {escape(text[:1000])}", at=deps.now())
     except StorageError as exc:
         log.warning("alert %s not queued, storage not answering: %s", kind, exc)
         return False
@@ -155,16 +168,17 @@ def listen(deps: Deps) -> None:
 
 
 def storage_failed(deps: Deps) -> None:
-    """Count one storage error of this process (the ``storage_error`` event's listener); alert once
+    """Count one storage error of this app's process (the ``storage_error`` event's listener); alert once
     ``STATS_ALERT_STORAGE_ERRORS`` fall in 5 minutes."""
     threshold = deps.settings["STATS_ALERT_STORAGE_ERRORS"]
     moment = time.monotonic()
-    with _errors_lock:
-        _errors.append(moment)
-        while _errors and _errors[0] < moment - STORAGE_WINDOW:
-            _errors.popleft()
-        due = len(_errors) >= threshold
+    memory = state(deps)
+    with memory.lock:
+        memory.errors.append(moment)
+        while memory.errors and memory.errors[0] < moment - STORAGE_WINDOW:
+            memory.errors.popleft()
+        due = len(memory.errors) >= threshold
         if due:
-            _errors.clear()
+            memory.errors.clear()
     if due:
         alert(deps, "storage_errors", f"{threshold} or more storage errors within {STORAGE_WINDOW // 60} minutes")

@@ -12,9 +12,9 @@ from service.channels.base import one_line
 from service.channels.mail import Mail
 from service.channels.telegram import TelegramChannel
 from service.channels.webhook import Webhook
-from service.contact import SETTINGS as CONTACT_SETTINGS
 from service.core.config import load
 from service.core.upstream import UpstreamError
+from service.outbox import SETTINGS as OUTBOX_SETTINGS
 
 from ..fakes import Reply
 
@@ -38,7 +38,7 @@ def test_every_channel_has_the_whole_interface():
 
 
 def settings(**values) -> dict:
-    return load(SETTINGS + CONTACT_SETTINGS, values)
+    return load(SETTINGS + OUTBOX_SETTINGS, values)
 
 
 def test_only_configured_channels_are_available(receiver):

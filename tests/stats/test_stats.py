@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.contact.outbox import QUEUE
 from service.core.deps import current
+from service.outbox.delivery import QUEUE
 from service.storage import DONE, OTHER, PENDING
 
 from ..fakes import Reply
@@ -196,10 +196,9 @@ def telegram(make_app, upstream, backend="sqlite", **settings):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream, clock, backend):
-    from service.contact import outbox
+    from service.outbox import delivery
     from service.stats import notify
 
-    notify._sent_period.clear()
     # 2027-01-15 08:00 is a Friday: the digest is set for Fridays at 08:00 UTC, so it is due
     app = telegram(make_app, upstream, backend, STATS_DIGEST_DAY="fri", STATS_DIGEST_HOUR="8")
     client = app.test_client()
@@ -208,10 +207,10 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
     clock.advance(86400)
     with app.app_context():
         assert notify.send_digest(current()) is True
-        notify._sent_period.clear()  # as if another worker process: the storage claim still holds
+        notify.state(current()).sent_period = None  # as if another worker process: the storage claim still holds
         assert notify.send_digest(current()) is False
-        assert outbox.deliver(current())["delivered"] == 1
-        notify._sent_period.clear()
+        assert delivery.deliver(current())["delivered"] == 1
+        notify.state(current()).sent_period = None
         clock.advance(3600)  # past the digest's hour: a worker starting now sends nothing
         assert notify.send_digest(current()) is False
     text = upstream.calls("POST", PATH)[0].json()["text"]
@@ -222,7 +221,6 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
 def test_nothing_is_sent_when_switched_off_or_telegram_is_missing(make_app, upstream):
     from service.stats import notify
 
-    notify._sent_period.clear()
     apps = (make_app(STATS_TOKEN=TOKEN, STATS_DIGEST="true", STATS_ALERTS="true"),  # no Telegram
             telegram(make_app, upstream, STATS_DIGEST="false", STATS_ALERTS="false"),  # switched off
             make_app(STATS_TOKEN=TOKEN, TELEGRAM_BOT_TOKEN="T0KEN", TELEGRAM_CHAT_ID="1001"))  # off by default
@@ -234,7 +232,7 @@ def test_nothing_is_sent_when_switched_off_or_telegram_is_missing(make_app, upst
 
 
 def test_alerts_are_deduplicated_per_interval_and_a_dead_letter_raises_one(make_app, upstream):
-    from service.contact import outbox
+    from service.outbox import delivery
     from service.stats import notify
 
     app = telegram(make_app, upstream, STATS_ALERT_INTERVAL="3600", STATS_DIGEST="false")
@@ -242,8 +240,8 @@ def test_alerts_are_deduplicated_per_interval_and_a_dead_letter_raises_one(make_
                     Reply(200, json={"ok": True, "result": {"message_id": 2}}))
     storage = app.extensions["vitae.storage"]
     with app.app_context():
-        outbox.accept(current(), {"name": "A", "email": "a@example.com", "message": "hi"}, at=1_800_000_000.0)
-        summary = outbox.deliver(current())
+        delivery.accept(current(), {"name": "A", "email": "a@example.com", "message": "hi"}, at=1_800_000_000.0)
+        summary = delivery.deliver(current())
         assert summary["dead"] == 1 and summary["delivered"] == 1  # the message died; its alert went out
         assert notify.alert(current(), "dead_letter", "again") is False  # within the interval
         assert notify.alert(current(), "github_rate_limit", "spent") is True  # another kind
@@ -258,7 +256,6 @@ def test_storage_errors_over_the_threshold_raise_one_alert(make_app, upstream):
     app = telegram(make_app, upstream, STATS_ALERT_STORAGE_ERRORS="3", STATS_DIGEST="false")
     storage = app.extensions["vitae.storage"]
     with app.app_context():
-        notify._errors.clear()
         for _ in range(2):
             notify.storage_failed(current())
         assert storage.queue_counts(QUEUE)[PENDING] == 0  # under the threshold

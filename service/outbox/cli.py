@@ -1,4 +1,4 @@
-"""``flask outbox deliver|list|status|requeue``: run and inspect the contact-form outbox."""
+"""``flask outbox deliver|list|status|requeue``: run and inspect the outbox (contact messages, the owner's notices)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..storage import DEAD, DONE, PENDING, QUEUE_STATES, QueueItem, Storage, Sto
 
 log = logging.getLogger(__name__)
 
-outbox_cli = AppGroup("outbox", help="Deliver, list and inspect the contact-form outbox.")
+outbox_cli = AppGroup("outbox", help="Deliver, list and inspect the outbox (contact messages, the owner's notices).")
 
 
 def _when(timestamp: float) -> str:
@@ -60,7 +60,7 @@ def _storage_or_fail() -> Storage:
               help="Seconds between looks when idle (default: OUTBOX_POLL_SECONDS).")
 def deliver_command(loop: bool, interval: float | None):
     """Send ready outbox messages to Telegram."""
-    from .outbox import deliver, work
+    from .delivery import deliver, work
     if not loop:
         _storage_or_fail()
         try:
@@ -105,7 +105,7 @@ def _item_view(item: QueueItem) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_command(state: str, limit: int, as_json: bool):
     """Print outbox messages in full (how you read your mail without Telegram)."""
-    from .outbox import QUEUE
+    from .delivery import QUEUE
     storage = _storage_or_fail()
     states = QUEUE_STATES if state == "all" else (state,)
     items = sorted((item for s in states for item in storage.items(QUEUE, s, limit=limit)),
@@ -132,7 +132,7 @@ def list_command(state: str, limit: int, as_json: bool):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status_command(as_json: bool):
     """Counts per state, the oldest undelivered message and the dead letters."""
-    from .outbox import PENDING_SCAN, QUEUE, TELEGRAM, configured
+    from .delivery import PENDING_SCAN, QUEUE, TELEGRAM, configured
     storage = _storage_or_fail()
     app_deps = deps.current()
     at = app_deps.now()
@@ -175,7 +175,7 @@ def requeue_command(ids: tuple[str, ...], all_dead: bool):
     A pending copy is made; the dead letter itself is kept. Each one is
     requeued at most once.
     """
-    from .outbox import QUEUE
+    from .delivery import QUEUE
     if not ids and not all_dead:
         raise click.UsageError("name message ids or use --all-dead")
     storage = _storage_or_fail()

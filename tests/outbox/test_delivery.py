@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from service import tasks
-from service.contact import outbox
-from service.contact.telegram import Telegram
+from service.channels.telegram_api import Telegram
+from service.outbox import delivery
 from service.storage import DEAD, DONE, PENDING
 
 from ..fakes import Reply
@@ -85,7 +85,7 @@ def submit(client, sender: str, text: str) -> str:
 
 
 def deliver(app, **kwargs):
-    return outbox.deliver(app.extensions["vitae.deps"], **kwargs)
+    return delivery.deliver(app.extensions["vitae.deps"], **kwargs)
 
 
 def store(app):
@@ -153,7 +153,7 @@ def test_200_messages_survive_a_failing_telegram_exactly_once_in_sender_order(ma
         if status == 429:
             assert next_at - at >= 30
         elif status in (500, 504):
-            assert next_at - at >= outbox.BACKOFF_BASE
+            assert next_at - at >= delivery.BACKOFF_BASE
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -350,7 +350,7 @@ def test_a_long_message_resumes_after_the_part_that_failed(make_app, upstream, c
 
     upstream.script("POST", PATH, second_part_fails_once)
     assert deliver(app)["retrying"] == 1
-    clock.advance(outbox.BACKOFF_BASE)
+    clock.advance(delivery.BACKOFF_BASE)
     assert deliver(app)["delivered"] == 1
     assert len(upstream_calls) == 3 and upstream_calls[1] == upstream_calls[2]  # part 1 was not sent again
     assert "(1/2)" in fake.delivered[0] and "(2/2, continued)" in fake.delivered[1]
@@ -360,7 +360,7 @@ def test_a_long_message_resumes_after_the_part_that_failed(make_app, upstream, c
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hostile_input_arrives_escaped_and_inert(make_app, upstream, clock, backend):
-    from .test_telegram import HOSTILE, TelegramHTML
+    from ..channels.test_telegram_api import HOSTILE, TelegramHTML
 
     fake = FakeTelegram(upstream, clock)
     app = telegram_app(make_app, backend, upstream)
@@ -500,6 +500,6 @@ def test_a_slow_telegram_answer_inside_the_inline_budget_is_one_delivery(make_ap
     app = telegram_app(make_app, "sqlite", upstream, TELEGRAM_TIMEOUT="5", OUTBOX_INLINE_SECONDS="2")
     message_id = submit(app.test_client(), "ada", "slow but fine")
     assert fake.ids() == [message_id]
-    assert [item.id for item in store(app).items(outbox.QUEUE, DONE)] == [message_id]
+    assert [item.id for item in store(app).items(delivery.QUEUE, DONE)] == [message_id]
     clock.advance(3600)
     assert deliver(app)["delivered"] == 0 and fake.ids() == [message_id]

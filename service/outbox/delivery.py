@@ -1,7 +1,10 @@
-"""The outbox: accepted contact messages, kept in storage until Telegram has them.
+"""The outbox: messages for the owner (contact messages, the stats digest and alerts), kept in storage until
+Telegram has them.
 
 `accept` writes a message to the ``outbox`` queue and returns once it is
-stored. `deliver` is the one delivery function (called right after
+stored; its ``kind`` (``contact`` by default) names the layout its feature
+registered at start-up (`Deps.lays_out`), which turns it into the parts
+sent. `notify` queues an owner notice, ready Telegram HTML. `deliver` is the one delivery function (called right after
 accepting, by ``flask outbox deliver`` and by the Lambda schedule through
 `service.tasks.deliver_outbox`); `work` is the loop worker around it. They
 all take the app's `Deps` first (storage, settings, clock and the app's
@@ -70,6 +73,8 @@ DEFER = 1.0
 _NUMBER_KEY = "outbox:number"
 #: Payload kind of an owner notice (stats digest, alert): ready Telegram HTML, not a contact message.
 NOTICE = "notice"
+#: Payload kind of a message stored without one: a contact message (its feature registers its layout).
+CONTACT = "contact"
 #: The upstream name under which a delivery pause is held (`cache.hold`), shared by every worker.
 TELEGRAM = "telegram"
 
@@ -125,7 +130,7 @@ class _Run:
     """One delivery run: deps, settings, deadline, counts, and what this run settled or deferred."""
 
     def __init__(self, deps: Deps, deadline: float | None, should_stop: Callable[[], bool] | None):
-        from .telegram import Telegram
+        from ..channels.telegram_api import Telegram
 
         settings = deps.settings
         self.deps = deps
@@ -216,7 +221,6 @@ def _pending_by_sender(storage: Storage) -> dict[str, list[QueueItem]]:
 
 def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]) -> None:
     from ..core.upstream import UpstreamError
-    from .form import render
 
     storage, now = run.storage, run.deps.now
     blockers = [other for other in earlier.get(_sender(item), ())
@@ -229,7 +233,8 @@ def _deliver_one(run: _Run, item: QueueItem, earlier: dict[str, list[QueueItem]]
         run.counts["deferred"] += 1
         return
     try:
-        parts = [str(item.payload["html"])] if item.payload.get("kind") == NOTICE else render(item.id, item.payload)
+        kind = item.payload.get("kind", CONTACT)
+        parts = [str(item.payload["html"])] if kind == NOTICE else run.deps.layout(kind, item.id, item.payload)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         _settle_dead(run, item, f"malformed message ({type(exc).__name__}); not sent")
         return

@@ -9,8 +9,8 @@ import traceback
 
 import pytest
 
+from service.channels.telegram_api import MAX_LENGTH, Telegram, split, utf16_length
 from service.contact.form import render
-from service.contact.telegram import MAX_LENGTH, Telegram, split, utf16_length
 from service.core.upstream import UpstreamError
 
 from ..fakes import Reply, echo
