@@ -91,16 +91,21 @@ class Tally:
 class Hit:
     """One atomic step: rate-limit, then count, then read.
 
-    If ``limit`` is set and its window is full, nothing is written and the
-    result says ``allowed=False``. Otherwise every counter in ``incr`` grows
-    by one and every `Tally` in ``tally`` is counted; if ``unique`` (key, ttl
-    seconds) is set and absent it is stored and every counter in
-    ``unique_incr`` grows by one and every tally in ``unique_tally`` is
-    counted too. Finally the counters in ``read`` are read (after the writes).
+    If ``once`` (key, ttl seconds) is set and its key is present, the step was
+    done before (a retry of the same page view): nothing is written, the rate
+    limit included, and the result says ``repeated=True``. If ``limit`` is set
+    and its window is full, nothing is written (``once`` included, so a later
+    retry can still count) and the result says ``allowed=False``. Otherwise
+    ``once`` is stored, every counter in ``incr`` grows by one and every
+    `Tally` in ``tally`` is counted; if ``unique`` (key, ttl seconds) is set
+    and absent it is stored and every counter in ``unique_incr`` grows by one
+    and every tally in ``unique_tally`` is counted too. Finally the counters
+    in ``read`` are read (after the writes).
     """
 
     incr: Sequence[str] = ()
     limit: Limit | None = None
+    once: tuple[str, int] | None = None
     unique: tuple[str, int] | None = None
     unique_incr: Sequence[str] = ()
     read: Sequence[str] = ()
@@ -113,6 +118,7 @@ class HitResult:
     allowed: bool
     new_unique: bool
     counts: dict[str, int]
+    repeated: bool = False
 
 
 @dataclasses.dataclass

@@ -304,9 +304,13 @@ class DynamoDBStorage(Storage):
         return counted, count
 
     def hit(self, hit: Hit) -> HitResult:
-        """Four round trips at most: the limit; the increments and the unique marker together; the
-        unique increments together; the read-back (one BatchGetItem)."""
+        """Five round trips at most: the once marker; the limit; the increments and the unique marker
+        together; the unique increments together; the read-back (one BatchGetItem)."""
+        if hit.once is not None and not self.add(hit.once[0], "1", hit.once[1]):
+            return HitResult(True, False, self.counters(hit.read), repeated=True)
         if hit.limit is not None and not self.limit(hit.limit)[0]:
+            if hit.once is not None:
+                self.delete(hit.once[0])  # not counted: a retry may count it later
             return HitResult(False, False, self.counters(hit.read))
         calls = [lambda key=key: self._add_to(key, 1) for key in hit.incr]
         calls += [lambda tally=tally: self._tally(tally) for tally in hit.tally]

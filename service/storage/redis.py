@@ -156,15 +156,18 @@ class RedisStorage(Storage):
         keys = [self._v(hit.limit.key) if hit.limit else self._v(""),
                 self._v(hit.unique[0]) if hit.unique else self._v(""),
                 *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
-                *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally))]
+                *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally)),
+                self._v(hit.once[0]) if hit.once else self._v("")]
         args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
                 hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr), len(hit.read),
-                len(hit.tally), len(hit.unique_tally), OTHER]
+                len(hit.tally), len(hit.unique_tally), 1 if hit.once else 0,
+                hit.once[1] * 1000 if hit.once else 0, OTHER]
         for tally in (*hit.tally, *hit.unique_tally):
             args += [tally.member, tally.cap, tally.ttl * 1000]
-        allowed, new, *values = self._call(self._hit_script, keys=keys, args=args)
-        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)))
+        allowed, new, repeated, *values = self._call(self._hit_script, keys=keys, args=args)
+        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)),
+                         repeated=bool(repeated))
 
     # -- tallies -----------------------------------------------------------------------
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -258,8 +258,12 @@ class SQLiteStorage(Storage):
 
     def hit(self, hit: Hit) -> HitResult:
         with self._tx() as conn:
+            if hit.once is not None and self._live(conn, hit.once[0], time.time()) is not None:
+                return HitResult(True, False, self._counters(conn, hit.read), repeated=True)
             if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
                 return HitResult(False, False, self._counters(conn, hit.read))
+            if hit.once is not None:
+                self._add(conn, hit.once[0], "1", hit.once[1])
             for key in hit.incr:
                 self._incr(conn, key, 1)
             for tally in hit.tally:

@@ -3,7 +3,9 @@
 Counter keys: ``page:<path>`` (views of one page), ``site:views`` (all views),
 ``site:uniques`` (all-time sum of daily unique visitors) and, per UTC day,
 ``site:day:<date>:views`` / ``site:day:<date>:uniques``. A visitor's daily
-marker is ``visitor:<date>:<hash>`` (48 h). The daily series keeps the
+marker is ``visitor:<date>:<hash>`` (48 h); a view sent with an id chosen by the
+page (``view_id``) leaves ``view:<id>`` (24 h), so a retry of the same view is
+counted once. The daily series keeps the
 finished days in one value, ``visitors:daily-history`` (see `daily`), so
 its cost does not grow with ``days``. Views are counted by one
 `Storage.hit`: rate limit, counters, unique marker and the read-back in
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 
 MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
+#: Seconds a view id is remembered: far longer than a page keeps retrying one view.
+VIEW_ID_TTL = 24 * 3600
+_VIEW_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 #: Longest daily series the API answers (``days``).
 MAX_DAYS = 365
 #: Days whose counters may still grow (today, yesterday): read live; older ones come from `HISTORY_KEY`.
@@ -76,6 +81,16 @@ def normalise_path(raw: object) -> str:
     return path
 
 
+def view_id(raw: object) -> str | None:
+    """The page's id of one view (16 to 64 of ``A-Z a-z 0-9 _ -``, e.g. a UUID), None when absent; else an
+    `Invalid` error."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _VIEW_ID.fullmatch(raw):
+        raise Invalid("view_id must be 16 to 64 letters, digits, _ or -, such as a UUID", code="invalid_view_id")
+    return raw
+
+
 def page_key(path: str) -> str:
     return f"page:{path}"
 
@@ -95,11 +110,12 @@ def read(deps: Deps, path: str) -> dict:
 
 
 def count(deps: Deps, path: str, visit: Visit, *, at: float, tally: Sequence[Tally] = (),
-          unique_tally: Sequence[Tally] = ()) -> dict:
+          unique_tally: Sequence[Tally] = (), view: str | None = None) -> dict:
     """Count one view of ``path`` made at ``at`` (the app's clock, read once by the caller, so the stats
     `Tally`s it made for that day land in the same step and day); raise a `RateLimited` error when the
     visitor's rate limit (``VISITOR_RATE_LIMIT``) is full. The visitor hash is keyed by ``SECRET_KEY``
-    and ``SITE_URL``."""
+    and ``SITE_URL``. A view sent again with the same id ``view`` (see `view_id`) within `VIEW_ID_TTL`
+    counts nothing more, not even against the rate limit, and answers the counts as they are now."""
     now, settings = at, deps.settings
     secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["VISITOR_RATE_LIMIT"]
     date = utc_date(now)
@@ -110,6 +126,7 @@ def count(deps: Deps, path: str, visit: Visit, *, at: float, tally: Sequence[Tal
     result = deps.storage.hit(Hit(
         incr=[page_key(path), "site:views", f"site:day:{date}:views"],
         limit=limit,
+        once=(f"view:{view}", VIEW_ID_TTL) if view else None,
         unique=unique,
         unique_incr=["site:uniques", f"site:day:{date}:uniques"],
         read=_read_keys(path),

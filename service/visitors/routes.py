@@ -28,6 +28,7 @@ def count_view():
     if "path" not in body:
         raise Invalid('path is required, e.g. {"path": "/"}', code="invalid_path")
     path = visitors.normalise_path(body["path"])
+    view = visitors.view_id(body.get("view_id"))
     user_agent = request.headers.get("User-Agent", "")
     deps = current()
     if is_bot(user_agent):
@@ -38,7 +39,7 @@ def count_view():
     found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
     tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
                                         retention_days=config["STATS_RETENTION_DAYS"])
-    answer = visitors.count(deps, path, visit, at=at, tally=tally, unique_tally=unique_tally)
+    answer = visitors.count(deps, path, visit, at=at, tally=tally, unique_tally=unique_tally, view=view)
     return _no_store(jsonify(answer))
 
 

@@ -230,6 +230,29 @@ def test_hit_over_the_limit_writes_nothing(storage):
     assert refused.counts == {"page:/x": 2, "site:uniques": 1}
 
 
+def test_hit_with_a_once_key_counts_a_repeated_step_once(storage):
+    """A page retrying a view whose answer it never got (a timeout, a 503 after the write) sends the same
+    view id: the second step writes nothing, the rate limit included, and reads the counts."""
+    rule = Limit("rl:once", max=2, window=60)
+
+    def view(view_id: str, unique: str = "visitor:a"):
+        return storage.hit(Hit(incr=["page:/", "site:views"], limit=rule, once=(f"view:{view_id}", 3600),
+                               unique=(unique, 3600), unique_incr=["site:uniques"],
+                               tally=[Tally("day:pages", "/", 5, 3600)], read=["page:/", "site:uniques"]))
+    first = view("v1")
+    assert first.allowed and not first.repeated and first.counts == {"page:/": 1, "site:uniques": 1}
+    again = view("v1", unique="visitor:b")
+    assert again.allowed and again.repeated and not again.new_unique
+    assert again.counts == {"page:/": 1, "site:uniques": 1}
+    assert storage.calls(rule) == 1
+    assert view("v2").counts == {"page:/": 2, "site:uniques": 1}
+    refused = view("v3")  # the window is full: not counted, and the id not kept
+    assert not refused.allowed and not refused.repeated
+    assert storage.get("view:v3") is None
+    assert storage.counters(["site:views"]) == {"site:views": 2}
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"/": 2}}
+
+
 # -- tallies ------------------------------------------------------------------------------------
 
 def _tally_hit(storage, member: str, *, unique_key: str | None = None, unique_member: str = "x", cap: int = 3):

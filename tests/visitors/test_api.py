@@ -11,8 +11,9 @@ BROWSER = BROWSER_UA
 OTHER_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15"
 
 
-def view(client, path="/", ua=BROWSER, ip="203.0.113.7", **headers):
-    return client.post("/api/visitors", json={"path": path}, headers={"User-Agent": ua, **headers},
+def view(client, path="/", ua=BROWSER, ip="203.0.113.7", view_id=None, **headers):
+    body = {"path": path} if view_id is None else {"path": path, "view_id": view_id}
+    return client.post("/api/visitors", json=body, headers={"User-Agent": ua, **headers},
                        environ_base={"REMOTE_ADDR": ip})
 
 
@@ -142,6 +143,43 @@ def test_visitor_rate_limit_refuses_without_counting(make_app, clock, backend):
     assert client.get("/api/visitors").json["total_views"] == 4
     clock.advance(40)  # a new window
     assert view(client).status_code == 200
+
+
+def _answer_lost_once(monkeypatch, storage) -> None:
+    """The store counts the next view but its answer is lost (a timeout after the write): the app answers 503."""
+    from service.storage import StorageError
+
+    real = storage.hit
+
+    def hit_then_lose(spec):
+        real(spec)
+        monkeypatch.setattr(storage, "hit", real)
+        raise StorageError("Redis: Timeout reading from socket")
+    monkeypatch.setattr(storage, "hit", hit_then_lose)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_retried_with_its_id_is_counted_once(make_app, monkeypatch, backend):
+    client = make_app(backend, VISITOR_RATE_LIMIT="2/minute").test_client()
+    _answer_lost_once(monkeypatch, client.application.extensions["vitae.storage"])
+    view_id = "3f2b8c1e-9d4a-4b7e-a1c2-5e6f7a8b9c0d"
+    lost = view(client, "/blog/12", view_id=view_id)
+    assert lost.status_code == 503 and lost.json["error"]
+    retried = [view(client, "/blog/12", view_id=view_id) for _ in range(3)]
+    assert [r.status_code for r in retried] == [200] * 3
+    # the visitor sees their one view; the retries took nothing from the rate limit either
+    assert [r.json["page_views"] for r in retried] == [1, 1, 1] and retried[0].json["counted"] is True
+    assert view(client, "/blog/12").json["total_views"] == 2
+    # a view without an id still counts, every time
+    assert view(client, "/blog/12").status_code == 429
+
+
+@pytest.mark.parametrize("raw", ["", "short", "x" * 65, "has space in it 123", "<script>alert(1)</script>", 12,
+                                 ["3f2b8c1e-9d4a-4b7e"], {"id": 1}, "ü" * 20])
+def test_malformed_view_ids_are_400(client, raw):
+    answer = view(client, view_id=raw)
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_view_id" and answer.json["message"]
+    assert client.get("/api/visitors").json["total_views"] == 0
 
 
 def test_daily_days_bounds(client):
