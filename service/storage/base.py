@@ -13,10 +13,12 @@ The service stores four kinds of things, and nothing else:
 * **rate-limit windows** (`limit`): a fixed-window counter that refuses
   instead of counting once the window is full.
 * **tallies** — bounded per-key breakdowns (`Tally`, `tallies`): a key
-  holds at most ``cap`` distinct members with a count each; a member that
-  arrives once the key is full is counted under `OTHER` instead, so junk
-  cannot grow storage. A tally key expires ``ttl`` seconds after its first
-  write (the retention of daily detail).
+  holds at most ``cap`` distinct members with a count each, so junk cannot
+  grow storage; a member that arrives once the key is full takes the place
+  of the member ranked lowest, whose count moves to `OTHER` (the
+  space-saving heavy-hitters scheme, see `Tally`), so a flood of values
+  seen once cannot shut out a value with more. A tally key expires ``ttl``
+  seconds after its first write (the retention of daily detail).
 * **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
   `release`, `bury`, `items`, `queue_counts`): the durable outbox.
 
@@ -76,9 +78,18 @@ class Limit:
 class Tally:
     """Count one ``member`` of the bounded breakdown ``key``.
 
-    The member's count grows by one if it is already there or the key holds
-    fewer than ``cap`` members (`OTHER` not included); otherwise `OTHER`'s
-    count grows instead. A new key expires ``ttl`` seconds after this write.
+    The member's count grows by one if it is already there (`OTHER` always
+    is) or the key holds fewer than ``cap`` members (`OTHER` not included).
+    Otherwise the key is full and the member takes the place of the member
+    ranked lowest (Metwally et al.'s space-saving: each member keeps an
+    estimate ``n`` and what it ``inherited``; ranked by ``n``, then by its
+    own count ``n - inherited``, then by name): that member's own count moves
+    to `OTHER`, and the newcomer starts with ``n`` = the evicted ``n`` + 1,
+    having inherited the evicted ``n``. A value counted more than
+    (everything counted in the key) / ``cap`` times keeps its place. Reads
+    show each member's own count (``n - inherited``), so the counts shown
+    still add up to everything counted. A new key expires ``ttl`` seconds
+    after this write.
     """
 
     key: str

@@ -15,7 +15,7 @@ counter                         ``c#<key>``         ``-``; ``n`` (N)
 hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
 value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``, ``w``
 rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
-tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``expires_at``
+tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``b`` (N), ``expires_at``
 tally's count of members        ``t#<key>``         ``#``; ``n`` (N), ``expires_at``
 queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
@@ -43,7 +43,10 @@ queue move (a transaction) looks its mark up in the record it wrote.
 A tally member is one item, so counting a member already there is one
 ``UpdateItem ADD`` (conditional on the item being live); a member seen for
 the first time takes a slot from the ``#`` item (conditional on ``n <
-cap``) and then its own ``ADD``, or goes to `OTHER` when no slot is left.
+cap``) and then its own ``ADD``; when no slot is left it reads the key
+(one ``Query``) and takes the place of the member ranked lowest in one
+``TransactWriteItems`` (`Tally`: ``n`` is the estimate, ``b`` what it
+inherited).
 A tally's calls run concurrently with the hit's counters. Reading a tally
 is one ``Query`` of its partition (at most cap + 2 items).
 
@@ -89,7 +92,7 @@ from .base import (
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
-#: TransactWriteItems is authorised per item, through PutItem and DeleteItem.
+#: TransactWriteItems is authorised per item, through PutItem, DeleteItem and UpdateItem.
 RUNTIME_IAM_ACTIONS = frozenset({
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     "dynamodb:Query", "dynamodb:BatchGetItem",
@@ -104,7 +107,7 @@ OPERATION_ACTIONS = {
     "GetItem": {"dynamodb:GetItem"}, "PutItem": {"dynamodb:PutItem"},
     "UpdateItem": {"dynamodb:UpdateItem"}, "DeleteItem": {"dynamodb:DeleteItem"},
     "Query": {"dynamodb:Query"}, "BatchGetItem": {"dynamodb:BatchGetItem"},
-    "TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
     "CreateTable": {"dynamodb:CreateTable"}, "DescribeTable": {"dynamodb:DescribeTable"},
     "UpdateTimeToLive": {"dynamodb:UpdateTimeToLive"}, "DescribeTimeToLive": {"dynamodb:DescribeTimeToLive"},
     "Scan": {"dynamodb:Scan"}, "BatchWriteItem": {"dynamodb:BatchWriteItem"},
@@ -139,6 +142,11 @@ def _n(value: Any) -> dict[str, str]:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
+
+
+def _own(item: dict[str, Any]) -> int:
+    """A tally member's own count: its estimate ``n`` less what it inherited, ``b`` (see `Tally`)."""
+    return int(item["n"]["N"]) - int(item.get("b", {}).get("N", 0))
 
 
 class DynamoDBStorage(Storage):
@@ -356,24 +364,57 @@ class DynamoDBStorage(Storage):
         return False
 
     def _tally(self, tally: Tally) -> None:
-        pk, now = f"t#{tally.key}", time.time()
-        try:  # the common case, one call: a member already counted today
-            self._call("update_item", Key=self._key(pk, tally.member), UpdateExpression="ADD n :one",
-                       ConditionExpression="expires_at > :now",
-                       ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
-            return
+        pk, member, now = f"t#{tally.key}", tally.member, time.time()
+        for _ in range(3):  # bounded: each failed step lost a race to a concurrent writer of the same key
+            try:  # the common case, one call: a member already counted today
+                self._call("update_item", Key=self._key(pk, member), UpdateExpression="ADD n :one",
+                           ConditionExpression="expires_at > :now",
+                           ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
+                return
+            except _ConditionFailed:
+                pass
+            # a new member takes one of the key's slots; when none is left it takes the place of the lowest
+            if member == OTHER or self._count(pk, "#", now, tally.ttl, cap=tally.cap):
+                self._count(pk, member, now, tally.ttl, start=True)
+                return
+            if self._evict(pk, member, now):
+                return
+        self._count(pk, OTHER, now, tally.ttl)
+
+    def _evict(self, pk: str, member: str, now: float) -> bool:
+        """Put ``member`` in the place of the full tally's member ranked lowest (see `Tally`): one
+        ``TransactWriteItems`` (delete it, add its own count to `OTHER`, put the newcomer). False when a
+        concurrent write changed the key first."""
+        live = [item for item in self._query(pk) if item["sk"]["S"] not in ("#", OTHER)
+                and float(item[TTL_ATTRIBUTE]["N"]) > now]
+        if not live:
+            return False
+        victim = min(live, key=lambda item: (int(item["n"]["N"]), _own(item), item["sk"]["S"]))
+        n, expires_at, write_id = int(victim["n"]["N"]), victim[TTL_ATTRIBUTE], uuid.uuid4().hex
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Delete": {"TableName": self.table, "Key": self._key(pk, victim["sk"]["S"]),
+                            "ConditionExpression": "n = :n", "ExpressionAttributeValues": {":n": _n(n)}}},
+                {"Update": {"TableName": self.table, "Key": self._key(pk, OTHER),
+                            "UpdateExpression": "ADD n :own SET expires_at = if_not_exists(expires_at, :exp)",
+                            "ExpressionAttributeValues": {":own": _n(_own(victim)), ":exp": expires_at}}},
+                {"Put": {"TableName": self.table, "ExpressionAttributeValues": {":now": _n(now)},
+                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                         "Item": {**self._key(pk, member), "n": _n(n + 1), "b": _n(n), TTL_ATTRIBUTE: expires_at,
+                                  "w": _s(write_id)}}},
+            ])
         except _ConditionFailed:
-            pass
-        # a new member: it takes one of the key's slots, or counts as OTHER when none is left
-        member = tally.member if self._count(pk, "#", now, tally.ttl, cap=tally.cap) else OTHER
-        self._count(pk, member, now, tally.ttl, start=member != OTHER)
+            # a retry after a lost answer finds its own newcomer: the write was ours
+            item = self._call("get_item", Key=self._key(pk, member), ConsistentRead=True).get("Item") or {}
+            return item.get("w", {}).get("S") == write_id
+        return True
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         unique = list(dict.fromkeys(keys))
         now = time.time()
 
         def read(key: str) -> dict[str, int]:
-            return {item["sk"]["S"]: int(item["n"]["N"]) for item in self._query(f"t#{key}")
+            return {item["sk"]["S"]: _own(item) for item in self._query(f"t#{key}")
                     if item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
         found = dict(zip(unique, self._together([lambda key=key: read(key) for key in unique]), strict=True))
         return {key: found[key] for key in keys}
@@ -561,7 +602,7 @@ class DynamoDBStorage(Storage):
                     if expires_at > now:
                         record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
                                                              "expires_at": expires_at})
-                        record["counts"][item["sk"]["S"]] = int(item["n"]["N"])
+                        record["counts"][item["sk"]["S"]] = _own(item)
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):

@@ -6,7 +6,8 @@ serve several sites.
 
 Keys (after the prefix): ``c:<key>`` counters (strings for INCRBY),
 ``v:<key>`` values (strings with a PX expiry: Redis expires them itself),
-``t:<key>`` tallies (a hash of member -> count, with a PX expiry),
+``t:<key>`` tallies (a hash of member -> estimate, with a PX expiry) and
+``ti:<key>`` what members inherited (a hash, expiring with it; see `Tally`),
 and per queue ``q:<queue>:i:<id>`` (a hash per record),
 ``q:<queue>:pending`` (sorted set scored by ``ready_at``) and
 ``q:<queue>:done`` / ``q:<queue>:dead`` (sorted sets scored by creation).
@@ -79,6 +80,11 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
     return client, prefix
 
 
+def _own_counts(counts: dict[str, str], inherited: dict[str, str]) -> dict[str, int]:
+    """A tally's members with their own counts: the estimate less what the member inherited (see `Tally`)."""
+    return {member: int(n) - int(inherited.get(member, 0)) for member, n in counts.items()}
+
+
 def _fields(item: QueueItem) -> dict[str, str]:
     return {"id": item.id, "queue": item.queue, "payload": json.dumps(item.payload), "state": item.state,
             "attempts": str(item.attempts), "created_at": repr(item.created_at),
@@ -119,6 +125,9 @@ class RedisStorage(Storage):
     def _t(self, key: str) -> str:
         return f"{self.prefix}t:{key}"
 
+    def _ti(self, key: str) -> str:
+        return f"{self.prefix}ti:{key}"
+
     def _q(self, queue: str, part: str) -> str:
         return f"{self.prefix}q:{queue}:{part}"
 
@@ -157,6 +166,7 @@ class RedisStorage(Storage):
                 self._v(hit.unique[0]) if hit.unique else self._v(""),
                 *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
                 *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally)),
+                *(self._ti(t.key) for t in (*hit.tally, *hit.unique_tally)),
                 self._v(hit.once[0]) if hit.once else self._v("")]
         args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
@@ -176,9 +186,10 @@ class RedisStorage(Storage):
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(self._t(key))
+            pipe.hgetall(self._ti(key))
         answers = self._call(pipe.execute)
-        return {key: {member: int(n) for member, n in answer.items()}
-                for key, answer in zip(keys, answers, strict=True)}
+        return {key: _own_counts(counts, inherited)
+                for key, counts, inherited in zip(keys, answers[::2], answers[1::2], strict=True)}
 
     # -- queues ----------------------------------------------------------------------
     def enqueue(self, queue: str, payload: dict[str, Any], *, now: float | None = None) -> QueueItem:
@@ -263,9 +274,11 @@ class RedisStorage(Storage):
             pipe = self.client.pipeline(transaction=True)
             pipe.hgetall(key)
             pipe.pttl(key)
-            counts, pttl = self._call(pipe.execute)
+            pipe.hgetall(self._ti(key[skip:]))
+            counts, pttl, inherited = self._call(pipe.execute)
             if counts:
-                yield {"type": "tally", "key": key[skip:], "counts": {m: int(n) for m, n in sorted(counts.items())},
+                own = dict(sorted(_own_counts(counts, inherited).items()))
+                yield {"type": "tally", "key": key[skip:], "counts": own,
                        "expires_at": None if pttl < 0 else now + pttl / 1000}
         for key in sorted(self._scan(f"{self.prefix}q:*:i:*")):
             fields = self._call(self.client.hgetall, key)
@@ -291,7 +304,7 @@ class RedisStorage(Storage):
                     expires_at = record.get("expires_at")
                     if expires_at is not None and expires_at <= now:
                         continue
-                    pipe.delete(self._t(record["key"]))
+                    pipe.delete(self._t(record["key"]), self._ti(record["key"]))
                     pipe.hset(self._t(record["key"]), mapping={m: int(n) for m, n in record["counts"].items()})
                     if expires_at is not None:
                         pipe.pexpireat(self._t(record["key"]), int(expires_at * 1000))

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS queue_items (
     ready_at REAL NOT NULL, token TEXT, last_error TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tallies (
-    key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL,
+    key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL, inherited INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_items_ready ON queue_items (queue, state, ready_at);
@@ -132,6 +132,8 @@ class SQLiteStorage(Storage):
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
+            if "inherited" not in {row[1] for row in conn.execute("PRAGMA table_info(tallies)")}:
+                conn.execute("ALTER TABLE tallies ADD COLUMN inherited INTEGER NOT NULL DEFAULT 0")  # older files
         finally:
             fcntl.flock(writer_lock, fcntl.LOCK_UN)
 
@@ -281,18 +283,28 @@ class SQLiteStorage(Storage):
     # -- tallies ---------------------------------------------------------------------------
     @staticmethod
     def _tally(conn: sqlite3.Connection, tally: Tally) -> None:
-        now = time.time()
-        conn.execute("DELETE FROM tallies WHERE key = ? AND expires_at <= ?", (tally.key, now))
-        member = tally.member
-        if conn.execute("SELECT 1 FROM tallies WHERE key = ? AND member = ?", (tally.key, member)).fetchone() is None:
+        now, key, member = time.time(), tally.key, tally.member
+        conn.execute("DELETE FROM tallies WHERE key = ? AND expires_at <= ?", (key, now))
+        expires_at = conn.execute("SELECT MIN(expires_at) FROM tallies WHERE key = ?", (key,)).fetchone()[0]
+        expires_at = expires_at if expires_at is not None else now + tally.ttl
+        known = member == OTHER or conn.execute("SELECT 1 FROM tallies WHERE key = ? AND member = ?",
+                                                (key, member)).fetchone() is not None
+        if not known:
             held = conn.execute("SELECT COUNT(*) FROM tallies WHERE key = ? AND member != ?",
-                                (tally.key, OTHER)).fetchone()[0]
-            if held >= tally.cap:
-                member = OTHER
-        expires_at = conn.execute("SELECT MIN(expires_at) FROM tallies WHERE key = ?", (tally.key,)).fetchone()[0]
+                                (key, OTHER)).fetchone()[0]
+            if held >= tally.cap:  # full: the member ranked lowest gives its place up (see `Tally`)
+                victim, n, inherited = conn.execute(
+                    "SELECT member, n, inherited FROM tallies WHERE key = ? AND member != ? "
+                    "ORDER BY n, n - inherited, member LIMIT 1", (key, OTHER)).fetchone()
+                conn.execute("DELETE FROM tallies WHERE key = ? AND member = ?", (key, victim))
+                conn.execute("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (key, member) DO UPDATE SET n = n + excluded.n",
+                             (key, OTHER, n - inherited, expires_at))
+                conn.execute("INSERT INTO tallies (key, member, n, expires_at, inherited) VALUES (?, ?, ?, ?, ?)",
+                             (key, member, n + 1, expires_at, n))
+                return
         conn.execute("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, 1, ?) "
-                     "ON CONFLICT (key, member) DO UPDATE SET n = n + 1",
-                     (tally.key, member, expires_at if expires_at is not None else now + tally.ttl))
+                     "ON CONFLICT (key, member) DO UPDATE SET n = n + 1", (key, member, expires_at))
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {key: {} for key in keys}
@@ -300,7 +312,7 @@ class SQLiteStorage(Storage):
         for start in range(0, len(unique), 500):  # stay under SQLite's variable limit
             chunk = unique[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, member, n in self._read(f"SELECT key, member, n FROM tallies WHERE key IN ({marks}) "
+            for key, member, n in self._read(f"SELECT key, member, n - inherited FROM tallies WHERE key IN ({marks}) "
                                              "AND (expires_at IS NULL OR expires_at > ?)", (*chunk, now)):
                 result[key][member] = n
         return result
@@ -388,7 +400,7 @@ class SQLiteStorage(Storage):
             if expires_at is None or expires_at > now:
                 yield {"type": "value", "key": key, "value": value, "expires_at": expires_at}
         tallies: dict[str, dict[str, Any]] = {}
-        for key, member, n, expires_at in self._read("SELECT key, member, n, expires_at FROM tallies "
+        for key, member, n, expires_at in self._read("SELECT key, member, n - inherited, expires_at FROM tallies "
                                                      "WHERE expires_at IS NULL OR expires_at > ? ORDER BY key, member",
                                                      (now,)):
             record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {}, "expires_at": expires_at})

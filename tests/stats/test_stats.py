@@ -60,11 +60,59 @@ def test_junk_is_cut_down_never_stored_raw(make_app):
     for n in range(15):  # more referrers than a day keeps
         view(client, "/", ip=f"198.51.100.{n}", referrer=f"https://junk{n}.example/")
     found = tables(client)
-    assert found["referrers"][OTHER] == 6 and len(found["referrers"]) == 11  # (unknown) + 9 kept + (other)
+    assert found["referrers"][OTHER] == 6 and len(found["referrers"]) == 11  # 10 kept + (other)
     assert found["sources"] == {"b" * 64: 1} and found["mediums"] == {"m" * 64: 1}
     assert found["countries"] == {"(unknown)": 16}
     stored = repr(list(app.extensions["vitae.storage"].export()))
     assert "<script>" not in stored and "javascript" not in stored and "m" * 65 not in stored
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_referrer_spam_filling_the_day_cannot_hide_a_real_referrer(make_app, backend):
+    client = make_app(backend, STATS_TOKEN=TOKEN, STATS_DAILY_VALUES="10", VISITOR_RATE_LIMIT="off").test_client()
+    for ip in ("198.51.100.200", "198.51.100.201"):
+        view(client, ip=ip, referrer="https://news.ycombinator.com/item?id=1")
+    for n in range(11):  # spam: one visitor each (distinct User-Agents), more values than a day keeps
+        view(client, ua=f"{FIREFOX} spam/{n}", referrer=f"https://spam{n}.example/")
+    view(client, ip="198.51.100.202", referrer="https://lobste.rs/s/abc")  # a real referrer after the flood
+    found = tables(client)["referrers"]
+    assert found["news.ycombinator.com"] == 2 and found["lobste.rs"] == 1
+    assert len(found) == 11 and sum(found.values()) == 14
+
+
+def _listed_spam_hosts(count: int) -> list[str]:
+    from service.stats.counting import SPAM_LIST
+
+    with open(SPAM_LIST, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip() and not line.startswith("#")][:count]
+
+
+def test_the_spam_list_is_vendored_with_its_source():
+    import re
+
+    from service.stats.counting import SPAM_LIST
+
+    with open(SPAM_LIST, encoding="utf-8") as handle:
+        header = "".join(line for line in handle if line.startswith("#"))
+    assert "github.com/matomo-org/referrer-spam-list" in header and "public domain" in header
+    assert re.search(r"commit [0-9a-f]{40} of \d{4}-\d{2}-\d{2}", header)
+    assert len(_listed_spam_hosts(100_000)) > 1000
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_from_a_listed_spam_host_is_never_counted_or_tallied(make_app, backend):
+    app = make_app(backend, STATS_TOKEN=TOKEN)
+    client = app.test_client()
+    hosts = _listed_spam_hosts(3)
+    for n, host in enumerate(hosts):
+        for referrer in (f"https://{host}/", f"http://www.{host}/page?x=1", f"https://sub.{host}/"):
+            answer = view(client, ip=f"198.51.100.{n}", referrer=referrer)
+            assert answer.status_code == 200 and answer.json["counted"] is False, referrer
+    assert view(client, referrer="https://example.org/").json["counted"] is True
+    found = tables(client)
+    assert found["referrers"] == {"example.org": 1} and found["pages"] == {"/": 1}
+    stored = repr(list(app.extensions["vitae.storage"].export()))
+    assert not any(host in stored for host in hosts)
 
 
 def test_a_query_with_many_fields_is_read_up_to_the_fiftieth(make_app):

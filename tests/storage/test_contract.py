@@ -265,9 +265,21 @@ def test_tally_keeps_at_most_cap_members_and_counts_the_rest_as_other(storage):
     assert storage.tallies(["day:pages", "missing"]) == {"day:pages": {}, "missing": {}}
     for member in ["/a", "/b", "/a", "/c", "/d", "/e", "/b", "/a"]:
         _tally_hit(storage, member)
-    assert storage.tallies(["day:pages"]) == {"day:pages": {"/a": 3, "/b": 2, "/c": 1, OTHER: 2}}
+    # full at /d: /b (1) gives its place up, then /c; /b comes back in /d's place (estimate 2, own count 1,
+    # where /a has 2 of its own); the counts shown add up to the 8 counted
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"/a": 3, "/e": 1, "/b": 1, OTHER: 3}}
     assert storage.tallies([]) == {}
     assert storage.counters(["page:/"]) == {"page:/": 8}
+
+
+def test_a_full_tally_keeps_the_values_with_most_counts_against_a_flood_of_new_ones(storage):
+    """Referrer spam: values seen once each fill the day's cap; a value counted more keeps its place, and a real
+    one that arrives after the flood is shown, not lost in (other)."""
+    for member in ["real", "real", "s1", "s2", "s3", "s4", "late"]:
+        _tally_hit(storage, member)
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"real": 2, "s4": 1, "late": 1, OTHER: 3}}
+    _tally_hit(storage, "late")  # counted on from where it stands
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"real": 2, "s4": 1, "late": 2, OTHER: 3}}
 
 
 def test_hit_counts_unique_tallies_once_per_unique_and_nothing_when_refused(storage):
@@ -417,7 +429,7 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     assert dst.import_(exported) == len(exported)  # idempotent
     assert dst.counters(["page:/", "site:views"]) == {"page:/": 7, "site:views": 42}
     assert dst.get("forever") == "v"
-    assert dst.tallies(["day:pages"]) == {"day:pages": {"/a": 2, "/b": 1, OTHER: 1}}
+    assert dst.tallies(["day:pages"]) == {"day:pages": {"/a": 2, "/c": 1, OTHER: 1}}  # /c took /b's place
     assert dst.queue_counts("outbox") == src.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
     assert _comparable(dst.export()) == _comparable(exported)
     assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on
@@ -472,6 +484,12 @@ def _lost_new_window(direct, lossy):
     assert lossy.limit(Limit("rl:old", max=2, window=60)) == (True, 1)
 
 
+def _lost_evict(direct, lossy):
+    direct.hit(Hit(tally=[Tally("day:referrers", "spam.example", 1, 3600)]))
+    lossy.hit(Hit(tally=[Tally("day:referrers", "real.example", 1, 3600)]))  # takes the full tally's one place
+    assert direct.tallies(["day:referrers"]) == {"day:referrers": {"real.example": 1, OTHER: 1}}
+
+
 @pytest.mark.parametrize(("operation", "scenario"), [
     pytest.param("UpdateItem", _lost_claim, id="claim"),
     pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
@@ -480,6 +498,7 @@ def _lost_new_window(direct, lossy):
     pytest.param("UpdateItem", _lost_add, id="add"),
     pytest.param("UpdateItem", _lost_limit, id="limit"),
     pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
+    pytest.param("TransactWriteItems", _lost_evict, id="tally-evict"),
 ])
 def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
     from ..servers import LossyProxy
@@ -496,6 +515,19 @@ def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path
 
 
 # -- failures become StorageError ------------------------------------------------------------
+
+def test_a_sqlite_file_from_before_heavy_hitters_gets_its_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE tallies (key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, "
+                    "expires_at REAL, PRIMARY KEY (key, member)) WITHOUT ROWID")
+        old.execute("INSERT INTO tallies VALUES ('day:pages', '/a', 4, ?)", (time.time() + 60,))
+    store = open_storage(f"sqlite:///{path}")
+    store.hit(Hit(tally=[Tally("day:pages", "/b", 1, 60)]))
+    assert store.tallies(["day:pages"]) == {"day:pages": {"/b": 1, OTHER: 4}}
+
 
 def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server):
     from ..servers import free_port

@@ -1,5 +1,5 @@
--- KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys, and
--- last the once key.
+-- KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys, their
+-- inherited-estimate keys in the same order, and last the once key.
 -- ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr, #read, #tally, #unique-tally,
 -- has_once, once ttl ms, the "other" member, then (member, cap, ttl ms) per tally and unique tally.
 -- Returns {allowed, new_unique, repeated, read values...}; a read key just incremented reuses INCR's answer.
@@ -13,18 +13,41 @@ local function read_all()
   return out
 end
 -- One call for a member already counted (nearly every view); a new member is checked against the cap after
--- it is added, and moved to "other" when it was one too many.
+-- it is added. When it was one too many, the member ranked lowest (estimate, then own count, then name) gives its
+-- place up: its own count moves to "other" and the newcomer inherits its estimate (space-saving; see the
+-- contract's Tally). A tally's inherited estimates are a second hash, expiring with the first.
+local ntotal = ntally + tonumber(ARGV[10])
+local function evict(key, inherited, member, other)
+  local counts, given, got = redis.call('HGETALL', key), redis.call('HGETALL', inherited), {}
+  for j = 1, #given, 2 do got[given[j]] = tonumber(given[j + 1]) end
+  local victim, vn, vown
+  for j = 1, #counts, 2 do
+    local m, n = counts[j], tonumber(counts[j + 1])
+    local own = n - (got[m] or 0)
+    if m ~= other and m ~= member and (victim == nil or n < vn or (n == vn and (own < vown or
+        (own == vown and m < victim)))) then
+      victim, vn, vown = m, n, own
+    end
+  end
+  redis.call('HDEL', key, victim, member)
+  redis.call('HDEL', inherited, victim)
+  redis.call('HINCRBY', key, other, vown)
+  redis.call('HSET', key, member, vn + 1)
+  redis.call('HSET', inherited, member, vn)
+  local ttl = redis.call('PTTL', key)
+  if ttl > 0 then redis.call('PEXPIRE', inherited, ttl) end
+end
 local function tally(first, last)
+  local base = 2 + nincr + nuincr + nread
   for i = first, last do
-    local key, a = KEYS[2 + nincr + nuincr + nread + i], 14 + 3 * (i - 1)
-    local member = ARGV[a]
+    local key, inherited, a = KEYS[base + i], KEYS[base + ntotal + i], 14 + 3 * (i - 1)
+    local member, other = ARGV[a], ARGV[13]
     if redis.call('HINCRBY', key, member, 1) == 1 then
       local held = redis.call('HLEN', key)  -- this member included
       if held == 1 then
         redis.call('PEXPIRE', key, ARGV[a + 2])  -- a new key: its retention starts now
-      elseif member ~= ARGV[13] and held - 1 - redis.call('HEXISTS', key, ARGV[13]) >= tonumber(ARGV[a + 1]) then
-        redis.call('HDEL', key, member)
-        redis.call('HINCRBY', key, ARGV[13], 1)
+      elseif member ~= other and held - 1 - redis.call('HEXISTS', key, other) >= tonumber(ARGV[a + 1]) then
+        evict(key, inherited, member, other)
       end
     end
   end
