@@ -68,7 +68,7 @@ _FUNCTION_URL_HOST = ".lambda-url."
 log = logging.getLogger(__name__)
 
 #: The functions the stage's ``events`` schedule (zappa_settings.json; a test keeps them in step).
-SCHEDULED_TASKS = frozenset({"service.tasks.deliver_outbox"})
+SCHEDULED_TASKS = frozenset({"service.tasks.deliver_outbox", "service.tasks.fold_views"})
 #: What a function URL puts into a payload-2.0 event; anything else an invoker adds is dropped.
 _FUNCTION_URL_FIELDS = ("version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
                         "queryStringParameters", "requestContext", "body", "pathParameters", "isBase64Encoded")

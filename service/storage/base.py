@@ -22,9 +22,16 @@ The service stores four kinds of things, and nothing else:
 * **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
   `release`, `bury`, `items`, `queue_counts`): the durable outbox.
 
-`hit` combines a rate limit, a unique marker, several counters and tallies into the
-one atomic step a counted page view needs, so that a backend can do it in a
-single round trip (a Redis script, one SQLite transaction).
+* **logs** of JSON records (`Hit.record`, `log_read`, `fold_position`,
+  `fold`): a counted page view is recorded in one, and folded later, in
+  batches, into counters, markers and tallies exactly once.
+
+`hit` combines a rate limit, a once key, a unique marker, several counters,
+tallies and a log record into one atomic step, so that a backend can do a
+counted page view in a single round trip (a Redis script, one SQLite
+transaction, concurrent DynamoDB requests). `fold` applies a batch of log
+records (as hits) exactly once: a fold that dies at any point and runs
+again, or two folds at once, change nothing twice.
 
 Every operation is atomic on its own. Backends raise `StorageError`
 (chained to the driver's exception) and nothing else; they connect lazily
@@ -48,6 +55,9 @@ QUEUE_STATES = (PENDING, DONE, DEAD)
 
 #: Prefix of counters that every page view touches (see module docstring).
 HOT_PREFIX = "site:"
+
+#: Seconds a log record is kept after it is written (it is folded long before: at most 48 h after its fold).
+LOG_TTL = 47 * 3600
 
 #: The member a full tally counts new values under (never a valid value: parentheses are refused in them).
 OTHER = "(other)"
@@ -110,8 +120,9 @@ class Hit:
     ``once`` is stored, every counter in ``incr`` grows by one and every
     `Tally` in ``tally`` is counted; if ``unique`` (key, ttl seconds) is set
     and absent it is stored and every counter in ``unique_incr`` grows by one
-    and every tally in ``unique_tally`` is counted too. Finally the counters
-    in ``read`` are read (after the writes).
+    and every tally in ``unique_tally`` is counted too; ``record`` (log, JSON
+    text) is appended to that log. Finally the counters in ``read`` are read
+    (after the writes).
     """
 
     incr: Sequence[str] = ()
@@ -122,6 +133,7 @@ class Hit:
     read: Sequence[str] = ()
     tally: Sequence[Tally] = ()
     unique_tally: Sequence[Tally] = ()
+    record: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +177,20 @@ class QueueItem:
     def from_dict(cls, data: dict[str, Any]) -> QueueItem:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+def count_member(counts: dict[str, int], inherited: dict[str, int], tally: Tally) -> None:
+    """Count ``tally.member`` in a tally held as ``counts`` (member -> estimate ``n``) and ``inherited``
+    (member -> what it inherited), in place, by the rules of `Tally` (for backends that hold a tally as one
+    value)."""
+    member = tally.member
+    if member in counts or member == OTHER or sum(1 for m in counts if m != OTHER) < tally.cap:
+        counts[member] = counts.get(member, 0) + 1
+        return
+    victim = min((m for m in counts if m != OTHER), key=lambda m: (counts[m], counts[m] - inherited.get(m, 0), m))
+    n = counts.pop(victim)
+    counts[OTHER] = counts.get(OTHER, 0) + n - inherited.pop(victim, 0)
+    counts[member], inherited[member] = n + 1, n
 
 
 def new_id(now: float) -> str:
@@ -248,6 +274,34 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         """Read many tallies at once: ``{key: {member: count}}``; missing or expired ones are ``{}``."""
+
+    # -- logs and folds ---------------------------------------------------------
+    @abc.abstractmethod
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        """Up to ``limit`` records ``(id, text)`` of ``log`` after the id ``after`` (None: from the
+        oldest), oldest first, none past the id ``until`` if given.
+
+        Ids are opaque strings that only grow in the order records become readable: a record never
+        appears before one already read, so a fold's position is the last id it folded. (DynamoDB
+        shows a record once it is a few seconds old, when no earlier write can still land.) A
+        record is kept `LOG_TTL` seconds.
+        """
+
+    @abc.abstractmethod
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        """``(position, planned)``: the last id folded from ``log`` (None: nothing yet), and the end of
+        a fold that started and did not finish, which the next fold must end at too (None if none)."""
+
+    @abc.abstractmethod
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """Apply ``hits`` (the records of ``log`` after ``start`` up to ``end``, made into hits with no
+        ``limit``, ``once`` or ``record``) exactly once, and move the position from ``start`` to ``end``.
+
+        False, having changed nothing it had not already changed, when the position was not ``start``
+        (another fold got there first). A fold that stopped part-way is finished by the next call with
+        the same ``start`` and ``end``: what it applied is not applied again.
+        """
 
     # -- queues ---------------------------------------------------------------
     @abc.abstractmethod

@@ -3,7 +3,9 @@
 URL: ``dynamodb://table-name?region=eu-west-1&endpoint_url=http://127.0.0.1:5000``
 (``endpoint_url`` for a local emulator; credentials come from the usual AWS
 environment). ``shards=N`` (or the ``DYNAMODB_COUNTER_SHARDS`` setting)
-sets how many items a hot counter is spread over.
+sets how many items a hot counter is spread over; ``settle`` (the
+``DYNAMODB_LOG_SETTLE`` setting) the seconds a log record waits before it is
+read (`SETTLE`).
 
 Single-table design — partition key ``pk`` (S), sort key ``sk`` (S), TTL
 attribute ``expires_at`` (N, Unix seconds), on-demand billing, no indexes:
@@ -15,8 +17,9 @@ counter                         ``c#<key>``         ``-``; ``n`` (N)
 hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
 value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``, ``w``
 rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
-tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``b`` (N), ``expires_at``
-tally's count of members        ``t#<key>``         ``#``; ``n`` (N), ``expires_at``
+tally                           ``t#<key>``         ``-``; ``m``, ``i`` (M), ``expires_at``, ``ver``, ``lb``
+log record (a recorded view)    ``l#<log>``         ``<id>``; ``p`` (S), ``expires_at``
+fold position                   ``f#<log>``         ``-``; ``at`` (S), ``plan`` (S)
 queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
 
@@ -40,15 +43,20 @@ as the failed condition saw it (``ReturnValuesOnConditionCheckFailure=
 ALL_OLD``): carrying our mark, the write was ours and it succeeded. A
 queue move (a transaction) looks its mark up in the record it wrote.
 
-A tally member is one item, so counting a member already there is one
-``UpdateItem ADD`` (conditional on the item being live); a member seen for
-the first time takes a slot from the ``#`` item (conditional on ``n <
-cap``) and then its own ``ADD``; when no slot is left it reads the key
-(one ``Query``) and takes the place of the member ranked lowest in one
-``TransactWriteItems`` (`Tally`: ``n`` is the estimate, ``b`` what it
-inherited).
-A tally's calls run concurrently with the hit's counters. Reading a tally
-is one ``Query`` of its partition (at most cap + 2 items).
+A tally is one item: ``m`` maps each member to its estimate, ``i`` to
+what it inherited (`Tally`); counting is a strongly consistent read and a
+``PutItem`` conditional on the write id ``ver`` it read (retried when a
+concurrent writer changed it). Reading tallies is one ``BatchGetItem``.
+The product writes tallies only from the fold, a few items per batch.
+
+A counted page view (`hit` without unique marker or tallies) sends its
+requests at once: the once key, the rate limit, the counters' ``ADD``s,
+the log record's ``PutItem`` and the reads; when the once key was there
+or the window full, what the others wrote is taken back. `fold` is exactly
+once without a transaction: its plan (the end it folds to) is written to
+the position item first, so a fold run again folds the same records;
+every item it writes carries ``lb``, the end of the last fold applied to
+it, and is written only while ``lb`` is below the fold's end.
 
 Queue records live in one partition per state (``pending``, ``done``,
 ``dead``) so claiming only reads pending ones; a claim is a conditional
@@ -63,11 +71,13 @@ below), BatchGetItem 100 keys per call (chunked here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,7 +86,7 @@ from .base import (
     DEAD,
     DONE,
     HOT_PREFIX,
-    OTHER,
+    LOG_TTL,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -89,6 +99,8 @@ from .base import (
     Tally,
     batches,
     clock,
+    count_member,
+    new_id,
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
@@ -117,6 +129,8 @@ SK = "-"
 _MULTI_TABLE = ("batch_get_item", "batch_write_item", "transact_write_items")
 TTL_ATTRIBUTE = "expires_at"
 _NOT_LIVE = "attribute_not_exists(pk) OR expires_at < :now"
+#: Seconds before a log record is read (see `DynamoDBStorage.log_read`).
+SETTLE = 5.0
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -144,16 +158,12 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-def _own(item: dict[str, Any]) -> int:
-    """A tally member's own count: its estimate ``n`` less what it inherited, ``b`` (see `Tally`)."""
-    return int(item["n"]["N"]) - int(item.get("b", {}).get("N", 0))
-
-
 class DynamoDBStorage(Storage):
     scheme = "dynamodb"
 
-    def __init__(self, url: str, *, shards: int = 4):
+    def __init__(self, url: str, *, shards: int = 4, settle: float = SETTLE):
         options = parse_url(url)
+        self.settle = settle
         self.table = options["table"]
         self.shards = options["shards"] or shards
         self._options = options
@@ -312,8 +322,14 @@ class DynamoDBStorage(Storage):
         return counted, count
 
     def hit(self, hit: Hit) -> HitResult:
-        """Five round trips at most: the once marker; the limit; the increments and the unique marker
-        together; the unique increments together; the read-back (one BatchGetItem)."""
+        """A hit without a unique marker or tallies (a counted page view: once key, limit, counters,
+        record, reads) is one round trip: every request is sent at once, and when the once key was
+        there or the limit full, what the others wrote is taken back (the record deleted, the counters
+        and the window lowered by one). Otherwise four round trips at most: the once key and the limit;
+        the increments, tallies and the unique marker together; the unique increments and tallies
+        together; the read-back."""
+        if hit.unique is None and not hit.tally and not hit.unique_tally:
+            return self._hit_at_once(hit)
         if hit.once is not None and not self.add(hit.once[0], "1", hit.once[1]):
             return HitResult(True, False, self.counters(hit.read), repeated=True)
         if hit.limit is not None and not self.limit(hit.limit)[0]:
@@ -322,102 +338,226 @@ class DynamoDBStorage(Storage):
             return HitResult(False, False, self.counters(hit.read))
         calls = [lambda key=key: self._add_to(key, 1) for key in hit.incr]
         calls += [lambda tally=tally: self._tally(tally) for tally in hit.tally]
-        if hit.unique is not None:
-            calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
+        if hit.record is not None:
+            calls.append(lambda: self._append(*hit.record))
+        calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]) if hit.unique is not None else False)
         results = self._together(calls)
-        new = bool(results.pop()) if hit.unique is not None else False
+        new = bool(results.pop())
         known: dict[str, int] = {}
-
-        def learn(keys: Sequence[str], values: list) -> None:
-            # a key counted twice ran concurrently: the larger answer is the one after both
-            for key, value in zip(keys, values, strict=True):
-                if not key.startswith(HOT_PREFIX):
-                    known[key] = max(value, known.get(key, value))
-        learn(hit.incr, results[:len(hit.incr)])
+        self._learn(known, hit.incr, results[:len(hit.incr)])
         if new:
             unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr]
                                            + [lambda tally=tally: self._tally(tally) for tally in hit.unique_tally])
-            learn(hit.unique_incr, unique_values[:len(hit.unique_incr)])
+            self._learn(known, hit.unique_incr, unique_values[:len(hit.unique_incr)])
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
 
-    # -- tallies --------------------------------------------------------------------------------
-    def _count(self, pk: str, sk: str, now: float, ttl: int, *, cap: int | None = None, start: bool = False) -> bool:
-        """Add 1 to the live tally item (pk, sk), below ``cap`` if given, or start it at 1 (expiring ``ttl``
-        from now) if it is absent or expired; False when the item is live and at ``cap``.
+    @staticmethod
+    def _learn(known: dict[str, int], keys: Sequence[str], values: list) -> None:
+        """Keep the values ADD answered for unsharded counters; a key counted twice ran concurrently: the
+        larger answer is the one after both."""
+        for key, value in zip(keys, values, strict=True):
+            if not key.startswith(HOT_PREFIX):
+                known[key] = max(value, known.get(key, value))
 
-        ``start`` tries starting first (the caller knows the item is not live)."""
-        live = "expires_at > :now" + (" AND n < :cap" if cap is not None else "")
-        grow = {"UpdateExpression": "ADD n :one", "ConditionExpression": live,
-                "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now),
-                                              **({":cap": _n(cap)} if cap is not None else {})}}
-        fresh = {"UpdateExpression": "SET n = :one, expires_at = :exp",
-                 "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
-                 "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now), ":exp": _n(now + ttl)}}
-        attempts = [fresh, grow, fresh, grow] if start else [grow, fresh, grow]  # two racing writers settle
-        for request in attempts:
-            try:
-                self._call("update_item", Key=self._key(pk, sk), **request)
-                return True
-            except _ConditionFailed:
-                continue
-        return False
+    def _hit_at_once(self, hit: Hit) -> HitResult:
+        record_id = new_id(time.time()) if hit.record is not None else None
+        shards = {key: random.choice(self._counter_keys(key)) for key in hit.incr}  # noqa: S311 - load spreading
+        calls: list = [lambda: self.add(hit.once[0], "1", hit.once[1]) if hit.once else True,
+                       lambda: self.limit(hit.limit)[0] if hit.limit else True]
+        calls += [lambda pk=pk: self._add_item(pk, 1) for pk in shards.values()]
+        # what ADD does not answer: the other shards of sharded counters, and the keys only read
+        others = [pk for key in dict.fromkeys(hit.read) if key in shards
+                  for pk in self._counter_keys(key) if pk != shards[key]]
+        calls.append(lambda: self._batch_get(others, consistent=False) if others else {})
+        calls.append(lambda: self.counters([key for key in hit.read if key not in shards], consistent=False))
+        if hit.record is not None:
+            calls.append(lambda: self._append(*hit.record, record_id=record_id))
+        once, allowed, *values = self._together(calls)
+        added = dict(zip(hit.incr, values[:len(hit.incr)], strict=True))
+        other_items, read = values[len(hit.incr)], values[len(hit.incr) + 1]
+        if not once or not allowed:  # take back what this step wrote besides what stays
+            undo = [lambda pk=pk: self._add_item(pk, -1) for pk in shards.values()]
+            if hit.record is not None:
+                undo.append(lambda: self._call("delete_item", Key=self._key(f"l#{hit.record[0]}", record_id)))
+            if once and hit.once is not None:
+                undo.append(lambda: self.delete(hit.once[0]))
+            if not once and allowed and hit.limit is not None:
+                undo.append(lambda: self._call("update_item", Key=self._key(f"v#{hit.limit.key}"),
+                                               UpdateExpression="ADD n :minus", ConditionExpression="n > :zero",
+                                               ExpressionAttributeValues={":minus": _n(-1), ":zero": _n(0)}))
+            self._together(undo)
+            added = {key: value - 1 for key, value in added.items()}
+        counts = dict(read)
+        for key in hit.read:
+            if key in shards:
+                counts[key] = added[key] + sum(int(other_items[pk]["n"]["N"]) for pk in self._counter_keys(key)
+                                               if pk != shards[key] and pk in other_items)
+        # a repeated step is reported as such whether or not the window had room: it was counted before
+        return HitResult(allowed or not once, False, {key: counts[key] for key in hit.read}, repeated=not once)
+
+    def _add_item(self, pk: str, amount: int) -> int:
+        answer = self._call("update_item", Key=self._key(pk), UpdateExpression="ADD n :a",
+                            ExpressionAttributeValues={":a": _n(amount)}, ReturnValues="UPDATED_NEW")
+        return int(answer["Attributes"]["n"]["N"])
+
+    # -- tallies --------------------------------------------------------------------------------
+    # A tally is one item: ``m`` (member -> estimate), ``i`` (member -> inherited), ``expires_at``, ``ver``
+    # (a write id: an optimistic update's condition) and ``lb`` (the end of the last fold that wrote it).
+    @staticmethod
+    def _tally_state(item: dict[str, Any] | None, now: float) -> tuple[dict[str, int], dict[str, int], float | None]:
+        """(estimates, inherited, expires_at) of a stored tally item; empty when absent or expired."""
+        if not item or float(item[TTL_ATTRIBUTE]["N"]) <= now:
+            return {}, {}, None
+        return ({m: int(v["N"]) for m, v in item.get("m", {}).get("M", {}).items()},
+                {m: int(v["N"]) for m, v in item.get("i", {}).get("M", {}).items()},
+                float(item[TTL_ATTRIBUTE]["N"]))
+
+    def _put_tally(self, key: str, item: dict[str, Any] | None, counts: dict[str, int], inherited: dict[str, int],
+                   expires_at: float, *, fold_end: str | None = None) -> bool:
+        """Store a tally unless it changed since ``item`` was read (or, in a fold, a fold at or past
+        ``fold_end`` wrote it); True when stored (also when a lost answer's retry found our own write)."""
+        write_id = uuid.uuid4().hex
+        stored = {**self._key(f"t#{key}"), "m": {"M": {m: _n(n) for m, n in counts.items()}},
+                  "i": {"M": {m: _n(n) for m, n in inherited.items()}}, TTL_ATTRIBUTE: _n(expires_at),
+                  "ver": _s(write_id)}
+        values: dict[str, Any] = {}
+        if item is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition, values[":ver"] = "ver = :ver", item["ver"]
+        if fold_end is not None:
+            stored["lb"] = _s(fold_end)
+            condition = f"({condition}) AND (attribute_not_exists(lb) OR lb < :end)"
+            values[":end"] = _s(fold_end)
+        return self._write("put_item", ("ver", write_id), Item=stored, ConditionExpression=condition,
+                           **({"ExpressionAttributeValues": values} if values else {}))[0]
 
     def _tally(self, tally: Tally) -> None:
-        pk, member, now = f"t#{tally.key}", tally.member, time.time()
-        for _ in range(3):  # bounded: each failed step lost a race to a concurrent writer of the same key
-            try:  # the common case, one call: a member already counted today
-                self._call("update_item", Key=self._key(pk, member), UpdateExpression="ADD n :one",
-                           ConditionExpression="expires_at > :now",
-                           ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
+        for _ in range(8):  # bounded: each failed try lost a race with a concurrent writer of the same tally
+            now = time.time()
+            item = self._call("get_item", Key=self._key(f"t#{tally.key}"), ConsistentRead=True).get("Item")
+            counts, inherited, expires_at = self._tally_state(item, now)
+            count_member(counts, inherited, tally)
+            if self._put_tally(tally.key, item, counts, inherited, expires_at or now + tally.ttl):
                 return
-            except _ConditionFailed:
-                pass
-            # a new member takes one of the key's slots; when none is left it takes the place of the lowest
-            if member == OTHER or self._count(pk, "#", now, tally.ttl, cap=tally.cap):
-                self._count(pk, member, now, tally.ttl, start=True)
-                return
-            if self._evict(pk, member, now):
-                return
-        self._count(pk, OTHER, now, tally.ttl)
-
-    def _evict(self, pk: str, member: str, now: float) -> bool:
-        """Put ``member`` in the place of the full tally's member ranked lowest (see `Tally`): one
-        ``TransactWriteItems`` (delete it, add its own count to `OTHER`, put the newcomer). False when a
-        concurrent write changed the key first."""
-        live = [item for item in self._query(pk) if item["sk"]["S"] not in ("#", OTHER)
-                and float(item[TTL_ATTRIBUTE]["N"]) > now]
-        if not live:
-            return False
-        victim = min(live, key=lambda item: (int(item["n"]["N"]), _own(item), item["sk"]["S"]))
-        n, expires_at, write_id = int(victim["n"]["N"]), victim[TTL_ATTRIBUTE], uuid.uuid4().hex
-        try:
-            self._call("transact_write_items", TransactItems=[
-                {"Delete": {"TableName": self.table, "Key": self._key(pk, victim["sk"]["S"]),
-                            "ConditionExpression": "n = :n", "ExpressionAttributeValues": {":n": _n(n)}}},
-                {"Update": {"TableName": self.table, "Key": self._key(pk, OTHER),
-                            "UpdateExpression": "ADD n :own SET expires_at = if_not_exists(expires_at, :exp)",
-                            "ExpressionAttributeValues": {":own": _n(_own(victim)), ":exp": expires_at}}},
-                {"Put": {"TableName": self.table, "ExpressionAttributeValues": {":now": _n(now)},
-                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
-                         "Item": {**self._key(pk, member), "n": _n(n + 1), "b": _n(n), TTL_ATTRIBUTE: expires_at,
-                                  "w": _s(write_id)}}},
-            ])
-        except _ConditionFailed:
-            # a retry after a lost answer finds its own newcomer: the write was ours
-            item = self._call("get_item", Key=self._key(pk, member), ConsistentRead=True).get("Item") or {}
-            return item.get("w", {}).get("S") == write_id
-        return True
+        raise StorageError(f"DynamoDB: tally {tally.key} kept changing under concurrent writes")
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
-        unique = list(dict.fromkeys(keys))
         now = time.time()
+        items = self._batch_get([f"t#{key}" for key in keys])
+        found = {}
+        for key in keys:
+            counts, inherited, _ = self._tally_state(items.get(f"t#{key}"), now)
+            found[key] = {m: n - inherited.get(m, 0) for m, n in counts.items()}
+        return found
 
-        def read(key: str) -> dict[str, int]:
-            return {item["sk"]["S"]: _own(item) for item in self._query(f"t#{key}")
-                    if item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
-        found = dict(zip(unique, self._together([lambda key=key: read(key) for key in unique]), strict=True))
-        return {key: found[key] for key in keys}
+    # -- logs and folds -------------------------------------------------------------------------
+    # A log is one partition, ``l#<log>``, its records sorted by `new_id` (the writer's clock in ms, then
+    # random). A write can land up to a few seconds after its id's time (timeouts and one retry), so a
+    # record is read only once it is `SETTLE` seconds old: no record can appear behind one already read.
+    def _append(self, log: str, text: str, record_id: str | None = None) -> None:
+        now = time.time()
+        self._call("put_item", Item={**self._key(f"l#{log}", record_id or new_id(now)), "p": _s(text),
+                                     TTL_ATTRIBUTE: _n(now + LOG_TTL)})
+
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        now = clock(now)
+        high = f"{int((now - self.settle) * 1000):013x}"  # every id written before then sorts below this
+        if until is not None:
+            high = min(high, until + " ")
+        low = (after or "") + " "  # the first id after ``after`` (ids are hex: a space sorts before any)
+        if low >= high:
+            return []
+        # settled records: an eventually consistent read (half the read units) sees them
+        records = self._query(f"l#{log}", limit=limit, Limit=limit, ConsistentRead=False,
+                              KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                              ExpressionAttributeValues={":low": _s(low), ":high": _s(high)})
+        return [(item["sk"]["S"], item["p"]["S"]) for item in records if float(item[TTL_ATTRIBUTE]["N"]) > now]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        item = self._call("get_item", Key=self._key(f"f#{log}"), ConsistentRead=True).get("Item") or {}
+        return item.get("at", {}).get("S"), item.get("plan", {}).get("S")
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """Exactly once without a transaction: the fold first writes its plan (the end it folds to) to the
+        position item, so every run of it folds the same records; every item it writes carries ``lb``,
+        the end of the last fold applied to it, and is written only while ``lb`` is below this end (a
+        retried or repeated write of this fold changes nothing); a unique marker written by this fold
+        counts as new again when the fold runs again. Then the position moves to ``end``."""
+        now, position = time.time(), self._key(f"f#{log}")
+        at = "attribute_not_exists(#at)" if start is None else "#at = :start"
+        try:
+            self._call("update_item", Key=position, UpdateExpression="SET #plan = :end",
+                       ConditionExpression=f"{at} AND (attribute_not_exists(#plan) OR #plan = :end)",
+                       ExpressionAttributeNames={"#at": "at", "#plan": "plan"},
+                       ExpressionAttributeValues={":end": _s(end), **({":start": _s(start)} if start else {})})
+        except _ConditionFailed:
+            return False
+        new = self._fold_markers(hits, end, now)
+        counters: dict[str, int] = {}
+        tallies: dict[str, list[Tally]] = {}
+        for hit, is_new in zip(hits, new, strict=True):
+            for key in (*hit.incr, *(hit.unique_incr if is_new else ())):
+                counters[key] = counters.get(key, 0) + 1
+            for tally in (*hit.tally, *(hit.unique_tally if is_new else ())):
+                tallies.setdefault(tally.key, []).append(tally)
+        shard = zlib.crc32(end.encode())  # the same shard in every run of this fold
+        self._together([lambda key=key, n=n: self._fold_counter(key, n, end, shard) for key, n in counters.items()]
+                       + [lambda key=key, ts=ts: self._fold_tally(key, ts, end) for key, ts in tallies.items()])
+        # a false condition: moved already, by this call's lost answer or by another run of this fold
+        with contextlib.suppress(_ConditionFailed):
+            self._call("update_item", Key=position, UpdateExpression="SET #at = :end REMOVE #plan",
+                       ConditionExpression="#plan = :end", ExpressionAttributeNames={"#at": "at", "#plan": "plan"},
+                       ExpressionAttributeValues={":end": _s(end)})
+        return True
+
+    def _fold_markers(self, hits: Sequence[Hit], end: str, now: float) -> list[bool]:
+        """Which hits bring a new unique marker: absent or expired, or written by an earlier run of this fold
+        (``lb`` = ``end``); those are written now (only they: a marker already there costs a read, not a
+        failed write). The first hit with a marker counts it, the batch's later ones do not."""
+        keys = list(dict.fromkeys(hit.unique[0] for hit in hits if hit.unique is not None))
+        items = self._batch_get([f"v#{key}" for key in keys])
+        fresh = set()
+        for key in keys:
+            item = items.get(f"v#{key}")
+            if (not item or (TTL_ATTRIBUTE in item and float(item[TTL_ATTRIBUTE]["N"]) <= now)
+                    or item.get("lb", {}).get("S") == end):
+                fresh.add(key)
+        ttl = {hit.unique[0]: hit.unique[1] for hit in hits if hit.unique is not None}
+        self._together([lambda key=key: self._call(
+            "put_item", Item={**self._key(f"v#{key}"), "v": _s("1"), TTL_ATTRIBUTE: _n(now + ttl[key]), "lb": _s(end)},
+            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR lb = :end",
+            ExpressionAttributeValues={":now": _n(now), ":end": _s(end)}) for key in sorted(fresh)])
+        new, seen = [], set()
+        for hit in hits:
+            key = hit.unique[0] if hit.unique is not None else None
+            new.append(key in fresh and key not in seen)
+            if key is not None:
+                seen.add(key)
+        return new
+
+    def _fold_counter(self, key: str, amount: int, end: str, shard: int) -> None:
+        pks = self._counter_keys(key)
+        # a false condition: applied already, by a lost answer's first attempt or an earlier run
+        with contextlib.suppress(_ConditionFailed):
+            self._call("update_item", Key=self._key(pks[shard % len(pks)]), UpdateExpression="ADD n :a SET lb = :end",
+                       ConditionExpression="attribute_not_exists(lb) OR lb < :end",
+                       ExpressionAttributeValues={":a": _n(amount), ":end": _s(end)})
+
+    def _fold_tally(self, key: str, tallies: list[Tally], end: str) -> None:
+        for _ in range(8):  # bounded: a failed write lost a race with a concurrent writer
+            now = time.time()
+            item = self._call("get_item", Key=self._key(f"t#{key}"), ConsistentRead=True).get("Item")
+            if item and item.get("lb", {}).get("S", "") >= end:
+                return  # applied already
+            counts, inherited, expires_at = self._tally_state(item, now)
+            for tally in tallies:
+                count_member(counts, inherited, tally)
+            if self._put_tally(key, item, counts, inherited, expires_at or now + tallies[0].ttl, fold_end=end):
+                return
+        raise StorageError(f"DynamoDB: tally {key} kept changing under concurrent writes")
 
     def _together(self, calls: list) -> list:
         """Run independent calls concurrently (a counted view's increments touch different items)."""
@@ -597,12 +737,11 @@ class DynamoDBStorage(Storage):
                     if expires_at is None or expires_at > now:
                         value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
-                elif pk.startswith("t#") and item["sk"]["S"] != "#":
-                    expires_at = float(item[TTL_ATTRIBUTE]["N"])
-                    if expires_at > now:
-                        record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
-                                                             "expires_at": expires_at})
-                        record["counts"][item["sk"]["S"]] = _own(item)
+                elif pk.startswith("t#"):
+                    counts, inherited, expires_at = self._tally_state(item, now)
+                    if counts:
+                        tallies[pk[2:]] = {"type": "tally", "key": pk[2:], "expires_at": expires_at,
+                                           "counts": {m: n - inherited.get(m, 0) for m, n in counts.items()}}
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):
@@ -634,10 +773,9 @@ class DynamoDBStorage(Storage):
                 elif kind == "tally":
                     expires_at = record.get("expires_at")
                     expires_at = float(expires_at) if expires_at is not None else time.time() + 400 * 86400
-                    counts = {member: int(n) for member, n in record["counts"].items()}
-                    slots = sum(1 for member in counts if member != OTHER)
-                    puts += [{**self._key(f"t#{record['key']}", sk), "n": _n(n), TTL_ATTRIBUTE: _n(expires_at)}
-                             for sk, n in [*counts.items(), ("#", slots)]]
+                    puts.append({**self._key(f"t#{record['key']}"), TTL_ATTRIBUTE: _n(expires_at),
+                                 "m": {"M": {member: _n(int(n)) for member, n in record["counts"].items()}},
+                                 "i": {"M": {}}, "ver": _s(uuid.uuid4().hex)})
                 elif kind == "queue":
                     puts.append(self._queue_item(QueueItem.from_dict(record["item"])))
                 else:

@@ -8,6 +8,7 @@ Keys (after the prefix): ``c:<key>`` counters (strings for INCRBY),
 ``v:<key>`` values (strings with a PX expiry: Redis expires them itself),
 ``t:<key>`` tallies (a hash of member -> estimate, with a PX expiry) and
 ``ti:<key>`` what members inherited (a hash, expiring with it; see `Tally`),
+``l:<log>`` logs (streams; see `log_read`),
 and per queue ``q:<queue>:i:<id>`` (a hash per record),
 ``q:<queue>:pending`` (sorted set scored by ``ready_at``) and
 ``q:<queue>:done`` / ``q:<queue>:dead`` (sorted sets scored by creation).
@@ -33,6 +34,7 @@ from redis.retry import Retry
 from .base import (
     DEAD,
     DONE,
+    LOG_TTL,
     OTHER,
     PENDING,
     QUEUE_STATES,
@@ -78,6 +80,11 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
     except ValueError as exc:
         raise ConfigurationError(f"malformed Redis URL: {exc}") from None
     return client, prefix
+
+
+def _stream_id(at: float) -> str:
+    """The smallest stream id of an entry added at ``at`` (Unix seconds)."""
+    return f"{int(at * 1000)}-0"
 
 
 def _own_counts(counts: dict[str, str], inherited: dict[str, str]) -> dict[str, int]:
@@ -128,6 +135,9 @@ class RedisStorage(Storage):
     def _ti(self, key: str) -> str:
         return f"{self.prefix}ti:{key}"
 
+    def _l(self, log: str) -> str:
+        return f"{self.prefix}l:{log}"
+
     def _q(self, queue: str, part: str) -> str:
         return f"{self.prefix}q:{queue}:{part}"
 
@@ -162,11 +172,18 @@ class RedisStorage(Storage):
         return bool(allowed), int(count)
 
     def hit(self, hit: Hit) -> HitResult:
+        allowed, new, repeated, *values = self._call(self._hit_script, *self._hit_call(hit))
+        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)),
+                         repeated=bool(repeated))
+
+    def _hit_call(self, hit: Hit) -> tuple[list[str], list]:
+        """The hit script's keys and arguments for ``hit``."""
         keys = [self._v(hit.limit.key) if hit.limit else self._v(""),
                 self._v(hit.unique[0]) if hit.unique else self._v(""),
                 *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
                 *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally)),
                 *(self._ti(t.key) for t in (*hit.tally, *hit.unique_tally)),
+                self._l(hit.record[0]) if hit.record else self._l(""),
                 self._v(hit.once[0]) if hit.once else self._v("")]
         args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
@@ -175,9 +192,44 @@ class RedisStorage(Storage):
                 hit.once[1] * 1000 if hit.once else 0, OTHER]
         for tally in (*hit.tally, *hit.unique_tally):
             args += [tally.member, tally.cap, tally.ttl * 1000]
-        allowed, new, repeated, *values = self._call(self._hit_script, keys=keys, args=args)
-        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)),
-                         repeated=bool(repeated))
+        args += [1 if hit.record else 0, hit.record[1] if hit.record else "", _stream_id(time.time() - LOG_TTL)]
+        return keys, args
+
+    # -- logs and folds ------------------------------------------------------------------
+    # A log is a Redis stream: the server gives ids in the order entries are added, so a record is
+    # readable at once and never appears behind one already read; entries older than LOG_TTL are
+    # trimmed as new ones are added.
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        entries = self._call(self.client.xrange, self._l(log), f"({after}" if after else "-", until or "+",
+                             count=limit)
+        oldest = _stream_id(clock(now) - LOG_TTL)
+        return [(entry_id, fields["p"]) for entry_id, fields in entries
+                if tuple(map(int, entry_id.split("-"))) >= tuple(map(int, oldest.split("-")))]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        return self.get(f"fold:{log}"), None
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """One MULTI/EXEC transaction of hit-script calls and the new position, under WATCH of the
+        position: it all applies or, when another fold moved the position first, nothing does."""
+        position = self._v(f"fold:{log}")
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(position)
+                if pipe.get(position) != start:
+                    return False
+                pipe.multi()
+                for hit in hits:
+                    keys, args = self._hit_call(hit)
+                    self._hit_script(keys=keys, args=args, client=pipe)
+                pipe.set(position, end)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+            except redis.RedisError as exc:
+                raise StorageError(f"Redis: {exc}") from exc
+        return True
 
     # -- tallies -----------------------------------------------------------------------
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from .base import (
     DEAD,
     DONE,
+    LOG_TTL,
     OTHER,
     PENDING,
     QUEUE_STATES,
@@ -75,7 +76,11 @@ CREATE TABLE IF NOT EXISTS tallies (
     key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL, inherited INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, log TEXT NOT NULL, text TEXT NOT NULL, expires_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS queue_items_ready ON queue_items (queue, state, ready_at);
+CREATE INDEX IF NOT EXISTS log_records_order ON log_records (log, seq);
 """
 
 _QUEUE_COLUMNS = "id, queue, payload, state, attempts, created_at, updated_at, ready_at, token, last_error"
@@ -172,6 +177,7 @@ class SQLiteStorage(Storage):
             conn, now = self._connection(), time.time()
             conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
             conn.execute("DELETE FROM tallies WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+            conn.execute("DELETE FROM log_records WHERE expires_at <= ?", (now,))
 
     # -- counters ------------------------------------------------------------------
     @staticmethod
@@ -260,25 +266,55 @@ class SQLiteStorage(Storage):
 
     def hit(self, hit: Hit) -> HitResult:
         with self._tx() as conn:
-            if hit.once is not None and self._live(conn, hit.once[0], time.time()) is not None:
-                return HitResult(True, False, self._counters(conn, hit.read), repeated=True)
-            if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
-                return HitResult(False, False, self._counters(conn, hit.read))
-            if hit.once is not None:
-                self._add(conn, hit.once[0], "1", hit.once[1])
-            for key in hit.incr:
-                self._incr(conn, key, 1)
-            for tally in hit.tally:
-                self._tally(conn, tally)
-            new = False
-            if hit.unique is not None:
-                new = self._add(conn, hit.unique[0], "1", hit.unique[1])
-                if new:
-                    for key in hit.unique_incr:
-                        self._incr(conn, key, 1)
-                    for tally in hit.unique_tally:
-                        self._tally(conn, tally)
-            return HitResult(True, new, self._counters(conn, hit.read))
+            return self._hit(conn, hit)
+
+    def _hit(self, conn: sqlite3.Connection, hit: Hit) -> HitResult:
+        if hit.once is not None and self._live(conn, hit.once[0], time.time()) is not None:
+            return HitResult(True, False, self._counters(conn, hit.read), repeated=True)
+        if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
+            return HitResult(False, False, self._counters(conn, hit.read))
+        if hit.once is not None:
+            self._add(conn, hit.once[0], "1", hit.once[1])
+        for key in hit.incr:
+            self._incr(conn, key, 1)
+        for tally in hit.tally:
+            self._tally(conn, tally)
+        new = False
+        if hit.unique is not None:
+            new = self._add(conn, hit.unique[0], "1", hit.unique[1])
+            if new:
+                for key in hit.unique_incr:
+                    self._incr(conn, key, 1)
+                for tally in hit.unique_tally:
+                    self._tally(conn, tally)
+        if hit.record is not None:
+            conn.execute("INSERT INTO log_records (log, text, expires_at) VALUES (?, ?, ?)",
+                         (hit.record[0], hit.record[1], time.time() + LOG_TTL))
+        return HitResult(True, new, self._counters(conn, hit.read))
+
+    # -- logs and folds ----------------------------------------------------------------------
+    # A record's id is its row's AUTOINCREMENT number, given inside the writer's transaction: ids grow in
+    # commit order, so a record is readable at once and never appears behind one already read.
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        rows = self._read("SELECT seq, text FROM log_records WHERE log = ? AND seq > ? AND seq <= ? "
+                          "AND expires_at > ? ORDER BY seq LIMIT ?",
+                          (log, int(after or 0), int(until) if until else 2**62, clock(now), limit))
+        return [(f"{seq:020d}", text) for seq, text in rows]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        return self.get(f"fold:{log}"), None
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """One transaction: the position is checked, the hits applied and the position moved together."""
+        with self._tx() as conn:
+            position = self._live(conn, f"fold:{log}", time.time())
+            if (position[0] if position else None) != start:
+                return False
+            for hit in hits:
+                self._hit(conn, hit)
+            self._put(conn, f"fold:{log}", end, None)
+            return True
 
     # -- tallies ---------------------------------------------------------------------------
     @staticmethod

@@ -638,8 +638,9 @@ STATS_TOKEN = "browser-stats-password"
 
 @pytest.fixture(scope="module")
 def stats_url(clean_env, tmp_path_factory, site_dir, resume_file):
+    # as `make run`: no worker, the web process folds recorded views itself
     service = _service(tmp_path_factory, "stats", site_dir, resume_file, STATS_TOKEN=STATS_TOKEN,
-                       STATS_LOGIN_RATE_LIMIT="5/hour")
+                       STATS_LOGIN_RATE_LIMIT="5/hour", VISITOR_FOLD_SECONDS="0.2")
     yield service.url
     service.stop()
 

@@ -10,7 +10,7 @@ from service.core.deps import current
 from service.storage import DONE, OTHER, PENDING
 
 from ..fakes import Reply
-from ..helpers import BACKENDS
+from ..helpers import BACKENDS, fold
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -25,6 +25,7 @@ def view(client, path="/", ip="203.0.113.7", ua=FIREFOX, headers=None, **body):
 
 
 def tables(client):
+    fold(client.application)  # as the worker or the schedule does within seconds
     answer = client.get("/api/stats?range=today", headers=BEARER)
     assert answer.status_code == 200, answer.json
     return {name: {row["value"]: row["count"] for row in rows} for name, rows in answer.json["tables"].items()}
@@ -144,6 +145,7 @@ def test_a_filter_narrows_the_series_to_one_value(make_app):
     view(client, "/a")
     view(client, "/a")
     view(client, "/b")
+    fold(client.application)
     answer = client.get("/api/stats?range=7d&dimension=pages&value=/a", headers=BEARER).json
     assert answer["totals"]["views"] == 2 and len(answer["daily"]) == 7
     assert answer["filter"] == {"dimension": "pages", "value": "/a"}
@@ -219,6 +221,7 @@ def test_csv_per_table_and_the_terminal_tables(make_app):
     app = make_app(STATS_TOKEN=TOKEN)
     client = app.test_client()
     view(client, "/blog/7", referrer="https://=cmd.example/")
+    fold(app)
     csv = client.get("/api/stats.csv?table=pages&range=today", headers=BEARER)
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert csv.data.decode().splitlines() == ["value,views", "/blog/7,1"]
@@ -253,6 +256,7 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
     client = app.test_client()
     clock.advance(-86400)  # a view the day before, inside the digest's week
     view(client, "/blog/1", referrer="https://lobste.rs/")
+    fold(app)
     clock.advance(86400)
     with app.app_context():
         assert notify.send_digest(current()) is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import multiprocessing
 import threading
@@ -308,6 +309,151 @@ def test_tallies_expire(storage):
     assert storage.tallies(["day:other-first"]) == {"day:other-first": {}}
 
 
+# -- logs and folds -------------------------------------------------------------------------------
+# A counted view is recorded in a log by its hit; a fold makes records into hits and applies them in
+# batches, exactly once. DynamoDB shows a record once it is a few seconds old: reads look from later.
+
+LATER = 60.0  # seconds past now at which the tests read logs (past DynamoDB's settling time)
+
+
+def _record(storage, text: str, **hit) -> object:
+    return storage.hit(Hit(incr=["site:views"], record=("views", text), read=["site:views"], **hit))
+
+
+def _as_hit(text: str) -> Hit:
+    """A fold's hit for a record ``"<visitor>:<page>"``: a day view, a unique visitor, a page and a browser tally."""
+    visitor, page = text.split(":")
+    return Hit(incr=["site:day:d1:views"], unique=(f"visitor:d1:{visitor}", 3600),
+               unique_incr=["site:uniques", "site:day:d1:uniques"], tally=[Tally("day:pages", page, 10, 3600)],
+               unique_tally=[Tally("day:visitors", visitor, 10, 3600)])
+
+
+def _fold_all(storage, batch: int = 3, now: float | None = None) -> int:
+    """Fold every readable record, ``batch`` at a time, as the service's fold does; the batches folded by this call."""
+    folded = 0
+    for _ in range(100):
+        start, planned = storage.fold_position("views")
+        # a planned fold (one that stopped part-way) is finished with all its records, whatever ``batch``
+        records = storage.log_read("views", start, batch if planned is None else 10_000, until=planned,
+                                   now=now or time.time() + LATER)
+        if not records:
+            return folded
+        folded += storage.fold("views", start, planned or records[-1][0], [_as_hit(text) for _, text in records])
+    raise AssertionError("the log never ran dry")
+
+
+def _folded(storage) -> tuple:
+    counts = storage.counters(["site:day:d1:views", "site:uniques", "site:day:d1:uniques"])
+    tallies = storage.tallies(["day:pages", "day:visitors"])
+    return counts["site:day:d1:views"], counts["site:uniques"], counts["site:day:d1:uniques"], tallies
+
+
+def test_a_hit_records_in_a_log_read_back_in_order(storage):
+    rule = Limit("rl:log", max=3, window=60)
+    for n in range(3):
+        assert _record(storage, f"a:/{n}", limit=rule, once=(f"view:{n}", 60)).counts == {"site:views": n + 1}
+    assert _record(storage, "a:/again", limit=rule, once=("view:1", 60)).repeated  # not recorded again
+    assert not _record(storage, "a:/refused", limit=rule).allowed  # not recorded
+    later = time.time() + LATER
+    records = storage.log_read("views", None, 10, now=later)
+    assert [text for _, text in records] == ["a:/0", "a:/1", "a:/2"]
+    assert storage.log_read("views", records[0][0], 10, now=later) == records[1:]
+    assert storage.log_read("views", None, 2, now=later) == records[:2]
+    assert storage.log_read("views", None, 10, until=records[1][0], now=later) == records[:2]
+    assert storage.log_read("views", records[-1][0], 10, now=later) == []
+    assert storage.log_read("other", None, 10, now=later) == []
+    assert storage.counters(["site:views"]) == {"site:views": 3}
+
+
+def test_fold_applies_each_record_once_and_moves_the_position(storage):
+    assert storage.fold_position("views") == (None, None)
+    for text in ("a:/x", "a:/y", "b:/x", "c:/x", "b:/y"):
+        _record(storage, text)
+    assert _fold_all(storage, batch=2) == 3
+    start, planned = storage.fold_position("views")
+    assert planned is None and start == storage.log_read("views", None, 10, now=time.time() + LATER)[-1][0]
+    assert _folded(storage) == (5, 3, 3, {"day:pages": {"/x": 3, "/y": 2}, "day:visitors": {"a": 1, "b": 1, "c": 1}})
+    records = storage.log_read("views", None, 10, now=time.time() + LATER)
+    # the same batch again, from a position that is no longer the fold's: refused, nothing applied
+    assert storage.fold("views", None, records[1][0], [_as_hit(text) for _, text in records[:2]]) is False
+    assert _fold_all(storage) == 0
+    assert _folded(storage)[:3] == (5, 3, 3)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(monkeypatch, storage, writes: int) -> None:
+    """Make the store's next fold stop (raise) after ``writes`` of its writes, as a process killed there would."""
+    left = [writes]
+
+    def countdown():
+        left[0] -= 1
+        if left[0] < 0:
+            raise _Stop
+    if isinstance(storage, DynamoDBStorage):
+        real = storage._call
+
+        def call(operation, **kwargs):
+            if operation in ("update_item", "put_item"):
+                countdown()
+            return real(operation, **kwargs)
+        monkeypatch.setattr(storage, "_call", call)
+    elif isinstance(storage, RedisStorage):  # a transaction: stopped before EXEC, nothing was applied
+        real_call = storage._hit_call
+
+        def hit_call(hit):
+            countdown()
+            return real_call(hit)
+        monkeypatch.setattr(storage, "_hit_call", hit_call)
+    else:  # one transaction: stopped inside it, nothing was applied
+        real_incr = storage._incr
+        monkeypatch.setattr(storage, "_incr", lambda conn, key, amount: (countdown(), real_incr(conn, key, amount))[1])
+
+
+@pytest.mark.parametrize("writes", [0, 1, 2, 4, 7])
+def test_a_fold_stopped_between_its_writes_is_finished_once_by_the_next(storage, monkeypatch, writes):
+    for text in ("a:/x", "b:/x", "a:/y", "c:/z"):
+        _record(storage, text)
+    with monkeypatch.context() as patch:
+        _stop_after(patch, storage, writes)
+        with contextlib.suppress(_Stop):  # a fold with fewer writes than that finishes
+            _fold_all(storage, batch=4)
+    _fold_all(storage, batch=2)  # a new run: it finishes the stopped batch (same end) first
+    assert _folded(storage) == (4, 3, 3, {"day:pages": {"/x": 2, "/y": 1, "/z": 1},
+                                          "day:visitors": {"a": 1, "b": 1, "c": 1}})
+
+
+def test_racing_folds_and_concurrent_views_count_every_view_once(storage):
+    from service.storage.dynamodb import SETTLE
+
+    texts = [f"v{n % 7}:/p{n % 3}" for n in range(40)]
+    errors: list[Exception] = []
+    for text in texts[:20]:
+        _record(storage, text)
+    # the folds read as a moment after these 20 were written: on DynamoDB, the records settled by then
+    settled = time.time() + SETTLE  # phase two's records all have later ids
+
+    def view(part):
+        for text in part:
+            _record(storage, text)
+
+    def fold():
+        try:
+            for _ in range(3):
+                _fold_all(storage, batch=4, now=settled)
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+    run_threads([threading.Thread(target=view, args=(texts[20 + n::4],)) for n in range(4)]
+                + [threading.Thread(target=fold) for _ in range(3)])
+    _fold_all(storage, batch=5)
+    assert errors == []
+    pages = {f"/p{k}": sum(1 for n in range(40) if n % 3 == k) for k in range(3)}
+    assert _folded(storage) == (40, 7, 7, {"day:pages": pages, "day:visitors": {f"v{k}": 1 for k in range(7)}})
+    assert storage.counters(["site:views"]) == {"site:views": 40}
+
+
 # -- queues -------------------------------------------------------------------------------------
 
 def test_queue_lifecycle(storage):
@@ -490,6 +636,13 @@ def _lost_evict(direct, lossy):
     assert direct.tallies(["day:referrers"]) == {"day:referrers": {"real.example": 1, OTHER: 1}}
 
 
+def _lost_fold(direct, lossy):
+    for text in ("a:/x", "b:/x", "a:/y"):
+        _record(direct, text)
+    _fold_all(lossy)
+    assert _folded(direct) == (3, 2, 2, {"day:pages": {"/x": 2, "/y": 1}, "day:visitors": {"a": 1, "b": 1}})
+
+
 @pytest.mark.parametrize(("operation", "scenario"), [
     pytest.param("UpdateItem", _lost_claim, id="claim"),
     pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
@@ -498,7 +651,9 @@ def _lost_evict(direct, lossy):
     pytest.param("UpdateItem", _lost_add, id="add"),
     pytest.param("UpdateItem", _lost_limit, id="limit"),
     pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
-    pytest.param("TransactWriteItems", _lost_evict, id="tally-evict"),
+    pytest.param("PutItem", _lost_evict, id="tally"),
+    pytest.param("UpdateItem", _lost_fold, id="fold-plan"),
+    pytest.param("PutItem", _lost_fold, id="fold-marker"),
 ])
 def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
     from ..servers import LossyProxy
@@ -561,6 +716,8 @@ def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
         return store
     # runtime: everything the views and the outbox do, each scenario on a fresh table
     for scenario in (test_hit_over_the_limit_writes_nothing, test_queue_release_and_bury, test_queue_lifecycle,
+                     test_fold_applies_each_record_once_and_moves_the_position,
+                     test_a_hit_records_in_a_log_read_back_in_order,
                      test_values_get_set_delete, lambda store: store.check()):
         scenario(recorded_store())
     runtime = set().union(*(OPERATION_ACTIONS[name] for name in called))

@@ -1,7 +1,8 @@
 -- KEYS: limit key, unique key, then incr keys, unique-incr keys, read keys, tally keys, unique-tally keys, their
--- inherited-estimate keys in the same order, and last the once key.
+-- inherited-estimate keys in the same order, and last the log stream key and the once key.
 -- ARGV: has_limit, max, window ms, has_unique, unique ttl ms, #incr, #unique-incr, #read, #tally, #unique-tally,
--- has_once, once ttl ms, the "other" member, then (member, cap, ttl ms) per tally and unique tally.
+-- has_once, once ttl ms, the "other" member, then (member, cap, ttl ms) per tally and unique tally, and last
+-- has_record, the record's text and the oldest stream id kept (older records are trimmed).
 -- Returns {allowed, new_unique, repeated, read values...}; a read key just incremented reuses INCR's answer.
 local nincr, nuincr, nread, ntally = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local counted = {}
@@ -73,5 +74,8 @@ if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
   new = 1
   for i = 3 + nincr, 2 + nincr + nuincr do counted[KEYS[i]] = redis.call('INCR', KEYS[i]) end
   tally(ntally + 1, ntally + tonumber(ARGV[10]))
+end
+if ARGV[#ARGV - 2] == '1' then
+  redis.call('XADD', KEYS[#KEYS - 1], 'MINID', '~', ARGV[#ARGV], '*', 'p', ARGV[#ARGV - 1])
 end
 return answer(1, new, 0)
