@@ -1,7 +1,7 @@
 """The owner's stats: top pages, referrers and campaigns per UTC day, a private /stats page,
 /api/stats (JSON, CSV), ``flask stats``, and the weekly Telegram digest and alerts.
 
-Counting (`counting`) happens inside the visitor counter's one storage step;
+Counting (`counting`) happens in the visitor counter's fold of recorded views;
 reading (`report`) is bounded per request; access (`access`) is the owner's
 token unless ``STATS_PUBLIC``; `notify` listens to the other features'
 events (alerts, storage errors, the periodic tick) and sends the digest and
