@@ -742,11 +742,18 @@ class DynamoDBStorage(Storage):
                     if expires_at is None or expires_at > now:
                         value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
-                elif pk.startswith("t#"):
+                elif pk.startswith("t#") and item["sk"]["S"] == SK:
                     counts, inherited, expires_at = self._tally_state(item, now)
                     if counts:
-                        tallies[pk[2:]] = {"type": "tally", "key": pk[2:], "expires_at": expires_at,
-                                           "counts": {m: n - inherited.get(m, 0) for m, n in counts.items()}}
+                        record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {}})
+                        record["expires_at"] = expires_at
+                        record["counts"].update({m: n - inherited.get(m, 0) for m, n in counts.items()})
+                elif pk.startswith("t#") and item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now:
+                    # a tally member item of the layout before a tally was one item: exported in the new
+                    # shape, so export and import move a table's stats detail to it
+                    record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
+                                                         "expires_at": float(item[TTL_ATTRIBUTE]["N"])})
+                    record["counts"][item["sk"]["S"]] = int(item["n"]["N"]) - int(item.get("b", {}).get("N", 0))
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):

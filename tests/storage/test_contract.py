@@ -684,6 +684,18 @@ def test_a_sqlite_file_from_before_heavy_hitters_gets_its_column(tmp_path):
     assert store.tallies(["day:pages"]) == {"day:pages": {"/b": 1, OTHER: 4}}
 
 
+def test_a_dynamodb_table_s_tallies_from_before_one_item_a_tally_move_over_by_export_and_import(request, tmp_path):
+    store = open_storage(make_storage_url(request, "dynamodb", tmp_path))
+    expires = str(time.time() + 3600)
+    for sk, n in (("/a", "5"), ("/b", "2"), ("#", "2"), (OTHER, "1")):  # the layout before: an item a member
+        store.client.put_item(TableName=store.table, Item={"pk": {"S": "t#day:pages"}, "sk": {"S": sk},
+                                                           "n": {"N": n}, "expires_at": {"N": expires}})
+    exported = [record for record in store.export() if record["type"] == "tally"]
+    assert [record["counts"] for record in exported] == [{"/a": 5, "/b": 2, OTHER: 1}]
+    store.import_(exported)
+    assert store.tallies(["day:pages"]) == {"day:pages": {"/a": 5, "/b": 2, OTHER: 1}}
+
+
 def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server):
     from ..servers import free_port
 
