@@ -254,6 +254,31 @@ def test_owner_stats_are_served_by_the_package(function):
     assert {"value": "lobste.rs", "count": 1} in tables["referrers"]
 
 
+def _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams, **env) -> dict:
+    """What importing the entry point does in a fresh interpreter of the package, before any event."""
+    probe = ("import json, sys; import service.aws_lambda; loaded = {name: name in sys.modules for name in "
+             "('zappa.handler', 'service.wsgi')}; storage = sys.modules['service.wsgi'].app.extensions["
+             "'vitae.storage'] if loaded['service.wsgi'] else None; print(json.dumps({**loaded, 'client': "
+             "storage is not None and storage._client is not None}))")
+    environ = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": f"{unzipped}{os.pathsep}{runtime_libraries}",
+               "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", **_lambda_env(moto_server, upstreams), **env}
+    result = subprocess.run([str(venvs.BASE_PYTHON), "-S", "-B", "-c", probe], cwd=unzipped, env=environ,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_app_and_its_dynamodb_client_are_made_while_the_function_initialises(
+        unzipped, runtime_libraries, vitae_table, moto_server, upstreams):
+    on_lambda = _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams,
+                                  AWS_LAMBDA_FUNCTION_NAME=FUNCTION, LAMBDA_TASK_ROOT=str(unzipped))
+    assert on_lambda == {"zappa.handler": True, "service.wsgi": True, "client": True}
+    # zappa's own command loads the module by path off Lambda: nothing of the app then
+    assert _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams) == {
+        "zappa.handler": False, "service.wsgi": False, "client": False}
+
+
 def test_health_answers_only_through_the_cdn(function):
     response = call(function, "GET", "/api/health")
     assert response["statusCode"] == 200, function.logs()
