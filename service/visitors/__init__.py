@@ -2,7 +2,7 @@
 
 `counter` holds the logic (which keys a view touches, one storage step per view, the fold of recorded
 views), `privacy` the daily-salted visitor hash and the bot filter, `routes` the ``/api/visitors``
-endpoints, `folding` who runs the fold and when.
+endpoints, `folding` who runs the fold and when, `cli` ``flask visitors fold``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from flask import Flask
 from ..core.config import Setting, number, rate
 from ..core.feature import Feature
 from . import folding, routes
+from .cli import visitors_cli
 
 SETTINGS = (
     Setting("VISITOR_RATE_LIMIT", "60/minute", rate, "Counted views per visitor IP (N/second|minute|hour|day, "
@@ -27,4 +28,5 @@ def setup(app: Flask) -> None:
     folding.start(app.extensions["vitae.deps"])
 
 
-FEATURE = Feature("visitors", blueprints=((routes.bp, "/api"),), settings=SETTINGS, setup=setup, card="visitors")
+FEATURE = Feature("visitors", blueprints=((routes.bp, "/api"),), settings=SETTINGS, cli=visitors_cli, setup=setup,
+                  card="visitors")

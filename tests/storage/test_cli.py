@@ -49,7 +49,8 @@ def test_export_then_import_through_the_cli_keeps_what_visitors_see(make_app, tm
     client = src.test_client()
     for n, path in enumerate(["/", "/", "/blog/1", "/cv", "/"]):
         client.post("/api/visitors", json={"path": path}, headers=BROWSER, environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
-    fold(src)  # an export holds what is folded
+    folded = src.test_cli_runner().invoke(args=["visitors", "fold"])  # an export holds what is folded
+    assert folded.exit_code == 0 and folded.output == "folded 5 recorded views\n"
     before = {p: client.get(f"/api/visitors?path={p}").json for p in ("/", "/blog/1", "/cv")}
     daily_before = client.get("/api/visitors/daily?days=3").json
     dump = tmp_path / "export.jsonl"
