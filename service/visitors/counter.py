@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -33,6 +34,8 @@ from .privacy import subject_hash, visitor_hash
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
+
+log = logging.getLogger(__name__)
 
 #: The log of recorded views, folded by `fold`.
 VIEWS_LOG = "views"
@@ -150,11 +153,17 @@ def count(deps: Deps, path: str, visit: Visit, found: stats.Details, *, at: floa
 
 def _folded_hit(text: str, cap: int, retention_days: int) -> Hit:
     """What one recorded view adds: its day's views, page tally and, for the day's first view of its visitor,
-    the unique counters and the visitor tallies."""
-    view = json.loads(text)
-    date, visitor = view["d"], view["v"]
-    found = stats.Details(referrer=view["r"], utm=view["u"], browser=view["b"], device=view["dv"], country=view["c"])
-    tally, unique_tally = stats.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
+    the unique counters and the visitor tallies. A record that cannot be read adds nothing (logged): it must
+    not hold up the views behind it."""
+    try:
+        view = json.loads(text)
+        date, visitor = view["d"], view["v"]
+        found = stats.Details(referrer=view["r"], utm=dict(view["u"]), browser=view["b"], device=view["dv"],
+                              country=view["c"])
+        tally, unique_tally = stats.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("a recorded view could not be read and is skipped: %s", type(exc).__name__)
+        return Hit()
     return Hit(incr=[f"site:day:{date}:views"], tally=tally,
                unique=(f"visitor:{date}:{visitor}", VISITOR_TTL) if visitor else None,
                unique_incr=["site:uniques", f"site:day:{date}:uniques"], unique_tally=unique_tally)

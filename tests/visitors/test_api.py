@@ -52,6 +52,19 @@ def test_views_and_unique_visitors(make_app, clock, backend):
     assert daily[0]["date"] == "2027-01-15" and daily[1]["date"] == "2027-01-16"
 
 
+def test_a_record_that_cannot_be_read_does_not_hold_up_the_fold(make_app):
+    from service.storage import Hit
+
+    app = make_app()
+    client = app.test_client()
+    view(client, "/a")
+    app.extensions["vitae.storage"].hit(Hit(record=("views", '{"not": "a view"}')))
+    view(client, "/b", ip="198.51.100.2")
+    assert fold(app) == 3
+    assert client.get("/api/visitors/daily?days=1").json[0] == {"date": "2027-01-15", "views": 2,
+                                                                 "unique_visitors": 2}
+
+
 def test_a_recorded_view_keeps_only_what_the_stats_keep(make_app):
     app = make_app()
     client = app.test_client()
