@@ -531,10 +531,16 @@ class DynamoDBStorage(Storage):
                     or item.get("lb", {}).get("S") == end):
                 fresh.add(key)
         ttl = {hit.unique[0]: hit.unique[1] for hit in hits if hit.unique is not None}
-        self._together([lambda key=key: self._call(
-            "put_item", Item={**self._key(f"v#{key}"), "v": _s("1"), TTL_ATTRIBUTE: _n(now + ttl[key]), "lb": _s(end)},
-            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR lb = :end",
-            ExpressionAttributeValues={":now": _n(now), ":end": _s(end)}) for key in sorted(fresh)])
+        def mark(key: str) -> None:
+            try:
+                self._call("put_item", Item={**self._key(f"v#{key}"), "v": _s("1"), TTL_ATTRIBUTE: _n(now + ttl[key]),
+                                             "lb": _s(end)},
+                           ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR lb = :end",
+                           ExpressionAttributeValues={":now": _n(now), ":end": _s(end)})
+            except _ConditionFailed as exc:  # another fold wrote it since the read: nothing counted yet, run again
+                raise StorageError("DynamoDB: a unique marker changed during the fold; the next fold finishes it"
+                                   ) from exc
+        self._together([lambda key=key: mark(key) for key in sorted(fresh)])
         new, seen = [], set()
         for hit in hits:
             key = hit.unique[0] if hit.unique is not None else None
