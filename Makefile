@@ -99,7 +99,8 @@ $(VENV)/.infra-tests: $(VENV)/.dev tools/requirements-tests.txt
 # --- the two commands ----------------------------------------------------------
 run: $(VENV)/.runtime site
 	$(VENV)/bin/flask --app service.wsgi storage init
-	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) service.wsgi:app
+	# no worker here: each web process folds recorded views every 2 s, so /stats is fresh
+	VISITOR_FOLD_SECONDS=$${VISITOR_FOLD_SECONDS:-2} $(VENV)/bin/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) service.wsgi:app
 
 test: test-deps
 	$(PY) -m pytest

@@ -1,6 +1,6 @@
 """``python -m bench``: run the deployment benchmarks, print the table, write it into the README.
 
-    python -m bench [--only cold,throughput] [--runs 11] [--duration 10] [--rounds 3] [--no-readme]
+    python -m bench [--only cold,throughput,fixed] [--runs 11] [--duration 10] [--rounds 3] [--no-readme]
 
 Results also go to bench/results/deploy.json (kept out of git).
 """
@@ -14,14 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import lambda_cold, report, throughput
+from . import fixed_rate, lambda_cold, report, throughput
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="cold,throughput", help="comma-separated: cold, throughput")
+    parser.add_argument("--only", default="cold,throughput,fixed", help="comma-separated: cold, throughput, fixed")
     parser.add_argument("--runs", type=int, default=11, help="cold starts of each package (at least 9)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating service/reference wrk runs")
@@ -45,6 +45,10 @@ def main() -> None:
             (work / "throughput").mkdir()
             results["throughput"] = throughput.measure(work / "throughput", duration=options.duration,
                                                        rounds=options.rounds)
+        if "fixed" in wanted:
+            (work / "fixed").mkdir()
+            print("fixed rate: 400 requests/s for 30 s beside idle and slow connections...")
+            results["fixed_rate"] = fixed_rate.measure(work / "fixed")
     block = report.table(results, host)
     print()
     print(block)

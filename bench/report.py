@@ -71,6 +71,13 @@ def table(results: dict, host: dict[str, str]) -> str:
                      f"| {through['ratio_post']:.2f} x | at least 0.8 x |")
         lines.append(f"| Self-hosted `GET /api/visitors` | {_rate(through['get_visitors'])} | | | |")
         lines.append(f"| Self-hosted `GET /api/github` (cached) | {_rate(through['get_github'])} | | | |")
+    fixed = results.get("fixed_rate")
+    if fixed:
+        lines.append(f"| Self-hosted `POST /api/visitors` at a fixed {fixed['rate']:.0f} requests/s for "
+                     f"{fixed['duration_s']:.0f} s, beside {fixed['idle_connections']} idle keep-alive and "
+                     f"{fixed['slow_clients']} slow connections | p50 {fixed['p50_ms']:.1f} ms, p99 "
+                     f"{fixed['p99_ms']:.1f} ms, max {fixed['max_ms']:.0f} ms; "
+                     f"{fixed['non_2xx'] + fixed['failed']} errors | | | p99 at most 20 ms, 0 errors |")
     lines.append("")
     if cold:
         lines.append(f"Cold start: a fresh interpreter (bytecode writing off, only the package and the libraries "
@@ -89,6 +96,11 @@ def table(results: dict, host: dict[str, str]) -> str:
                      f"visitor marker, CORS and JSON access log all do their work "
                      f"({through['post']['non_2xx']} non-2xx answers); connections are reopened every 50 requests "
                      "so both gunicorn workers get their share.")
+    if fixed:
+        lines.append("Fixed rate (`bench/fixed_rate.py`): open-loop, each request timed from when it was due (a stall "
+                     "shows, it does not slow the sender), 64 keep-alive connections from one asyncio client on the "
+                     "same two cores; the idle connections made one request each and say nothing, the slow ones "
+                     "send headers a byte a second, both reopened when the server closes them.")
     return "\n".join(lines)
 
 

@@ -53,8 +53,8 @@ unchecked hash-based ``.pyc`` files (pip rewrites them on any reinstall);
 the ``service`` package gets checked ones (validated against the source's
 hash, so an edited module is never run stale, here or there).
 
-This module imports nothing from the app at load time: Zappa's command loads
-it by file path for the build step.
+This module imports nothing from the app at load time, except on Lambda
+(`initialise`): Zappa's command loads it by file path for the build step.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ _FUNCTION_URL_HOST = ".lambda-url."
 log = logging.getLogger(__name__)
 
 #: The functions the stage's ``events`` schedule (zappa_settings.json; a test keeps them in step).
-SCHEDULED_TASKS = frozenset({"service.tasks.deliver_outbox"})
+SCHEDULED_TASKS = frozenset({"service.tasks.deliver_outbox", "service.tasks.fold_views"})
 #: What a function URL puts into a payload-2.0 event; anything else an invoker adds is dropped.
 _FUNCTION_URL_FIELDS = ("version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
                         "queryStringParameters", "requestContext", "body", "pathParameters", "isBase64Encoded")
@@ -313,3 +313,22 @@ def _compile_tree(folder: str, mode) -> list[str]:
             except (py_compile.PyCompileError, SyntaxError, ValueError):
                 broken.append(source)
     return broken
+
+
+def initialise() -> None:
+    """Do while the function initialises what its first event would otherwise do: import Zappa's handler
+    and the app, create the app (``service.wsgi.app``) and its DynamoDB client. Lambda runs initialisation
+    before the first event, at full speed; boto3's client opens no connection until its first call, so
+    nothing made here is unsafe to reuse after a freeze."""
+    from zappa.handler import LambdaHandler
+
+    LambdaHandler()  # Zappa's singleton: settings, the app module, the WSGI app
+    from .wsgi import app
+
+    storage = app.extensions["vitae.storage"]
+    if storage.scheme == "dynamodb":
+        storage.client  # noqa: B018 - creates the client (endpoint, credentials, service model) now
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("LAMBDA_TASK_ROOT"):  # on Lambda, not in zappa
+    initialise()

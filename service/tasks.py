@@ -1,7 +1,9 @@
 """Functions that scheduled events call (Zappa's ``events`` in zappa_settings.json).
 
 Zappa calls ``service.tasks.deliver_outbox(event, context)`` on its schedule
-(it also queues the weekly stats digest when due).
+(it also queues the weekly stats digest when due, and folds recorded views),
+and ``service.tasks.fold_views`` every minute (the counter's and the stats'
+freshness on Lambda).
 The app is built once per Lambda container and reused by later invocations,
 with its `Deps` (storage, settings, clock and upstream clients, their
 sessions kept warm between invocations).
@@ -50,3 +52,14 @@ def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
     summary["pending"] = deps.storage.queue_counts(delivery.QUEUE)["pending"]
     log.info("outbox delivery: %s", summary)
     return summary
+
+
+def fold_views(event: Any = None, context: Any = None) -> dict[str, Any]:
+    """Fold recorded page views into the daily counters, unique visitors and the stats; return
+    ``{"folded": n}``. Raises `StorageError` when the storage does not answer (the next minute's run
+    finishes the fold: it is exactly once)."""
+    from .visitors import counter
+
+    folded = counter.fold(_get_app().extensions["vitae.deps"])
+    log.info("folded %d recorded views", folded)
+    return {"folded": folded}

@@ -2,8 +2,10 @@
 # DynamoDB: the app's single table (service/storage/dynamodb.py)
 # ---------------------------------------------------------------------------
 # Key schema and TTL attribute are the backend's: pk (S) + sk (S), items
-# expire through `expires_at` (epoch seconds), no indexes. On-demand billing
-# costs nothing while nobody visits.
+# expire through `expires_at` (epoch seconds), no indexes. Recorded page
+# views (`l#views`) expire through it 47 h after they are written: the
+# schedule folds them within a minute (no stream: Zappa's `events` run the
+# fold). On-demand billing costs nothing while nobody visits.
 
 resource "aws_dynamodb_table" "storage" {
   #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS-managed key (aws/dynamodb); a customer-managed key costs 1 USD a month plus requests and guards counters, caches and queued contact messages no one else's key policy needs to reach.

@@ -58,3 +58,14 @@ def run_threads(threads: list[threading.Thread], timeout: float | None = None) -
         thread.start()
     for thread in threads:
         thread.join(timeout)
+
+
+def fold(app) -> int:
+    """Fold the app's recorded views now, as the worker or the schedule would; the number folded.
+
+    Read as from a minute later, past DynamoDB's settling time: the test's own writes are all done."""
+    import time
+
+    from service.visitors import counter
+
+    return counter.fold(app.extensions["vitae.deps"], now=time.time() + 60)

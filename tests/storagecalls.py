@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import redis
 
@@ -102,3 +103,124 @@ class StorageCalls:
             del self.storage.client.connection_pool.get_connection  # the pool's own method again
         else:
             self.storage.client.meta.events.unregister("before-send.dynamodb", self._sent)
+
+
+# -- DynamoDB capacity units ------------------------------------------------------------------------
+
+def item_size(item: dict) -> int:
+    """An item's size as DynamoDB bills it: attribute names plus values (numbers about a byte per two
+    digits plus one, maps and lists 3 bytes plus a byte per element)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict) -> int:
+    (kind, data), = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        return (len(data.strip("-").replace(".", "").lstrip("0")) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + _value_size(inner) + 1 for name, inner in data.items())
+    if kind == "L":
+        return 3 + sum(_value_size(inner) + 1 for inner in data)
+    if kind == "SS":
+        return sum(len(inner.encode()) for inner in data)
+    raise ValueError(kind)
+
+
+class CapacityUnits:
+    """Write and read units a DynamoDB store's requests cost, from the requests it sends and the sizes of the
+    items they touch (read from the table by a second client before and after each write), as on-demand
+    billing counts them: a write 1 unit per started KB of the larger of the item before and after (a failed
+    condition too), 2 in a transaction; a read 1 unit per started 4 KB strongly consistent, half eventually
+    consistent, at least one such unit per item asked for (a Query: per 4 KB of all it read).
+    moto's own ConsumedCapacity does not follow item sizes, so it is not used.
+
+        with CapacityUnits(storage) as units:
+            ...
+        units.write, units.read, units.by_operation
+    """
+
+    _WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+
+    def __init__(self, storage):
+        import boto3
+
+        self.storage = storage
+        client = storage.client
+        self.probe = boto3.client("dynamodb", region_name=client.meta.region_name,
+                                  endpoint_url=client.meta.endpoint_url)
+        self.write = self.read = 0.0
+        self.by_operation: dict[str, list[float]] = {}  # operation -> [requests, write units, read units]
+        self._lock = threading.Lock()
+
+    def _size(self, table: str, key: dict) -> int:
+        item = self.probe.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        return item_size(item) if item else 0
+
+    def _writes(self, operation: str, params: dict) -> list[tuple[str, dict, int]]:
+        """(table, key, weight) of each item a write request touches."""
+        if operation in self._WRITES:
+            key = params.get("Key") or {name: params["Item"][name] for name in ("pk", "sk")}
+            return [(params["TableName"], key, 1)]
+        if operation == "TransactWriteItems":
+            found = []
+            for entry in params["TransactItems"]:
+                (_, request), = entry.items()
+                key = request.get("Key") or {name: request["Item"][name] for name in ("pk", "sk")}
+                found.append((request["TableName"], key, 2))
+            return found
+        return []
+
+    def _before_call(self, model, params, context, **_):
+        """(before-parameter-build: the request's own parameters, and the sizes of what it will write)"""
+        table = params.get("TableName") or self.storage.table
+        params = {**params, "TableName": table}
+        context["vitae-units"] = (params, [self._size(t, key) for t, key, _ in self._writes(model.name, params)])
+
+    def _after_call(self, model, parsed, context, **_):
+        operation, write, read = model.name, 0.0, 0.0
+        params, before = context.get("vitae-units", ({}, []))
+        targets = self._writes(operation, params)
+        if targets:
+            for (table, key, weight), old in zip(targets, before, strict=True):
+                write += weight * max(1, -(-max(old, self._size(table, key)) // 1024))
+        elif operation in ("GetItem", "BatchGetItem", "Query"):
+            read = self._reads(operation, params, parsed)
+        with self._lock:
+            self.write += write
+            self.read += read
+            totals = self.by_operation.setdefault(operation, [0, 0.0, 0.0])
+            totals[0] += 1
+            totals[1] += write
+            totals[2] += read
+
+    @staticmethod
+    def _reads(operation: str, params: dict, parsed: dict) -> float:
+        def units(size: int, consistent: bool) -> float:
+            return max(1, -(-size // 4096)) * (1.0 if consistent else 0.5)
+        if operation == "GetItem":
+            item = parsed.get("Item")
+            return units(item_size(item) if item else 0, bool(params.get("ConsistentRead")))
+        if operation == "Query":
+            return units(sum(item_size(item) for item in parsed.get("Items", [])), bool(params.get("ConsistentRead")))
+        total = 0.0
+        for table, request in params["RequestItems"].items():
+            found = {(item["pk"]["S"], item["sk"]["S"]): item for item in parsed.get("Responses", {}).get(table, [])}
+            for key in request["Keys"]:
+                item = found.get((key["pk"]["S"], key["sk"]["S"]))
+                total += units(item_size(item) if item else 0, bool(request.get("ConsistentRead")))
+        return total
+
+    def __enter__(self) -> CapacityUnits:
+        events = self.storage.client.meta.events
+        events.register("before-parameter-build.dynamodb", self._before_call)
+        events.register("after-call.dynamodb", self._after_call)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        events = self.storage.client.meta.events
+        events.unregister("before-parameter-build.dynamodb", self._before_call)
+        events.unregister("after-call.dynamodb", self._after_call)

@@ -144,6 +144,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "dynamodb://table?region=... Unset: SQLite in the instance folder.", secret=True),
     Setting("DYNAMODB_COUNTER_SHARDS", "4", integer(1, 100), "Items each site-wide DynamoDB counter is spread "
             "over (about 1,000 writes/s each)."),
+    Setting("DYNAMODB_LOG_SETTLE", "5", number(0, 60), "Seconds a recorded view waits on DynamoDB before it is "
+            "folded (no write can still land behind it; 0 only for a single writer, as in tests)."),
     Setting("SITE_URL", "http://127.0.0.1:8000", http_url, "The site's public URL (feeds, sitemap, visitor hash)."),
     Setting("TRUSTED_PROXIES", "0", integer(0, 10), "Proxies in front of the app whose X-Forwarded-For is "
             "trusted (0: the socket address is the client)."),

@@ -1,7 +1,7 @@
 """The owner's stats: top pages, referrers and campaigns per UTC day, a private /stats page,
 /api/stats (JSON, CSV), ``flask stats``, and the weekly Telegram digest and alerts.
 
-Counting (`counting`) happens inside the visitor counter's one storage step;
+Counting (`counting`) happens in the visitor counter's fold of recorded views;
 reading (`report`) is bounded per request; access (`access`) is the owner's
 token unless ``STATS_PUBLIC``; `notify` listens to the other features'
 events (alerts, storage errors, the periodic tick) and sends the digest and
@@ -22,8 +22,8 @@ SETTINGS = (
     Setting("STATS_PUBLIC", "false", boolean, "true: /stats and /api/stats are public, like a shared dashboard."),
     Setting("STATS_RETENTION_DAYS", "400", integer(7, 3660), "Days the daily detail (pages, referrers, "
             "campaigns, browsers, devices, countries) is kept before it expires."),
-    Setting("STATS_DAILY_VALUES", "100", integer(10, 1000), "Distinct values kept per dimension and day; later "
-            "new values count as (other)."),
+    Setting("STATS_DAILY_VALUES", "100", integer(10, 1000), "Distinct values kept per dimension and day; a new "
+            "value arriving when full replaces the one with the fewest, whose count goes to (other)."),
     Setting("STATS_LOGIN_RATE_LIMIT", "10/hour", rate, "Wrong /stats passwords or tokens per address before "
             "every attempt gets 429 (N/second|minute|hour|day, or off)."),
     Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's /stats session (kept "

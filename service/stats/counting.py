@@ -15,14 +15,19 @@ the views and pages only). Every value is reduced before it is stored:
 * country: CloudFront's ``CloudFront-Viewer-Country`` when it is two
   capital letters, else `UNKNOWN`; never derived from an address.
 
-A day holds at most ``STATS_DAILY_VALUES`` values per dimension; later new
-values count as ``(other)``.
+A day holds at most ``STATS_DAILY_VALUES`` values per dimension: a new
+value arriving when they are full takes the place of the value with the
+fewest (the space-saving scheme of the storage's `Tally`), whose count moves
+to ``(other)``. A view whose referrer is a known referrer-spam host
+(`is_spam`: Matomo's list, vendored in ``referrer_spam.txt``) is not counted
+at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -125,6 +130,25 @@ def browser_and_device(user_agent_lower: str) -> tuple[str, str]:
     else:
         device = "other"
     return browser, device
+
+
+#: The vendored referrer-spam list (its header says where it comes from and how to update it).
+SPAM_LIST = os.path.join(os.path.dirname(__file__), "referrer_spam.txt")
+
+
+@functools.cache  # read once per process, on the first counted view with a referrer
+def _spam_hosts() -> frozenset[str]:
+    with open(SPAM_LIST, encoding="utf-8") as handle:
+        return frozenset(line.strip().lower() for line in handle if line.strip() and not line.startswith("#"))
+
+
+@functools.lru_cache(maxsize=256)  # on every counted view; most views come from a few referrers
+def is_spam(host: str) -> bool:
+    """True for a referrer host (as `referrer_host` gives it) that is on the spam list, or a subdomain of one."""
+    if host in (DIRECT, UNKNOWN):
+        return False
+    labels, spam = host.split("."), _spam_hosts()
+    return any(".".join(labels[start:]) in spam for start in range(len(labels) - 1))
 
 
 def country(header: str | None) -> str:

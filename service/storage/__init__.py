@@ -27,7 +27,7 @@ from .base import (
 SCHEMES = ("sqlite", "redis", "rediss", "dynamodb")
 
 
-def open_storage(url: str, *, counter_shards: int = 4) -> Storage:
+def open_storage(url: str, *, counter_shards: int = 4, log_settle: float = 5.0) -> Storage:
     """The backend for ``url``; raises `ConfigurationError` for an unknown or malformed URL.
 
     Nothing is connected yet: backends connect on first use.
@@ -47,7 +47,7 @@ def open_storage(url: str, *, counter_shards: int = 4) -> Storage:
     if scheme == "dynamodb":
         from .dynamodb import DynamoDBStorage
 
-        return DynamoDBStorage(url, shards=counter_shards)
+        return DynamoDBStorage(url, shards=counter_shards, settle=log_settle)
     raise ConfigurationError(f"unknown storage URL scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
 
 

@@ -13,19 +13,28 @@ The service stores four kinds of things, and nothing else:
 * **rate-limit windows** (`limit`): a fixed-window counter that refuses
   instead of counting once the window is full.
 * **tallies** — bounded per-key breakdowns (`Tally`, `tallies`): a key
-  holds at most ``cap`` distinct members with a count each; a member that
-  arrives once the key is full is counted under `OTHER` instead, so junk
-  cannot grow storage. A tally key expires ``ttl`` seconds after its first
-  write (the retention of daily detail). A tally keyed
+  holds at most ``cap`` distinct members with a count each, so junk cannot
+  grow storage; a member that arrives once the key is full takes the place
+  of the member ranked lowest, whose count moves to `OTHER` (the
+  space-saving heavy-hitters scheme, see `Tally`), so a flood of values
+  seen once cannot shut out a value with more. A tally key expires ``ttl``
+  seconds after its first write (the retention of daily detail). A tally keyed
   ``<series>:<YYYY-MM-DD>:<name>`` (no ``:`` in series or name) is a *daily*
   tally: `daily_tallies` reads a range of its days for several names at a
   cost that does not grow with the number of days.
 * **queues** of JSON records with leases (`enqueue`, `claim`, `ack`,
   `release`, `bury`, `items`, `queue_counts`): the durable outbox.
 
-`hit` combines a rate limit, a unique marker, several counters and tallies into the
-one atomic step a counted page view needs, so that a backend can do it in a
-single round trip (a Redis script, one SQLite transaction).
+* **logs** of JSON records (`Hit.record`, `log_read`, `fold_position`,
+  `fold`): a counted page view is recorded in one, and folded later, in
+  batches, into counters, markers and tallies exactly once.
+
+`hit` combines a rate limit, a once key, a unique marker, several counters,
+tallies and a log record into one atomic step, so that a backend can do a
+counted page view in a single round trip (a Redis script, one SQLite
+transaction, concurrent DynamoDB requests). `fold` applies a batch of log
+records (as hits) exactly once: a fold that dies at any point and runs
+again, or two folds at once, change nothing twice.
 
 Every operation is atomic on its own. Backends raise `StorageError`
 (chained to the driver's exception) and nothing else; they connect lazily
@@ -50,6 +59,9 @@ QUEUE_STATES = (PENDING, DONE, DEAD)
 
 #: Prefix of counters that every page view touches (see module docstring).
 HOT_PREFIX = "site:"
+
+#: Seconds a log record is kept after it is written (it is folded long before: at most 48 h after its fold).
+LOG_TTL = 47 * 3600
 
 #: The member a full tally counts new values under (never a valid value: parentheses are refused in them).
 OTHER = "(other)"
@@ -80,9 +92,18 @@ class Limit:
 class Tally:
     """Count one ``member`` of the bounded breakdown ``key``.
 
-    The member's count grows by one if it is already there or the key holds
-    fewer than ``cap`` members (`OTHER` not included); otherwise `OTHER`'s
-    count grows instead. A new key expires ``ttl`` seconds after this write.
+    The member's count grows by one if it is already there (`OTHER` always
+    is) or the key holds fewer than ``cap`` members (`OTHER` not included).
+    Otherwise the key is full and the member takes the place of the member
+    ranked lowest (Metwally et al.'s space-saving: each member keeps an
+    estimate ``n`` and what it ``inherited``; ranked by ``n``, then by its
+    own count ``n - inherited``, then by name): that member's own count moves
+    to `OTHER`, and the newcomer starts with ``n`` = the evicted ``n`` + 1,
+    having inherited the evicted ``n``. A value counted more than
+    (everything counted in the key) / ``cap`` times keeps its place. Reads
+    show each member's own count (``n - inherited``), so the counts shown
+    still add up to everything counted. A new key expires ``ttl`` seconds
+    after this write.
     """
 
     key: str
@@ -95,21 +116,28 @@ class Tally:
 class Hit:
     """One atomic step: rate-limit, then count, then read.
 
-    If ``limit`` is set and its window is full, nothing is written and the
-    result says ``allowed=False``. Otherwise every counter in ``incr`` grows
-    by one and every `Tally` in ``tally`` is counted; if ``unique`` (key, ttl
-    seconds) is set and absent it is stored and every counter in
-    ``unique_incr`` grows by one and every tally in ``unique_tally`` is
-    counted too. Finally the counters in ``read`` are read (after the writes).
+    If ``once`` (key, ttl seconds) is set and its key is present, the step was
+    done before (a retry of the same page view): nothing is written, the rate
+    limit included, and the result says ``repeated=True``. If ``limit`` is set
+    and its window is full, nothing is written (``once`` included, so a later
+    retry can still count) and the result says ``allowed=False``. Otherwise
+    ``once`` is stored, every counter in ``incr`` grows by one and every
+    `Tally` in ``tally`` is counted; if ``unique`` (key, ttl seconds) is set
+    and absent it is stored and every counter in ``unique_incr`` grows by one
+    and every tally in ``unique_tally`` is counted too; ``record`` (log, JSON
+    text) is appended to that log. Finally the counters in ``read`` are read
+    (after the writes).
     """
 
     incr: Sequence[str] = ()
     limit: Limit | None = None
+    once: tuple[str, int] | None = None
     unique: tuple[str, int] | None = None
     unique_incr: Sequence[str] = ()
     read: Sequence[str] = ()
     tally: Sequence[Tally] = ()
     unique_tally: Sequence[Tally] = ()
+    record: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +145,7 @@ class HitResult:
     allowed: bool
     new_unique: bool
     counts: dict[str, int]
+    repeated: bool = False
 
 
 @dataclasses.dataclass
@@ -152,6 +181,20 @@ class QueueItem:
     def from_dict(cls, data: dict[str, Any]) -> QueueItem:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+def count_member(counts: dict[str, int], inherited: dict[str, int], tally: Tally) -> None:
+    """Count ``tally.member`` in a tally held as ``counts`` (member -> estimate ``n``) and ``inherited``
+    (member -> what it inherited), in place, by the rules of `Tally` (for backends that hold a tally as one
+    value)."""
+    member = tally.member
+    if member in counts or member == OTHER or sum(1 for m in counts if m != OTHER) < tally.cap:
+        counts[member] = counts.get(member, 0) + 1
+        return
+    victim = min((m for m in counts if m != OTHER), key=lambda m: (counts[m], counts[m] - inherited.get(m, 0), m))
+    n = counts.pop(victim)
+    counts[OTHER] = counts.get(OTHER, 0) + n - inherited.pop(victim, 0)
+    counts[member], inherited[member] = n + 1, n
 
 
 def new_id(now: float) -> str:
@@ -251,6 +294,34 @@ class Storage(abc.ABC):
 
         The number of storage calls does not grow with the days: one statement on SQLite, one round trip on
         Redis, one eventually consistent ``Query`` per name on DynamoDB (more only past 1 MB of items).
+        """
+
+    # -- logs and folds ---------------------------------------------------------
+    @abc.abstractmethod
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        """Up to ``limit`` records ``(id, text)`` of ``log`` after the id ``after`` (None: from the
+        oldest), oldest first, none past the id ``until`` if given.
+
+        Ids are opaque strings that only grow in the order records become readable: a record never
+        appears before one already read, so a fold's position is the last id it folded. (DynamoDB
+        shows a record once it is a few seconds old, when no earlier write can still land.) A
+        record is kept `LOG_TTL` seconds.
+        """
+
+    @abc.abstractmethod
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        """``(position, planned)``: the last id folded from ``log`` (None: nothing yet), and the end of
+        a fold that started and did not finish, which the next fold must end at too (None if none)."""
+
+    @abc.abstractmethod
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """Apply ``hits`` (the records of ``log`` after ``start`` up to ``end``, made into hits with no
+        ``limit``, ``once`` or ``record``) exactly once, and move the position from ``start`` to ``end``.
+
+        False, having changed nothing it had not already changed, when the position was not ``start``
+        (another fold got there first). A fold that stopped part-way is finished by the next call with
+        the same ``start`` and ``end``: what it applied is not applied again.
         """
 
     # -- queues ---------------------------------------------------------------

@@ -3,7 +3,9 @@
 URL: ``dynamodb://table-name?region=eu-west-1&endpoint_url=http://127.0.0.1:5000``
 (``endpoint_url`` for a local emulator; credentials come from the usual AWS
 environment). ``shards=N`` (or the ``DYNAMODB_COUNTER_SHARDS`` setting)
-sets how many items a hot counter is spread over.
+sets how many items a hot counter is spread over; ``settle`` (the
+``DYNAMODB_LOG_SETTLE`` setting) the seconds a log record waits before it is
+read (`SETTLE`).
 
 Single-table design — partition key ``pk`` (S), sort key ``sk`` (S), TTL
 attribute ``expires_at`` (N, Unix seconds), on-demand billing, no indexes:
@@ -15,10 +17,10 @@ counter                         ``c#<key>``         ``-``; ``n`` (N)
 hot counter (``site:*``) shard  ``c#<key>#<i>``     ``-``; ``n`` (N), i in 0..N-1
 value (cache, lock, marker)     ``v#<key>``         ``-``; ``v`` (S), ``expires_at``, ``w``
 rate-limit window               ``v#<key>``         ``-``; ``n`` (N), ``expires_at``, ``w``
-tally member                    ``t#<key>``         ``<member>``; ``n`` (N), ``expires_at``
-tally's count of members        ``t#<key>``         ``#``; ``n`` (N), ``expires_at``
-daily tally member              ``td#<series>:<n>`` ``<day>/<member>``; ``n`` (N), ``expires_at``
-daily tally's count of members  ``td#<series>:<n>`` ``<day>/#``; ``n`` (N), ``expires_at``
+tally                           ``t#<key>``         ``-``; ``m``, ``i`` (M), ``expires_at``, ``ver``, ``lb``
+daily tally                     ``td#<series>:<n>`` ``<day>``; the same attributes
+log record (a recorded view)    ``l#<log>``         ``<id>``; ``p`` (S), ``expires_at``
+fold position                   ``f#<log>``         ``-``; ``at`` (S), ``plan`` (S)
 queue record                    ``q#<queue>#<st>``  ``<id>``; ``payload`` (S), ..., ``w``
 ==============================  ==================  ================================
 
@@ -42,19 +44,23 @@ as the failed condition saw it (``ReturnValuesOnConditionCheckFailure=
 ALL_OLD``): carrying our mark, the write was ours and it succeeded. A
 queue move (a transaction) looks its mark up in the record it wrote.
 
-A tally member is one item, so counting a member already there is one
-``UpdateItem ADD`` (conditional on the item being live); a member seen for
-the first time takes a slot from the ``#`` item (conditional on ``n <
-cap``) and then its own ``ADD``, or goes to `OTHER` when no slot is left.
-A tally's calls run concurrently with the hit's counters. Reading a tally
-is one ``Query`` of its partition (at most cap + 2 items). A daily tally
-(``<series>:<day>:<name>``, see `Storage.daily_tallies`) keeps all its days
-in one partition per series and name, sorted by day, so a range of days is
-one ``Query`` (``sk BETWEEN``) however many days it spans. Only today's
-items take writes, as before, so the partition is no hotter. Tallies
-stored before this layout (``t#<series>:<day>:<name>``) are read by neither
-read: ``flask storage export`` then ``import`` moves them (a day counted
-under both keeps the larger count of each member).
+A tally is one item: ``m`` maps each member to its estimate, ``i`` to
+what it inherited (`Tally`); counting is a strongly consistent read and a
+``PutItem`` conditional on the write id ``ver`` it read (retried when a
+concurrent writer changed it). Reading tallies is one ``BatchGetItem``. A
+daily tally (``<series>:<day>:<name>``, see `Storage.daily_tallies`) keeps
+all its days in one partition per series and name, sorted by day, so a
+range of days is one ``Query`` (``sk BETWEEN``) however many days it spans.
+The product writes tallies only from the fold, a few items per batch.
+
+A counted page view (`hit` without unique marker or tallies) sends its
+requests at once: the once key, the rate limit, the counters' ``ADD``s,
+the log record's ``PutItem`` and the reads; when the once key was there
+or the window full, what the others wrote is taken back. `fold` is exactly
+once without a transaction: its plan (the end it folds to) is written to
+the position item first, so a fold run again folds the same records;
+every item it writes carries ``lb``, the end of the last fold applied to
+it, and is written only while ``lb`` is below the fold's end.
 
 Queue records live in one partition per state (``pending``, ``done``,
 ``dead``) so claiming only reads pending ones; a claim is a conditional
@@ -69,12 +75,14 @@ below), BatchGetItem 100 keys per call (chunked here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -83,7 +91,7 @@ from .base import (
     DEAD,
     DONE,
     HOT_PREFIX,
-    OTHER,
+    LOG_TTL,
     PENDING,
     QUEUE_STATES,
     ConfigurationError,
@@ -96,11 +104,13 @@ from .base import (
     Tally,
     batches,
     clock,
+    count_member,
     daily_keys,
+    new_id,
 )
 
 #: The DynamoDB actions the running service performs (the Lambda role's grant).
-#: TransactWriteItems is authorised per item, through PutItem and DeleteItem.
+#: TransactWriteItems is authorised per item, through PutItem, DeleteItem and UpdateItem.
 RUNTIME_IAM_ACTIONS = frozenset({
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     "dynamodb:Query", "dynamodb:BatchGetItem",
@@ -115,7 +125,7 @@ OPERATION_ACTIONS = {
     "GetItem": {"dynamodb:GetItem"}, "PutItem": {"dynamodb:PutItem"},
     "UpdateItem": {"dynamodb:UpdateItem"}, "DeleteItem": {"dynamodb:DeleteItem"},
     "Query": {"dynamodb:Query"}, "BatchGetItem": {"dynamodb:BatchGetItem"},
-    "TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
     "CreateTable": {"dynamodb:CreateTable"}, "DescribeTable": {"dynamodb:DescribeTable"},
     "UpdateTimeToLive": {"dynamodb:UpdateTimeToLive"}, "DescribeTimeToLive": {"dynamodb:DescribeTimeToLive"},
     "Scan": {"dynamodb:Scan"}, "BatchWriteItem": {"dynamodb:BatchWriteItem"},
@@ -125,7 +135,34 @@ SK = "-"
 _MULTI_TABLE = ("batch_get_item", "batch_write_item", "transact_write_items")
 TTL_ATTRIBUTE = "expires_at"
 _NOT_LIVE = "attribute_not_exists(pk) OR expires_at < :now"
+#: Seconds before a log record is read (see `DynamoDBStorage.log_read`).
+SETTLE = 5.0
+
+
 _DAILY = re.compile(r"(?P<series>[^:]+):(?P<day>\d{4}-\d{2}-\d{2}):(?P<name>[^:]+)")
+
+
+def _tally_place(key: str) -> tuple[str, str]:
+    """(partition, sort key) of a tally's item: a daily tally's partition holds every day of its series and
+    name, sorted by day; any other tally has a partition of its own."""
+    daily = _DAILY.fullmatch(key)
+    if daily is None:
+        return f"t#{key}", SK
+    return f"td#{daily['series']}:{daily['name']}", daily["day"]
+
+
+def _tally_key(pk: str, sk: str) -> str:
+    """The tally key of a tally item: the inverse of `_tally_place`."""
+    if pk.startswith("td#"):
+        series, name = pk[3:].split(":", 1)
+        return f"{series}:{sk}:{name}"
+    return pk[2:]
+
+
+def _keep_larger(counts: dict[str, int], member: str, n: int) -> None:
+    # A day counted under both layouts (the day of the move) keeps the larger count: the items of the earlier
+    # layout stay until their TTL, so a sum would grow with every export and import.
+    counts[member] = max(counts.get(member, n), n)
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -156,8 +193,9 @@ def _s(value: str) -> dict[str, str]:
 class DynamoDBStorage(Storage):
     scheme = "dynamodb"
 
-    def __init__(self, url: str, *, shards: int = 4):
+    def __init__(self, url: str, *, shards: int = 4, settle: float = SETTLE):
         options = parse_url(url)
+        self.settle = settle
         self.table = options["table"]
         self.shards = options["shards"] or shards
         self._options = options
@@ -240,13 +278,19 @@ class DynamoDBStorage(Storage):
         return value
 
     def _batch_get(self, pks: Sequence[str], consistent: bool = True) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in batches(dict.fromkeys(pks), 100):
-            request = {self.table: {"Keys": [self._key(pk) for pk in chunk], "ConsistentRead": consistent}}
+        """The items of partitions ``pks`` (sort key ``-``) that exist, by partition key."""
+        return {pk: item for (pk, _), item in self._batch_get_items([(pk, SK) for pk in pks], consistent).items()}
+
+    def _batch_get_items(self, keys: Sequence[tuple[str, str]], consistent: bool = True
+                         ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The items of ``keys`` (partition, sort key) that exist, by key."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for chunk in batches(dict.fromkeys(keys), 100):
+            request = {self.table: {"Keys": [self._key(*key) for key in chunk], "ConsistentRead": consistent}}
             for _ in range(8):  # unprocessed keys come back under throttling: retry them
                 answer = self._call("batch_get_item", RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table, []):
-                    found[item["pk"]["S"]] = item
+                    found[(item["pk"]["S"], item["sk"]["S"])] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -316,111 +360,269 @@ class DynamoDBStorage(Storage):
         return counted, count
 
     def hit(self, hit: Hit) -> HitResult:
-        """Four round trips at most: the limit; the increments and the unique marker together; the
-        unique increments together; the read-back (one BatchGetItem)."""
+        """A hit without a unique marker or tallies (a counted page view: once key, limit, counters,
+        record, reads) is one round trip: every request is sent at once, and when the once key was
+        there or the limit full, what the others wrote is taken back (the record deleted, the counters
+        and the window lowered by one). Otherwise four round trips at most: the once key and the limit;
+        the increments, tallies and the unique marker together; the unique increments and tallies
+        together; the read-back."""
+        if hit.unique is None and not hit.tally and not hit.unique_tally and len(set(hit.incr)) == len(hit.incr):
+            return self._hit_at_once(hit)
+        if hit.once is not None and not self.add(hit.once[0], "1", hit.once[1]):
+            return HitResult(True, False, self.counters(hit.read), repeated=True)
         if hit.limit is not None and not self.limit(hit.limit)[0]:
+            if hit.once is not None:
+                self.delete(hit.once[0])  # not counted: a retry may count it later
             return HitResult(False, False, self.counters(hit.read))
         calls = [lambda key=key: self._add_to(key, 1) for key in hit.incr]
         calls += [lambda tally=tally: self._tally(tally) for tally in hit.tally]
-        if hit.unique is not None:
-            calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]))
+        if hit.record is not None:
+            calls.append(lambda: self._append(*hit.record))
+        calls.append(lambda: self.add(hit.unique[0], "1", hit.unique[1]) if hit.unique is not None else False)
         results = self._together(calls)
-        new = bool(results.pop()) if hit.unique is not None else False
+        new = bool(results.pop())
         known: dict[str, int] = {}
-
-        def learn(keys: Sequence[str], values: list) -> None:
-            # a key counted twice ran concurrently: the larger answer is the one after both
-            for key, value in zip(keys, values, strict=True):
-                if not key.startswith(HOT_PREFIX):
-                    known[key] = max(value, known.get(key, value))
-        learn(hit.incr, results[:len(hit.incr)])
+        self._learn(known, hit.incr, results[:len(hit.incr)])
         if new:
             unique_values = self._together([lambda key=key: self._add_to(key, 1) for key in hit.unique_incr]
                                            + [lambda tally=tally: self._tally(tally) for tally in hit.unique_tally])
-            learn(hit.unique_incr, unique_values[:len(hit.unique_incr)])
+            self._learn(known, hit.unique_incr, unique_values[:len(hit.unique_incr)])
         counts = self.counters([key for key in hit.read if key not in known])
         return HitResult(True, new, {key: known[key] if key in known else counts[key] for key in hit.read})
 
+    @staticmethod
+    def _learn(known: dict[str, int], keys: Sequence[str], values: list) -> None:
+        """Keep the values ADD answered for unsharded counters; a key counted twice ran concurrently: the
+        larger answer is the one after both."""
+        for key, value in zip(keys, values, strict=True):
+            if not key.startswith(HOT_PREFIX):
+                known[key] = max(value, known.get(key, value))
+
+    def _hit_at_once(self, hit: Hit) -> HitResult:
+        record_id = new_id(time.time()) if hit.record is not None else None
+        shards = {key: random.choice(self._counter_keys(key)) for key in hit.incr}  # noqa: S311 - load spreading
+        calls: list = [lambda: self.add(hit.once[0], "1", hit.once[1]) if hit.once else True,
+                       lambda: self.limit(hit.limit)[0] if hit.limit else True]
+        calls += [lambda pk=pk: self._add_item(pk, 1) for pk in shards.values()]
+        # what ADD does not answer: the other shards of sharded counters, and the keys only read
+        others = [pk for key in dict.fromkeys(hit.read) if key in shards
+                  for pk in self._counter_keys(key) if pk != shards[key]]
+        calls.append(lambda: self._batch_get(others, consistent=False) if others else {})
+        calls.append(lambda: self.counters([key for key in hit.read if key not in shards], consistent=False))
+        if hit.record is not None:
+            calls.append(lambda: self._append(*hit.record, record_id=record_id))
+        once, allowed, *values = self._together(calls)
+        added = dict(zip(hit.incr, values[:len(hit.incr)], strict=True))
+        other_items, read = values[len(hit.incr)], values[len(hit.incr) + 1]
+        if not once or not allowed:  # take back what this step wrote besides what stays
+            undo = [lambda pk=pk: self._add_item(pk, -1) for pk in shards.values()]
+            if hit.record is not None:
+                undo.append(lambda: self._call("delete_item", Key=self._key(f"l#{hit.record[0]}", record_id)))
+            if once and hit.once is not None:
+                undo.append(lambda: self.delete(hit.once[0]))
+            if not once and allowed and hit.limit is not None:
+                undo.append(lambda: self._unlimit(hit.limit))
+            self._together(undo)
+            added = {key: value - 1 for key, value in added.items()}
+        counts = dict(read)
+        for key in hit.read:
+            if key in shards:
+                counts[key] = added[key] + sum(int(other_items[pk]["n"]["N"]) for pk in self._counter_keys(key)
+                                               if pk != shards[key] and pk in other_items)
+        # a repeated step is reported as such whether or not the window had room: it was counted before
+        return HitResult(allowed or not once, False, {key: counts[key] for key in hit.read}, repeated=not once)
+
+    def _unlimit(self, limit: Limit) -> None:
+        """Take one call back from ``limit``'s window (a retried view counted there by mistake)."""
+        with contextlib.suppress(_ConditionFailed):  # the window expired meanwhile: nothing to take back
+            self._call("update_item", Key=self._key(f"v#{limit.key}"), UpdateExpression="ADD n :minus",
+                       ConditionExpression="n > :zero AND expires_at > :now",
+                       ExpressionAttributeValues={":minus": _n(-1), ":zero": _n(0), ":now": _n(time.time())})
+
+    def _add_item(self, pk: str, amount: int) -> int:
+        answer = self._call("update_item", Key=self._key(pk), UpdateExpression="ADD n :a",
+                            ExpressionAttributeValues={":a": _n(amount)}, ReturnValues="UPDATED_NEW")
+        return int(answer["Attributes"]["n"]["N"])
+
     # -- tallies --------------------------------------------------------------------------------
-    def _count(self, pk: str, sk: str, now: float, ttl: int, *, cap: int | None = None, start: bool = False) -> bool:
-        """Add 1 to the live tally item (pk, sk), below ``cap`` if given, or start it at 1 (expiring ``ttl``
-        from now) if it is absent or expired; False when the item is live and at ``cap``.
-
-        ``start`` tries starting first (the caller knows the item is not live)."""
-        live = "expires_at > :now" + (" AND n < :cap" if cap is not None else "")
-        grow = {"UpdateExpression": "ADD n :one", "ConditionExpression": live,
-                "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now),
-                                              **({":cap": _n(cap)} if cap is not None else {})}}
-        fresh = {"UpdateExpression": "SET n = :one, expires_at = :exp",
-                 "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
-                 "ExpressionAttributeValues": {":one": _n(1), ":now": _n(now), ":exp": _n(now + ttl)}}
-        attempts = [fresh, grow, fresh, grow] if start else [grow, fresh, grow]  # two racing writers settle
-        for request in attempts:
-            try:
-                self._call("update_item", Key=self._key(pk, sk), **request)
-                return True
-            except _ConditionFailed:
-                continue
-        return False
-
+    # A tally is one item: ``m`` (member -> estimate), ``i`` (member -> inherited), ``expires_at``, ``ver``
+    # (a write id: an optimistic update's condition) and ``lb`` (the end of the last fold that wrote it).
     @staticmethod
-    def _tally_place(key: str) -> tuple[str, str]:
-        """(partition, sort-key prefix) of a tally's items: a daily tally's partition holds every day of its
-        series and name, each day's items under ``<day>/``; any other tally has a partition of its own."""
-        daily = _DAILY.fullmatch(key)
-        if daily is None:
-            return f"t#{key}", ""
-        return f"td#{daily['series']}:{daily['name']}", f"{daily['day']}/"
+    def _tally_state(item: dict[str, Any] | None, now: float) -> tuple[dict[str, int], dict[str, int], float | None]:
+        """(estimates, inherited, expires_at) of a stored tally item; empty when absent or expired."""
+        if not item or float(item[TTL_ATTRIBUTE]["N"]) <= now:
+            return {}, {}, None
+        return ({m: int(v["N"]) for m, v in item.get("m", {}).get("M", {}).items()},
+                {m: int(v["N"]) for m, v in item.get("i", {}).get("M", {}).items()},
+                float(item[TTL_ATTRIBUTE]["N"]))
 
-    @staticmethod
-    def _tally_key(pk: str, sk: str) -> tuple[str, str]:
-        """(tally key, member or ``#``) of a tally item: the inverse of `_tally_place`."""
-        if pk.startswith("td#"):
-            series, name = pk[3:].split(":", 1)
-            return f"{series}:{sk[:10]}:{name}", sk[11:]
-        return pk[2:], sk
+    def _put_tally(self, key: str, item: dict[str, Any] | None, counts: dict[str, int], inherited: dict[str, int],
+                   expires_at: float, *, fold_end: str | None = None) -> bool:
+        """Store a tally unless it changed since ``item`` was read (or, in a fold, a fold at or past
+        ``fold_end`` wrote it); True when stored (also when a lost answer's retry found our own write)."""
+        write_id = uuid.uuid4().hex
+        stored = {**self._key(*_tally_place(key)), "m": {"M": {m: _n(n) for m, n in counts.items()}},
+                  "i": {"M": {m: _n(n) for m, n in inherited.items()}}, TTL_ATTRIBUTE: _n(expires_at),
+                  "ver": _s(write_id)}
+        values: dict[str, Any] = {}
+        if item is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition, values[":ver"] = "ver = :ver", item["ver"]
+        if fold_end is not None:
+            stored["lb"] = _s(fold_end)
+            condition = f"({condition}) AND (attribute_not_exists(lb) OR lb < :end)"
+            values[":end"] = _s(fold_end)
+        return self._write("put_item", ("ver", write_id), Item=stored, ConditionExpression=condition,
+                           **({"ExpressionAttributeValues": values} if values else {}))[0]
 
     def _tally(self, tally: Tally) -> None:
-        (pk, day), now = self._tally_place(tally.key), time.time()
-        try:  # the common case, one call: a member already counted today
-            self._call("update_item", Key=self._key(pk, day + tally.member), UpdateExpression="ADD n :one",
-                       ConditionExpression="expires_at > :now",
-                       ExpressionAttributeValues={":one": _n(1), ":now": _n(now)})
-            return
-        except _ConditionFailed:
-            pass
-        # a new member: it takes one of the key's slots, or counts as OTHER when none is left
-        member = tally.member if self._count(pk, day + "#", now, tally.ttl, cap=tally.cap) else OTHER
-        self._count(pk, day + member, now, tally.ttl, start=member != OTHER)
+        for _ in range(8):  # bounded: each failed try lost a race with a concurrent writer of the same tally
+            now = time.time()
+            item = self._call("get_item", Key=self._key(*_tally_place(tally.key)), ConsistentRead=True).get("Item")
+            counts, inherited, expires_at = self._tally_state(item, now)
+            count_member(counts, inherited, tally)
+            if self._put_tally(tally.key, item, counts, inherited, expires_at or now + tally.ttl):
+                return
+        raise StorageError(f"DynamoDB: tally {tally.key} kept changing under concurrent writes")
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
-        unique = list(dict.fromkeys(keys))
         now = time.time()
-
-        def read(key: str) -> dict[str, int]:
-            pk, day = self._tally_place(key)
-            within = {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :day)",
-                      "ExpressionAttributeValues": {":day": _s(day)}} if day else {}
-            return {item["sk"]["S"][len(day):]: int(item["n"]["N"]) for item in self._query(pk, **within)
-                    if item["sk"]["S"] != day + "#" and float(item[TTL_ATTRIBUTE]["N"]) > now}
-        found = dict(zip(unique, self._together([lambda key=key: read(key) for key in unique]), strict=True))
-        return {key: found[key] for key in keys}
+        items = self._batch_get_items([_tally_place(key) for key in keys])
+        found = {}
+        for key in keys:
+            counts, inherited, _ = self._tally_state(items.get(_tally_place(key)), now)
+            found[key] = {m: n - inherited.get(m, 0) for m, n in counts.items()}
+        return found
 
     def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {key: {} for key in daily_keys(series, names, first, last)}
         now = time.time()
 
         def read(name: str) -> list[dict[str, Any]]:
-            # ``<last>0`` sorts after every ``<last>/...`` and before the next day
             return list(self._query(f"td#{series}:{name}", KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-                                    ConsistentRead=False,
-                                    ExpressionAttributeValues={":a": _s(f"{first}/"), ":b": _s(f"{last}0")}))
-        for items in self._together([lambda name=name: read(name) for name in dict.fromkeys(names)]):
+                                    ConsistentRead=False, ExpressionAttributeValues={":a": _s(first), ":b": _s(last)}))
+        for name, items in zip(dict.fromkeys(names), self._together([lambda name=name: read(name)
+                                                                     for name in dict.fromkeys(names)]), strict=True):
             for item in items:
-                key, member = self._tally_key(item["pk"]["S"], item["sk"]["S"])
-                if member != "#" and key in result and float(item[TTL_ATTRIBUTE]["N"]) > now:
-                    result[key][member] = int(item["n"]["N"])
+                key = f"{series}:{item['sk']['S']}:{name}"
+                counts, inherited, _ = self._tally_state(item, now)
+                if key in result:
+                    result[key] = {m: n - inherited.get(m, 0) for m, n in counts.items()}
         return result
+
+    # -- logs and folds -------------------------------------------------------------------------
+    # A log is one partition, ``l#<log>``, its records sorted by `new_id` (the writer's clock in ms, then
+    # random). A write can land up to a few seconds after its id's time (timeouts and one retry), so a
+    # record is read only once it is `SETTLE` seconds old: no record can appear behind one already read.
+    def _append(self, log: str, text: str, record_id: str | None = None) -> None:
+        now = time.time()
+        self._call("put_item", Item={**self._key(f"l#{log}", record_id or new_id(now)), "p": _s(text),
+                                     TTL_ATTRIBUTE: _n(now + LOG_TTL)})
+
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        now = clock(now)
+        high = f"{int((now - self.settle) * 1000):013x}"  # every id written before then sorts below this
+        if until is not None:
+            high = min(high, until + " ")
+        low = (after or "") + " "  # the first id after ``after`` (ids are hex: a space sorts before any)
+        if low >= high:
+            return []
+        # settled records: an eventually consistent read (half the read units) sees them
+        records = self._query(f"l#{log}", limit=limit, Limit=limit, ConsistentRead=False,
+                              KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                              ExpressionAttributeValues={":low": _s(low), ":high": _s(high)})
+        return [(item["sk"]["S"], item["p"]["S"]) for item in records if float(item[TTL_ATTRIBUTE]["N"]) > now]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        item = self._call("get_item", Key=self._key(f"f#{log}"), ConsistentRead=True).get("Item") or {}
+        return item.get("at", {}).get("S"), item.get("plan", {}).get("S")
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """Exactly once without a transaction: the fold first writes its plan (the end it folds to) to the
+        position item, so every run of it folds the same records; every item it writes carries ``lb``,
+        the end of the last fold applied to it, and is written only while ``lb`` is below this end (a
+        retried or repeated write of this fold changes nothing); a unique marker written by this fold
+        counts as new again when the fold runs again. Then the position moves to ``end``."""
+        now, position = time.time(), self._key(f"f#{log}")
+        at = "attribute_not_exists(#at)" if start is None else "#at = :start"
+        try:
+            self._call("update_item", Key=position, UpdateExpression="SET #plan = :end",
+                       ConditionExpression=f"{at} AND (attribute_not_exists(#plan) OR #plan = :end)",
+                       ExpressionAttributeNames={"#at": "at", "#plan": "plan"},
+                       ExpressionAttributeValues={":end": _s(end), **({":start": _s(start)} if start else {})})
+        except _ConditionFailed:
+            return False
+        new = self._fold_markers(hits, end, now)
+        counters: dict[str, int] = {}
+        tallies: dict[str, list[Tally]] = {}
+        for hit, is_new in zip(hits, new, strict=True):
+            for key in (*hit.incr, *(hit.unique_incr if is_new else ())):
+                counters[key] = counters.get(key, 0) + 1
+            for tally in (*hit.tally, *(hit.unique_tally if is_new else ())):
+                tallies.setdefault(tally.key, []).append(tally)
+        shard = zlib.crc32(end.encode())  # the same shard in every run of this fold
+        self._together([lambda key=key, n=n: self._fold_counter(key, n, end, shard) for key, n in counters.items()]
+                       + [lambda key=key, ts=ts: self._fold_tally(key, ts, end) for key, ts in tallies.items()])
+        # a false condition: moved already, by this call's lost answer or by another run of this fold
+        with contextlib.suppress(_ConditionFailed):
+            self._call("update_item", Key=position, UpdateExpression="SET #at = :end REMOVE #plan",
+                       ConditionExpression="#plan = :end", ExpressionAttributeNames={"#at": "at", "#plan": "plan"},
+                       ExpressionAttributeValues={":end": _s(end)})
+        return True
+
+    def _fold_markers(self, hits: Sequence[Hit], end: str, now: float) -> list[bool]:
+        """Which hits bring a new unique marker: absent or expired, or written by an earlier run of this fold
+        (``lb`` = ``end``); those are written now (only they: a marker already there costs a read, not a
+        failed write). The first hit with a marker counts it, the batch's later ones do not."""
+        keys = list(dict.fromkeys(hit.unique[0] for hit in hits if hit.unique is not None))
+        items = self._batch_get([f"v#{key}" for key in keys])
+        fresh = set()
+        for key in keys:
+            item = items.get(f"v#{key}")
+            if (not item or (TTL_ATTRIBUTE in item and float(item[TTL_ATTRIBUTE]["N"]) <= now)
+                    or item.get("lb", {}).get("S") == end):
+                fresh.add(key)
+        ttl = {hit.unique[0]: hit.unique[1] for hit in hits if hit.unique is not None}
+        def mark(key: str) -> None:
+            try:
+                self._call("put_item", Item={**self._key(f"v#{key}"), "v": _s("1"), TTL_ATTRIBUTE: _n(now + ttl[key]),
+                                             "lb": _s(end)},
+                           ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR lb = :end",
+                           ExpressionAttributeValues={":now": _n(now), ":end": _s(end)})
+            except _ConditionFailed as exc:  # another fold wrote it since the read: nothing counted yet, run again
+                raise StorageError("DynamoDB: a unique marker changed during the fold; the next fold finishes it"
+                                   ) from exc
+        self._together([lambda key=key: mark(key) for key in sorted(fresh)])
+        new, seen = [], set()
+        for hit in hits:
+            key = hit.unique[0] if hit.unique is not None else None
+            new.append(key in fresh and key not in seen)
+            if key is not None:
+                seen.add(key)
+        return new
+
+    def _fold_counter(self, key: str, amount: int, end: str, shard: int) -> None:
+        pks = self._counter_keys(key)
+        # a false condition: applied already, by a lost answer's first attempt or an earlier run
+        with contextlib.suppress(_ConditionFailed):
+            self._call("update_item", Key=self._key(pks[shard % len(pks)]), UpdateExpression="ADD n :a SET lb = :end",
+                       ConditionExpression="attribute_not_exists(lb) OR lb < :end",
+                       ExpressionAttributeValues={":a": _n(amount), ":end": _s(end)})
+
+    def _fold_tally(self, key: str, tallies: list[Tally], end: str) -> None:
+        for _ in range(8):  # bounded: a failed write lost a race with a concurrent writer
+            now = time.time()
+            item = self._call("get_item", Key=self._key(*_tally_place(key)), ConsistentRead=True).get("Item")
+            if item and item.get("lb", {}).get("S", "") >= end:
+                return  # applied already
+            counts, inherited, expires_at = self._tally_state(item, now)
+            for tally in tallies:
+                count_member(counts, inherited, tally)
+            if self._put_tally(key, item, counts, inherited, expires_at or now + tallies[0].ttl, fold_end=end):
+                return
+        raise StorageError(f"DynamoDB: tally {key} kept changing under concurrent writes")
 
     def _together(self, calls: list) -> list:
         """Run independent calls concurrently (a counted view's increments touch different items)."""
@@ -600,16 +802,21 @@ class DynamoDBStorage(Storage):
                     if expires_at is None or expires_at > now:
                         value = item["n"]["N"] if "n" in item else item["v"]["S"]
                         values.append({"type": "value", "key": pk[2:], "value": value, "expires_at": expires_at})
-                elif pk.startswith(("t#", "td#")):
-                    key, member = self._tally_key(pk, item["sk"]["S"])
-                    expires_at = float(item[TTL_ATTRIBUTE]["N"])
-                    if member != "#" and expires_at > now:
-                        record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {},
-                                                          "expires_at": expires_at})
-                        # a day counted under both layouts (the day of the move to the daily one) keeps the
-                        # larger count: the items of the earlier layout stay until their TTL, so a sum would
-                        # grow with every export and import
-                        record["counts"][member] = max(record["counts"].get(member, 0), int(item["n"]["N"]))
+                elif (pk.startswith("t#") and item["sk"]["S"] == SK) or pk.startswith("td#"):
+                    counts, inherited, expires_at = self._tally_state(item, now)
+                    key = _tally_key(pk, item["sk"]["S"])
+                    if counts:
+                        record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {}})
+                        record["expires_at"] = expires_at
+                        for member, n in counts.items():
+                            _keep_larger(record["counts"], member, n - inherited.get(member, 0))
+                elif pk.startswith("t#") and item["sk"]["S"] != "#" and float(item[TTL_ATTRIBUTE]["N"]) > now:
+                    # a tally member item of the layout before a tally was one item: exported in the new
+                    # shape, so export and import move a table's stats detail to it
+                    record = tallies.setdefault(pk[2:], {"type": "tally", "key": pk[2:], "counts": {},
+                                                         "expires_at": float(item[TTL_ATTRIBUTE]["N"])})
+                    _keep_larger(record["counts"], item["sk"]["S"],
+                                 int(item["n"]["N"]) - int(item.get("b", {}).get("N", 0)))
                 elif pk.startswith("q#"):
                     queue.append({"type": "queue", "item": self._from_item(item).to_dict()})
         for key in sorted(counters):
@@ -641,11 +848,9 @@ class DynamoDBStorage(Storage):
                 elif kind == "tally":
                     expires_at = record.get("expires_at")
                     expires_at = float(expires_at) if expires_at is not None else time.time() + 400 * 86400
-                    counts = {member: int(n) for member, n in record["counts"].items()}
-                    slots = sum(1 for member in counts if member != OTHER)
-                    pk, day = self._tally_place(record["key"])
-                    puts += [{**self._key(pk, day + sk), "n": _n(n), TTL_ATTRIBUTE: _n(expires_at)}
-                             for sk, n in [*counts.items(), ("#", slots)]]
+                    puts.append({**self._key(*_tally_place(record["key"])), TTL_ATTRIBUTE: _n(expires_at),
+                                 "m": {"M": {member: _n(int(n)) for member, n in record["counts"].items()}},
+                                 "i": {"M": {}}, "ver": _s(uuid.uuid4().hex)})
                 elif kind == "queue":
                     puts.append(self._queue_item(QueueItem.from_dict(record["item"])))
                 else:

@@ -6,7 +6,9 @@ serve several sites.
 
 Keys (after the prefix): ``c:<key>`` counters (strings for INCRBY),
 ``v:<key>`` values (strings with a PX expiry: Redis expires them itself),
-``t:<key>`` tallies (a hash of member -> count, with a PX expiry),
+``t:<key>`` tallies (a hash of member -> estimate, with a PX expiry) and
+``ti:<key>`` what members inherited (a hash, expiring with it; see `Tally`),
+``l:<log>`` logs (streams; see `log_read`),
 and per queue ``q:<queue>:i:<id>`` (a hash per record),
 ``q:<queue>:pending`` (sorted set scored by ``ready_at``) and
 ``q:<queue>:done`` / ``q:<queue>:dead`` (sorted sets scored by creation).
@@ -32,6 +34,7 @@ from redis.retry import Retry
 from .base import (
     DEAD,
     DONE,
+    LOG_TTL,
     OTHER,
     PENDING,
     QUEUE_STATES,
@@ -82,6 +85,16 @@ def client_from_url(url: str) -> tuple[redis.Redis, str]:
     return client, prefix
 
 
+def _stream_id(at: float) -> str:
+    """The smallest stream id of an entry added at ``at`` (Unix seconds)."""
+    return f"{int(at * 1000)}-0"
+
+
+def _own_counts(counts: dict[str, str], inherited: dict[str, str]) -> dict[str, int]:
+    """A tally's members with their own counts: the estimate less what the member inherited (see `Tally`)."""
+    return {member: int(n) - int(inherited.get(member, 0)) for member, n in counts.items()}
+
+
 def _fields(item: QueueItem) -> dict[str, str]:
     return {"id": item.id, "queue": item.queue, "payload": json.dumps(item.payload), "state": item.state,
             "attempts": str(item.attempts), "created_at": repr(item.created_at),
@@ -122,6 +135,12 @@ class RedisStorage(Storage):
     def _t(self, key: str) -> str:
         return f"{self.prefix}t:{key}"
 
+    def _ti(self, key: str) -> str:
+        return f"{self.prefix}ti:{key}"
+
+    def _l(self, log: str) -> str:
+        return f"{self.prefix}l:{log}"
+
     def _q(self, queue: str, part: str) -> str:
         return f"{self.prefix}q:{queue}:{part}"
 
@@ -156,18 +175,64 @@ class RedisStorage(Storage):
         return bool(allowed), int(count)
 
     def hit(self, hit: Hit) -> HitResult:
+        allowed, new, repeated, *values = self._call(self._hit_script, *self._hit_call(hit))
+        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)),
+                         repeated=bool(repeated))
+
+    def _hit_call(self, hit: Hit) -> tuple[list[str], list]:
+        """The hit script's keys and arguments for ``hit``."""
         keys = [self._v(hit.limit.key) if hit.limit else self._v(""),
                 self._v(hit.unique[0]) if hit.unique else self._v(""),
                 *(self._c(k) for k in hit.incr), *(self._c(k) for k in hit.unique_incr),
-                *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally))]
+                *(self._c(k) for k in hit.read), *(self._t(t.key) for t in (*hit.tally, *hit.unique_tally)),
+                *(self._ti(t.key) for t in (*hit.tally, *hit.unique_tally)),
+                self._l(hit.record[0]) if hit.record else self._l(""),
+                self._v(hit.once[0]) if hit.once else self._v("")]
         args = [1 if hit.limit else 0, hit.limit.max if hit.limit else 0,
                 hit.limit.window * 1000 if hit.limit else 0, 1 if hit.unique else 0,
                 hit.unique[1] * 1000 if hit.unique else 0, len(hit.incr), len(hit.unique_incr), len(hit.read),
-                len(hit.tally), len(hit.unique_tally), OTHER]
+                len(hit.tally), len(hit.unique_tally), 1 if hit.once else 0,
+                hit.once[1] * 1000 if hit.once else 0, OTHER]
         for tally in (*hit.tally, *hit.unique_tally):
             args += [tally.member, tally.cap, tally.ttl * 1000]
-        allowed, new, *values = self._call(self._hit_script, keys=keys, args=args)
-        return HitResult(bool(allowed), bool(new), dict(zip(hit.read, (int(v) for v in values), strict=True)))
+        args += [1 if hit.record else 0, hit.record[1] if hit.record else "", _stream_id(time.time() - LOG_TTL)]
+        return keys, args
+
+    # -- logs and folds ------------------------------------------------------------------
+    # A log is a Redis stream: the server gives ids in the order entries are added, so a record is
+    # readable at once and never appears behind one already read; entries older than LOG_TTL are
+    # trimmed as new ones are added.
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        entries = self._call(self.client.xrange, self._l(log), f"({after}" if after else "-", until or "+",
+                             count=limit)
+        oldest = _stream_id(clock(now) - LOG_TTL)
+        return [(entry_id, fields["p"]) for entry_id, fields in entries
+                if tuple(map(int, entry_id.split("-"))) >= tuple(map(int, oldest.split("-")))]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        return self.get(f"fold:{log}"), None
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """One MULTI/EXEC transaction of hit-script calls and the new position, under WATCH of the
+        position: it all applies or, when another fold moved the position first, nothing does."""
+        position = self._v(f"fold:{log}")
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(position)
+                if pipe.get(position) != start:
+                    return False
+                pipe.multi()
+                for hit in hits:
+                    keys, args = self._hit_call(hit)
+                    self._hit_script(keys=keys, args=args, client=pipe)
+                pipe.set(position, end)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+            except redis.RedisError as exc:
+                raise StorageError(f"Redis: {exc}") from exc
+        return True
 
     # -- tallies -----------------------------------------------------------------------
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -176,9 +241,10 @@ class RedisStorage(Storage):
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(self._t(key))
+            pipe.hgetall(self._ti(key))
         answers = self._call(pipe.execute)
-        return {key: {member: int(n) for member, n in answer.items()}
-                for key, answer in zip(keys, answers, strict=True)}
+        return {key: _own_counts(counts, inherited)
+                for key, counts, inherited in zip(keys, answers[::2], answers[1::2], strict=True)}
 
     def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
         return self.tallies(daily_keys(series, names, first, last))  # one pipelined round trip
@@ -266,9 +332,11 @@ class RedisStorage(Storage):
             pipe = self.client.pipeline(transaction=True)
             pipe.hgetall(key)
             pipe.pttl(key)
-            counts, pttl = self._call(pipe.execute)
+            pipe.hgetall(self._ti(key[skip:]))
+            counts, pttl, inherited = self._call(pipe.execute)
             if counts:
-                yield {"type": "tally", "key": key[skip:], "counts": {m: int(n) for m, n in sorted(counts.items())},
+                own = dict(sorted(_own_counts(counts, inherited).items()))
+                yield {"type": "tally", "key": key[skip:], "counts": own,
                        "expires_at": None if pttl < 0 else now + pttl / 1000}
         for key in sorted(self._scan(f"{self.prefix}q:*:i:*")):
             fields = self._call(self.client.hgetall, key)
@@ -294,7 +362,7 @@ class RedisStorage(Storage):
                     expires_at = record.get("expires_at")
                     if expires_at is not None and expires_at <= now:
                         continue
-                    pipe.delete(self._t(record["key"]))
+                    pipe.delete(self._t(record["key"]), self._ti(record["key"]))
                     pipe.hset(self._t(record["key"]), mapping={m: int(n) for m, n in record["counts"].items()})
                     if expires_at is not None:
                         pipe.pexpireat(self._t(record["key"]), int(expires_at * 1000))

@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from .base import (
     DEAD,
     DONE,
+    LOG_TTL,
     OTHER,
     PENDING,
     QUEUE_STATES,
@@ -81,10 +82,14 @@ CREATE TABLE IF NOT EXISTS queue_items (
     ready_at REAL NOT NULL, token TEXT, last_error TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tallies (
-    key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL,
+    key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, expires_at REAL, inherited INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, log TEXT NOT NULL, text TEXT NOT NULL, expires_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS queue_items_ready ON queue_items (queue, state, ready_at);
+CREATE INDEX IF NOT EXISTS log_records_order ON log_records (log, seq);
 """
 
 _QUEUE_COLUMNS = "id, queue, payload, state, attempts, created_at, updated_at, ready_at, token, last_error"
@@ -225,6 +230,8 @@ class SQLiteStorage(Storage):
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
+            if "inherited" not in {row[1] for row in conn.execute("PRAGMA table_info(tallies)")}:
+                conn.execute("ALTER TABLE tallies ADD COLUMN inherited INTEGER NOT NULL DEFAULT 0")  # older files
         finally:
             fcntl.flock(writer_lock, fcntl.LOCK_UN)
 
@@ -267,6 +274,7 @@ class SQLiteStorage(Storage):
             conn, now = self._connection(), time.time()
             conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
             conn.execute("DELETE FROM tallies WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+            conn.execute("DELETE FROM log_records WHERE expires_at <= ?", (now,))
 
     # -- counters ------------------------------------------------------------------
     @staticmethod
@@ -355,37 +363,81 @@ class SQLiteStorage(Storage):
 
     def hit(self, hit: Hit) -> HitResult:
         with self._tx() as conn:
-            if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
-                return HitResult(False, False, self._counters(conn, hit.read))
-            for key in hit.incr:
-                self._incr(conn, key, 1)
-            for tally in hit.tally:
-                self._tally(conn, tally)
-            new = False
-            if hit.unique is not None:
-                new = self._add(conn, hit.unique[0], "1", hit.unique[1])
-                if new:
-                    for key in hit.unique_incr:
-                        self._incr(conn, key, 1)
-                    for tally in hit.unique_tally:
-                        self._tally(conn, tally)
-            return HitResult(True, new, self._counters(conn, hit.read))
+            return self._hit(conn, hit)
+
+    def _hit(self, conn: sqlite3.Connection, hit: Hit) -> HitResult:
+        if hit.once is not None and self._live(conn, hit.once[0], time.time()) is not None:
+            return HitResult(True, False, self._counters(conn, hit.read), repeated=True)
+        if hit.limit is not None and not self._limit(conn, hit.limit)[0]:
+            return HitResult(False, False, self._counters(conn, hit.read))
+        if hit.once is not None:
+            self._add(conn, hit.once[0], "1", hit.once[1])
+        for key in hit.incr:
+            self._incr(conn, key, 1)
+        for tally in hit.tally:
+            self._tally(conn, tally)
+        new = False
+        if hit.unique is not None:
+            new = self._add(conn, hit.unique[0], "1", hit.unique[1])
+            if new:
+                for key in hit.unique_incr:
+                    self._incr(conn, key, 1)
+                for tally in hit.unique_tally:
+                    self._tally(conn, tally)
+        if hit.record is not None:
+            conn.execute("INSERT INTO log_records (log, text, expires_at) VALUES (?, ?, ?)",
+                         (hit.record[0], hit.record[1], time.time() + LOG_TTL))
+        return HitResult(True, new, self._counters(conn, hit.read))
+
+    # -- logs and folds ----------------------------------------------------------------------
+    # A record's id is its row's AUTOINCREMENT number, given inside the writer's transaction: ids grow in
+    # commit order, so a record is readable at once and never appears behind one already read.
+    def log_read(self, log: str, after: str | None, limit: int, *, until: str | None = None,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        rows = self._read("SELECT seq, text FROM log_records WHERE log = ? AND seq > ? AND seq <= ? "
+                          "AND expires_at > ? ORDER BY seq LIMIT ?",
+                          (log, int(after or 0), int(until) if until else 2**62, clock(now), limit))
+        return [(f"{seq:020d}", text) for seq, text in rows]
+
+    def fold_position(self, log: str) -> tuple[str | None, str | None]:
+        return self.get(f"fold:{log}"), None
+
+    def fold(self, log: str, start: str | None, end: str, hits: Sequence[Hit]) -> bool:
+        """One transaction: the position is checked, the hits applied and the position moved together."""
+        with self._tx() as conn:
+            position = self._live(conn, f"fold:{log}", time.time())
+            if (position[0] if position else None) != start:
+                return False
+            for hit in hits:
+                self._hit(conn, hit)
+            self._put(conn, f"fold:{log}", end, None)
+            return True
 
     # -- tallies ---------------------------------------------------------------------------
     @staticmethod
     def _tally(conn: sqlite3.Connection, tally: Tally) -> None:
-        now = time.time()
-        conn.execute("DELETE FROM tallies WHERE key = ? AND expires_at <= ?", (tally.key, now))
-        member = tally.member
-        if conn.execute("SELECT 1 FROM tallies WHERE key = ? AND member = ?", (tally.key, member)).fetchone() is None:
+        now, key, member = time.time(), tally.key, tally.member
+        conn.execute("DELETE FROM tallies WHERE key = ? AND expires_at <= ?", (key, now))
+        expires_at = conn.execute("SELECT MIN(expires_at) FROM tallies WHERE key = ?", (key,)).fetchone()[0]
+        expires_at = expires_at if expires_at is not None else now + tally.ttl
+        known = member == OTHER or conn.execute("SELECT 1 FROM tallies WHERE key = ? AND member = ?",
+                                                (key, member)).fetchone() is not None
+        if not known:
             held = conn.execute("SELECT COUNT(*) FROM tallies WHERE key = ? AND member != ?",
-                                (tally.key, OTHER)).fetchone()[0]
-            if held >= tally.cap:
-                member = OTHER
-        expires_at = conn.execute("SELECT MIN(expires_at) FROM tallies WHERE key = ?", (tally.key,)).fetchone()[0]
+                                (key, OTHER)).fetchone()[0]
+            if held >= tally.cap:  # full: the member ranked lowest gives its place up (see `Tally`)
+                victim, n, inherited = conn.execute(
+                    "SELECT member, n, inherited FROM tallies WHERE key = ? AND member != ? "
+                    "ORDER BY n, n - inherited, member LIMIT 1", (key, OTHER)).fetchone()
+                conn.execute("DELETE FROM tallies WHERE key = ? AND member = ?", (key, victim))
+                conn.execute("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (key, member) DO UPDATE SET n = n + excluded.n",
+                             (key, OTHER, n - inherited, expires_at))
+                conn.execute("INSERT INTO tallies (key, member, n, expires_at, inherited) VALUES (?, ?, ?, ?, ?)",
+                             (key, member, n + 1, expires_at, n))
+                return
         conn.execute("INSERT INTO tallies (key, member, n, expires_at) VALUES (?, ?, 1, ?) "
-                     "ON CONFLICT (key, member) DO UPDATE SET n = n + 1",
-                     (tally.key, member, expires_at if expires_at is not None else now + tally.ttl))
+                     "ON CONFLICT (key, member) DO UPDATE SET n = n + 1", (key, member, expires_at))
 
     def tallies(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {key: {} for key in keys}
@@ -393,7 +445,7 @@ class SQLiteStorage(Storage):
         for start in range(0, len(unique), 500):  # stay under SQLite's variable limit
             chunk = unique[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, member, n in self._read(f"SELECT key, member, n FROM tallies WHERE key IN ({marks}) "
+            for key, member, n in self._read(f"SELECT key, member, n - inherited FROM tallies WHERE key IN ({marks}) "
                                              "AND (expires_at IS NULL OR expires_at > ?)", (*chunk, now)):
                 result[key][member] = n
         return result
@@ -401,7 +453,7 @@ class SQLiteStorage(Storage):
     def daily_tallies(self, series: str, names: Sequence[str], first: str, last: str) -> dict[str, dict[str, int]]:
         # one range scan of the primary key: the keys of these days sort together (``;`` follows ``:``)
         result: dict[str, dict[str, int]] = {key: {} for key in daily_keys(series, names, first, last)}
-        for key, member, n in self._read("SELECT key, member, n FROM tallies WHERE key >= ? AND key < ? "
+        for key, member, n in self._read("SELECT key, member, n - inherited FROM tallies WHERE key >= ? AND key < ? "
                                          "AND (expires_at IS NULL OR expires_at > ?)",
                                          (f"{series}:{first}:", f"{series}:{last};", time.time())):
             if key in result:
@@ -491,7 +543,7 @@ class SQLiteStorage(Storage):
             if expires_at is None or expires_at > now:
                 yield {"type": "value", "key": key, "value": value, "expires_at": expires_at}
         tallies: dict[str, dict[str, Any]] = {}
-        for key, member, n, expires_at in self._read("SELECT key, member, n, expires_at FROM tallies "
+        for key, member, n, expires_at in self._read("SELECT key, member, n - inherited, expires_at FROM tallies "
                                                      "WHERE expires_at IS NULL OR expires_at > ? ORDER BY key, member",
                                                      (now,)):
             record = tallies.setdefault(key, {"type": "tally", "key": key, "counts": {}, "expires_at": expires_at})

@@ -1,13 +1,18 @@
-"""The visitor counter: which keys a page view touches, and counting one view in one storage step.
+"""The visitor counter: which keys a page view touches, recording one view in one storage step, and the
+reads.
 
 Counter keys: ``page:<path>`` (views of one page), ``site:views`` (all views),
 ``site:uniques`` (all-time sum of daily unique visitors) and, per UTC day,
-``site:day:<date>:views`` / ``site:day:<date>:uniques``. A visitor's daily
-marker is ``visitor:<date>:<hash>`` (48 h). The daily series keeps the
-finished days in one value, ``visitors:daily-history`` (see `daily`), so
-its cost does not grow with ``days``. Views are counted by one
-`Storage.hit`: rate limit, counters, unique marker and the read-back in
-one atomic step (one round trip on Redis and SQLite).
+``site:day:<date>:views`` / ``site:day:<date>:uniques``. A view is counted by
+one `Storage.hit` (one round trip): the rate limit, the view id (``view:<id>``,
+24 h, when the page sent one, so a retry of the same view is counted once),
+the page and site totals (atomic counters: the answer includes the view), and
+the recorded view in the ``views`` log, which holds only what the stats keep
+(see `record`). The fold (`fold`) turns recorded views, in batches and exactly
+once, into the daily counters, unique visitors (a visitor's daily marker is
+``visitor:<date>:<hash>``, 48 h) and the owner's stats. The daily series
+keeps the finished days in one value, ``visitors:daily-history`` (see
+`daily`), so its cost does not grow with ``days``.
 """
 
 from __future__ import annotations
@@ -15,22 +20,32 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..core.clock import utc_date
 from ..core.errors import Invalid
 from ..core.ratelimit import too_many, window
-from ..storage import Hit, Storage, Tally
+from ..stats import counting as stats
+from ..storage import Hit, Storage
 from .privacy import subject_hash, visitor_hash
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
 
+log = logging.getLogger(__name__)
+
+#: The log of recorded views, folded by `fold`.
+VIEWS_LOG = "views"
+#: Records one fold reads and applies at a time.
+FOLD_BATCH = 200
 MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
+#: Seconds a view id is remembered: far longer than a page keeps retrying one view.
+VIEW_ID_TTL = 24 * 3600
+_VIEW_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 #: Longest daily series the API answers (``days``).
 MAX_DAYS = 365
 #: Days whose counters may still grow (today, yesterday): read live; older ones come from `HISTORY_KEY`.
@@ -76,6 +91,16 @@ def normalise_path(raw: object) -> str:
     return path
 
 
+def view_id(raw: object) -> str | None:
+    """The page's id of one view (16 to 64 of ``A-Z a-z 0-9 _ -``, e.g. a UUID), None when absent; else an
+    `Invalid` error."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _VIEW_ID.fullmatch(raw):
+        raise Invalid("view_id must be 16 to 64 letters, digits, _ or -, such as a UUID", code="invalid_view_id")
+    return raw
+
+
 def page_key(path: str) -> str:
     return f"page:{path}"
 
@@ -94,31 +119,80 @@ def read(deps: Deps, path: str) -> dict:
     return _answer(path, deps.storage.counters(_read_keys(path), consistent=False), counted=False)
 
 
-def count(deps: Deps, path: str, visit: Visit, *, at: float, tally: Sequence[Tally] = (),
-          unique_tally: Sequence[Tally] = ()) -> dict:
-    """Count one view of ``path`` made at ``at`` (the app's clock, read once by the caller, so the stats
-    `Tally`s it made for that day land in the same step and day); raise a `RateLimited` error when the
-    visitor's rate limit (``VISITOR_RATE_LIMIT``) is full. The visitor hash is keyed by ``SECRET_KEY``
-    and ``SITE_URL``."""
+def record(date: str, path: str, visitor: str | None, found: stats.Details) -> str:
+    """The recorded view: JSON of only what the fold needs (no address, no User-Agent, no full referrer)."""
+    return json.dumps({"d": date, "p": path, "v": visitor, "r": found.referrer, "u": dict(found.utm),
+                       "b": found.browser, "dv": found.device, "c": found.country}, separators=(",", ":"))
+
+
+def count(deps: Deps, path: str, visit: Visit, found: stats.Details, *, at: float, view: str | None = None) -> dict:
+    """Count one view of ``path`` made at ``at`` (the app's clock, read once by the caller) with its stats
+    values ``found``; raise a `RateLimited` error when the visitor's rate limit (``VISITOR_RATE_LIMIT``) is
+    full. The visitor hash is keyed by ``SECRET_KEY`` and ``SITE_URL``. A view sent again with the same id
+    ``view`` (see `view_id`) within `VIEW_ID_TTL` counts nothing more, not even against the rate limit, and
+    answers the counts as they are now.
+
+    The answer's ``page_views`` and ``total_views`` include this view (atomic counters); ``unique_visitors``
+    is as of the last fold (this visitor's first view of the day is in it after the next fold)."""
     now, settings = at, deps.settings
     secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["VISITOR_RATE_LIMIT"]
     date = utc_date(now)
-    unique = None
-    if not visit.opted_out:
-        unique = (f"visitor:{date}:{visitor_hash(secret, date, visit.ip, visit.user_agent, site)}", VISITOR_TTL)
+    visitor = None if visit.opted_out else visitor_hash(secret, date, visit.ip, visit.user_agent, site)
     limit = window(rate, "visit", subject_hash(secret, date, visit.ip), now) if rate else None
     result = deps.storage.hit(Hit(
-        incr=[page_key(path), "site:views", f"site:day:{date}:views"],
+        incr=[page_key(path), "site:views"],
         limit=limit,
-        unique=unique,
-        unique_incr=["site:uniques", f"site:day:{date}:uniques"],
+        once=(f"view:{view}", VIEW_ID_TTL) if view else None,
+        record=(VIEWS_LOG, record(date, path, visitor, found)),
         read=_read_keys(path),
-        tally=tally,
-        unique_tally=unique_tally,
     ))
     if not result.allowed:
         raise too_many(rate, now, "too many page views from this address; try again later")
     return _answer(path, result.counts, counted=True)
+
+
+def _folded_hit(text: str, cap: int, retention_days: int) -> Hit:
+    """What one recorded view adds: its day's views, page tally and, for the day's first view of its visitor,
+    the unique counters and the visitor tallies. A record that cannot be read adds nothing (logged): it must
+    not hold up the views behind it."""
+    try:
+        view = json.loads(text)
+        date, visitor = view["d"], view["v"]
+        found = stats.Details(referrer=view["r"], utm=dict(view["u"]), browser=view["b"], device=view["dv"],
+                              country=view["c"])
+        tally, unique_tally = stats.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("a recorded view could not be read and is skipped: %s", type(exc).__name__)
+        return Hit()
+    return Hit(incr=[f"site:day:{date}:views"], tally=tally,
+               unique=(f"visitor:{date}:{visitor}", VISITOR_TTL) if visitor else None,
+               unique_incr=["site:uniques", f"site:day:{date}:uniques"], unique_tally=unique_tally)
+
+
+def fold(deps: Deps, *, batch: int = FOLD_BATCH, rounds: int = 50, now: float | None = None) -> int:
+    """Fold recorded views into the daily counters, unique visitors and the stats tallies, ``batch`` at a
+    time, at most ``rounds`` batches; return how many views were folded.
+
+    Exactly once (`Storage.fold`): a fold that stops part-way is finished by the next, and folds running
+    at once (every gunicorn worker, the worker, the schedule) do not count a view twice. ``now`` is the
+    storage's clock (tests). Raises `StorageError` when the storage does not answer.
+    """
+    storage, settings = deps.storage, deps.settings
+    cap, retention = settings["STATS_DAILY_VALUES"], settings["STATS_RETENTION_DAYS"]
+    folded = 0
+    for _ in range(rounds):
+        start, planned = storage.fold_position(VIEWS_LOG)
+        # a fold that stopped part-way is finished with all its records (its end was written down)
+        records = storage.log_read(VIEWS_LOG, start, batch if planned is None else 100 * batch, until=planned,
+                                   now=now)
+        if not records:
+            break
+        if storage.fold(VIEWS_LOG, start, planned or records[-1][0],
+                        [_folded_hit(text, cap, retention) for _, text in records]):
+            folded += len(records)
+        if planned is None and len(records) < batch:
+            break
+    return folded
 
 
 def _day_keys(date: str) -> list[str]:

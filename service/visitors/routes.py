@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..core.clock import utc_date
 from ..core.deps import current
 from ..core.errors import Invalid
 from ..core.http import query_int
@@ -28,17 +27,15 @@ def count_view():
     if "path" not in body:
         raise Invalid('path is required, e.g. {"path": "/"}', code="invalid_path")
     path = visitors.normalise_path(body["path"])
+    view = visitors.view_id(body.get("view_id"))
     user_agent = request.headers.get("User-Agent", "")
     deps = current()
-    if is_bot(user_agent):
-        return _no_store(jsonify(visitors.read(deps, path)))
     config = deps.settings
-    visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
-    at = deps.now()
     found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
-    tally, unique_tally = stats.tallies(utc_date(at), path, found, cap=config["STATS_DAILY_VALUES"],
-                                        retention_days=config["STATS_RETENTION_DAYS"])
-    answer = visitors.count(deps, path, visit, at=at, tally=tally, unique_tally=unique_tally)
+    if is_bot(user_agent) or stats.is_spam(found.referrer):
+        return _no_store(jsonify(visitors.read(deps, path)))
+    visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
+    answer = visitors.count(deps, path, visit, found, at=deps.now(), view=view)
     return _no_store(jsonify(answer))
 
 

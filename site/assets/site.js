@@ -138,13 +138,33 @@ function blogUrl({ tag, page } = {}) {
 // --- visitor counter -----------------------------------------------------------
 
 let counted = null;
+// Waits (ms) before sending a view again when it got no answer or a 503: the server may have counted it
+// anyway, so every try carries the same view id and the server counts the id once.
+const VIEW_RETRIES = [1000, 3000];
+
+/** A random id for one page view (a UUID). */
+function newViewId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** POST one view, sent again with the same id while it gets no answer or a 503. */
+async function sendView(body) {
+  let result = await api('/visitors', { method: 'POST', body });
+  for (const wait of VIEW_RETRIES) {
+    if (result.status !== 0 && result.status !== 503) break;
+    await new Promise((resolve) => { setTimeout(resolve, wait); });
+    result = await api('/visitors', { method: 'POST', body });
+  }
+  return result;
+}
 
 /** Count this page view once per load and show the counts; resolves to the API's answer or null. */
 function countView(path) {
   if (!widgets.has('visitors') || !path) return Promise.resolve(null);
   // the referrer's host and the page's utm_* parameters feed the owner's stats (reduced on the server)
-  const body = { path, referrer: document.referrer, query: window.location.search };
-  counted ??= api('/visitors', { method: 'POST', body }).then((result) => {
+  const body = { path, referrer: document.referrer, query: window.location.search, view_id: newViewId() };
+  counted ??= sendView(body).then((result) => {
     const box = byId('visitor-counter');
     if (!result.ok || !result.data || typeof result.data.page_views !== 'number') return null;
     const d = result.data;

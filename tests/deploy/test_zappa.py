@@ -49,6 +49,7 @@ MAX_PACKAGE_BYTES = 15_000_000
 ORIGIN_SECRET = "origin-secret-for-tests-0123456789abcdef"
 TOKEN = "123456789:AAE-lambda_TOKEN-value"
 OUTBOX_TASK = "service.tasks.deliver_outbox"
+FOLD_TASK = "service.tasks.fold_views"
 BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}
 ISSUE = {"number": 7, "title": "Hello from Lambda", "state": "open", "user": {"login": "octo"},
          "labels": [{"name": "published"}], "body": "A post written as an issue.",
@@ -231,7 +232,9 @@ def _lambda_env(moto_server, upstreams) -> dict[str, str]:
             "SECRET_KEY": "lambda-secret-key-0123456789", "ORIGIN_SECRET": ORIGIN_SECRET, "SITE_URL": f"https://{SITE_HOST}",
             "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "4242", "TELEGRAM_API_URL": upstreams.url,
             "OUTBOX_INLINE_SECONDS": "0", "GITHUB_API_URL": upstreams.url, "BLOG_REPO": "octo/blog",
-            "STATS_TOKEN": STATS_TOKEN}
+            "STATS_TOKEN": STATS_TOKEN,
+            # one writer here: recorded views are folded at once, not after DynamoDB's settling seconds
+            "DYNAMODB_LOG_SETTLE": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +260,7 @@ def test_owner_stats_are_served_by_the_package(function):
                    body=json.dumps({"path": "/stats-probe", "referrer": "https://lobste.rs/", "query": "?a=1"}),
                    headers={**BROWSER, "content-type": "application/json"})
     assert counted["statusCode"] == 200, function.logs()
+    assert function.invoke(scheduled_event(FUNCTION, FOLD_TASK))["folded"] >= 1, function.logs()
     page = call(function, "GET", "/stats")
     assert page["statusCode"] == 401 and 'name="token"' in page["body"], function.logs()
     assert call(function, "GET", "/stats/stats.css")["statusCode"] == 200
@@ -266,6 +270,31 @@ def test_owner_stats_are_served_by_the_package(function):
     tables = response_json(answer)["tables"]
     assert {"value": "/stats-probe", "count": 1} in tables["pages"]
     assert {"value": "lobste.rs", "count": 1} in tables["referrers"]
+
+
+def _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams, **env) -> dict:
+    """What importing the entry point does in a fresh interpreter of the package, before any event."""
+    probe = ("import json, sys; import service.aws_lambda; loaded = {name: name in sys.modules for name in "
+             "('zappa.handler', 'service.wsgi')}; storage = sys.modules['service.wsgi'].app.extensions["
+             "'vitae.storage'] if loaded['service.wsgi'] else None; print(json.dumps({**loaded, 'client': "
+             "storage is not None and storage._client is not None}))")
+    environ = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": f"{unzipped}{os.pathsep}{runtime_libraries}",
+               "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", **_lambda_env(moto_server, upstreams), **env}
+    result = subprocess.run([str(venvs.BASE_PYTHON), "-S", "-B", "-c", probe], cwd=unzipped, env=environ,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_app_and_its_dynamodb_client_are_made_while_the_function_initialises(
+        unzipped, runtime_libraries, vitae_table, moto_server, upstreams):
+    on_lambda = _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams,
+                                  AWS_LAMBDA_FUNCTION_NAME=FUNCTION, LAMBDA_TASK_ROOT=str(unzipped))
+    assert on_lambda == {"zappa.handler": True, "service.wsgi": True, "client": True}
+    # zappa's own command loads the module by path off Lambda: nothing of the app then
+    assert _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams) == {
+        "zappa.handler": False, "service.wsgi": False, "client": False}
 
 
 def test_health_answers_only_through_the_cdn(function):
@@ -325,13 +354,21 @@ def test_counting_views_uses_dynamodb_and_tells_visitors_apart(function):
         assert response["statusCode"] == 200, function.logs()
         return response_json(response)
 
+    def fold():  # what the stage's schedule does every minute
+        function.invoke(scheduled_event(FUNCTION, FOLD_TASK))
+
+    fold()
     first = view("192.0.2.10")
     assert first["counted"] is True and first["path"] == "/lambda"
+    fold()
     again = view("192.0.2.10", forwarded_for="198.51.100.1, 192.0.2.10")  # a forged entry changes nothing
     assert again["page_views"] == first["page_views"] + 1
-    assert again["unique_visitors"] == first["unique_visitors"]
+    assert again["unique_visitors"] == first["unique_visitors"] + 1  # the first view, folded
+    fold()
+    assert view("192.0.2.11")["unique_visitors"] == again["unique_visitors"]
+    fold()
     other = view("192.0.2.11")
-    assert other["unique_visitors"] == first["unique_visitors"] + 1
+    assert other["unique_visitors"] == first["unique_visitors"] + 2
     read = call(function, "GET", "/api/visitors", query="path=/lambda")
     assert response_json(read)["page_views"] == other["page_views"]
 

@@ -190,6 +190,33 @@ def test_the_counter_counts_each_page_load(browser, services):
     assert api(services["live"] + "/api/visitors?path=/blog")[1]["page_views"] == seen[-1][0]
 
 
+def test_a_view_answered_503_after_it_was_counted_is_sent_again_and_counted_once(browser, tmp_path_factory, site_dir,
+                                                                                  resume_file, clean_env):
+    """The store counts the view but its answer is lost (the app answers 503): the page sends the view again
+    with the same id, shows it, and the server has counted it once."""
+    from service.storage import StorageError
+
+    service = _service(tmp_path_factory, "lossy", site_dir, resume_file)
+    storage = service.app.extensions["vitae.storage"]
+    real, sent = storage.hit, []
+
+    def hit_then_lose_the_first_answer(spec):
+        result = real(spec)
+        sent.append(spec.once)
+        if len(sent) == 1:
+            raise StorageError("Redis: Timeout reading from socket")
+        return result
+    storage.hit = hit_then_lose_the_first_answer
+    try:
+        browser.open(service.url + "/")
+        browser.wait(lambda: browser.visible("#visitor-counter"), message="the counter after the retry", timeout=10)
+        assert browser.text(".count-total") == "1 view"
+        assert len(sent) == 2 and sent[0] == sent[1] and sent[0] is not None
+        assert api(service.url + "/api/visitors?path=/")[1]["total_views"] == 1
+    finally:
+        service.stop()
+
+
 def test_every_widget_shows_the_fake_upstreams_data(browser, services, fake):
     browser.open(services["live"] + "/")
     assert browser.text("#spotify-title") == "Now playing"
@@ -611,8 +638,9 @@ STATS_TOKEN = "browser-stats-password"
 
 @pytest.fixture(scope="module")
 def stats_url(clean_env, tmp_path_factory, site_dir, resume_file):
+    # as `make run`: no worker, the web process folds recorded views itself
     service = _service(tmp_path_factory, "stats", site_dir, resume_file, STATS_TOKEN=STATS_TOKEN,
-                       STATS_LOGIN_RATE_LIMIT="5/hour")
+                       STATS_LOGIN_RATE_LIMIT="5/hour", VISITOR_FOLD_SECONDS="0.2")
     yield service.url
     service.stop()
 

@@ -10,7 +10,7 @@ from service.outbox.delivery import QUEUE
 from service.storage import DONE, OTHER, PENDING
 
 from ..fakes import Reply
-from ..helpers import BACKENDS
+from ..helpers import BACKENDS, fold
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -25,6 +25,7 @@ def view(client, path="/", ip="203.0.113.7", ua=FIREFOX, headers=None, **body):
 
 
 def tables(client):
+    fold(client.application)  # as the worker or the schedule does within seconds
     answer = client.get("/api/stats?range=today", headers=BEARER)
     assert answer.status_code == 200, answer.json
     return {name: {row["value"]: row["count"] for row in rows} for name, rows in answer.json["tables"].items()}
@@ -60,11 +61,59 @@ def test_junk_is_cut_down_never_stored_raw(make_app):
     for n in range(15):  # more referrers than a day keeps
         view(client, "/", ip=f"198.51.100.{n}", referrer=f"https://junk{n}.example/")
     found = tables(client)
-    assert found["referrers"][OTHER] == 6 and len(found["referrers"]) == 11  # (unknown) + 9 kept + (other)
+    assert found["referrers"][OTHER] == 6 and len(found["referrers"]) == 11  # 10 kept + (other)
     assert found["sources"] == {"b" * 64: 1} and found["mediums"] == {"m" * 64: 1}
     assert found["countries"] == {"(unknown)": 16}
     stored = repr(list(app.extensions["vitae.storage"].export()))
     assert "<script>" not in stored and "javascript" not in stored and "m" * 65 not in stored
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_referrer_spam_filling_the_day_cannot_hide_a_real_referrer(make_app, backend):
+    client = make_app(backend, STATS_TOKEN=TOKEN, STATS_DAILY_VALUES="10", VISITOR_RATE_LIMIT="off").test_client()
+    for ip in ("198.51.100.200", "198.51.100.201"):
+        view(client, ip=ip, referrer="https://news.ycombinator.com/item?id=1")
+    for n in range(11):  # spam: one visitor each (distinct User-Agents), more values than a day keeps
+        view(client, ua=f"{FIREFOX} spam/{n}", referrer=f"https://spam{n}.example/")
+    view(client, ip="198.51.100.202", referrer="https://lobste.rs/s/abc")  # a real referrer after the flood
+    found = tables(client)["referrers"]
+    assert found["news.ycombinator.com"] == 2 and found["lobste.rs"] == 1
+    assert len(found) == 11 and sum(found.values()) == 14
+
+
+def _listed_spam_hosts(count: int) -> list[str]:
+    from service.stats.counting import SPAM_LIST
+
+    with open(SPAM_LIST, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip() and not line.startswith("#")][:count]
+
+
+def test_the_spam_list_is_vendored_with_its_source():
+    import re
+
+    from service.stats.counting import SPAM_LIST
+
+    with open(SPAM_LIST, encoding="utf-8") as handle:
+        header = "".join(line for line in handle if line.startswith("#"))
+    assert "github.com/matomo-org/referrer-spam-list" in header and "public domain" in header
+    assert re.search(r"commit [0-9a-f]{40} of \d{4}-\d{2}-\d{2}", header)
+    assert len(_listed_spam_hosts(100_000)) > 1000
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_from_a_listed_spam_host_is_never_counted_or_tallied(make_app, backend):
+    app = make_app(backend, STATS_TOKEN=TOKEN)
+    client = app.test_client()
+    hosts = _listed_spam_hosts(3)
+    for n, host in enumerate(hosts):
+        for referrer in (f"https://{host}/", f"http://www.{host}/page?x=1", f"https://sub.{host}/"):
+            answer = view(client, ip=f"198.51.100.{n}", referrer=referrer)
+            assert answer.status_code == 200 and answer.json["counted"] is False, referrer
+    assert view(client, referrer="https://example.org/").json["counted"] is True
+    found = tables(client)
+    assert found["referrers"] == {"example.org": 1} and found["pages"] == {"/": 1}
+    stored = repr(list(app.extensions["vitae.storage"].export()))
+    assert not any(host in stored for host in hosts)
 
 
 def test_a_query_with_many_fields_is_read_up_to_the_fiftieth(make_app):
@@ -96,6 +145,7 @@ def test_a_filter_narrows_the_series_to_one_value(make_app):
     view(client, "/a")
     view(client, "/a")
     view(client, "/b")
+    fold(client.application)
     answer = client.get("/api/stats?range=7d&dimension=pages&value=/a", headers=BEARER).json
     assert answer["totals"]["views"] == 2 and len(answer["daily"]) == 7
     assert answer["filter"] == {"dimension": "pages", "value": "/a"}
@@ -171,6 +221,7 @@ def test_csv_per_table_and_the_terminal_tables(make_app):
     app = make_app(STATS_TOKEN=TOKEN)
     client = app.test_client()
     view(client, "/blog/7", referrer="https://=cmd.example/")
+    fold(app)
     csv = client.get("/api/stats.csv?table=pages&range=today", headers=BEARER)
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert csv.data.decode().splitlines() == ["value,views", "/blog/7,1"]
@@ -204,6 +255,7 @@ def test_weekly_digest_is_queued_once_per_week_and_delivered(make_app, upstream,
     client = app.test_client()
     clock.advance(-86400)  # a view the day before, inside the digest's week
     view(client, "/blog/1", referrer="https://lobste.rs/")
+    fold(app)
     clock.advance(86400)
     with app.app_context():
         assert notify.send_digest(current()) is True

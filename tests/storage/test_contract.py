@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import multiprocessing
 import threading
@@ -231,6 +232,29 @@ def test_hit_over_the_limit_writes_nothing(storage):
     assert refused.counts == {"page:/x": 2, "site:uniques": 1}
 
 
+def test_hit_with_a_once_key_counts_a_repeated_step_once(storage):
+    """A page retrying a view whose answer it never got (a timeout, a 503 after the write) sends the same
+    view id: the second step writes nothing, the rate limit included, and reads the counts."""
+    rule = Limit("rl:once", max=2, window=60)
+
+    def view(view_id: str, unique: str = "visitor:a"):
+        return storage.hit(Hit(incr=["page:/", "site:views"], limit=rule, once=(f"view:{view_id}", 3600),
+                               unique=(unique, 3600), unique_incr=["site:uniques"],
+                               tally=[Tally("day:pages", "/", 5, 3600)], read=["page:/", "site:uniques"]))
+    first = view("v1")
+    assert first.allowed and not first.repeated and first.counts == {"page:/": 1, "site:uniques": 1}
+    again = view("v1", unique="visitor:b")
+    assert again.allowed and again.repeated and not again.new_unique
+    assert again.counts == {"page:/": 1, "site:uniques": 1}
+    assert storage.calls(rule) == 1
+    assert view("v2").counts == {"page:/": 2, "site:uniques": 1}
+    refused = view("v3")  # the window is full: not counted, and the id not kept
+    assert not refused.allowed and not refused.repeated
+    assert storage.get("view:v3") is None
+    assert storage.counters(["site:views"]) == {"site:views": 2}
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"/": 2}}
+
+
 # -- tallies ------------------------------------------------------------------------------------
 
 def _tally_hit(storage, member: str, *, unique_key: str | None = None, unique_member: str = "x", cap: int = 3):
@@ -243,9 +267,21 @@ def test_tally_keeps_at_most_cap_members_and_counts_the_rest_as_other(storage):
     assert storage.tallies(["day:pages", "missing"]) == {"day:pages": {}, "missing": {}}
     for member in ["/a", "/b", "/a", "/c", "/d", "/e", "/b", "/a"]:
         _tally_hit(storage, member)
-    assert storage.tallies(["day:pages"]) == {"day:pages": {"/a": 3, "/b": 2, "/c": 1, OTHER: 2}}
+    # full at /d: /b (1) gives its place up, then /c; /b comes back in /d's place (estimate 2, own count 1,
+    # where /a has 2 of its own); the counts shown add up to the 8 counted
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"/a": 3, "/e": 1, "/b": 1, OTHER: 3}}
     assert storage.tallies([]) == {}
     assert storage.counters(["page:/"]) == {"page:/": 8}
+
+
+def test_a_full_tally_keeps_the_values_with_most_counts_against_a_flood_of_new_ones(storage):
+    """Referrer spam: values seen once each fill the day's cap; a value counted more keeps its place, and a real
+    one that arrives after the flood is shown, not lost in (other)."""
+    for member in ["real", "real", "s1", "s2", "s3", "s4", "late"]:
+        _tally_hit(storage, member)
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"real": 2, "s4": 1, "late": 1, OTHER: 3}}
+    _tally_hit(storage, "late")  # counted on from where it stands
+    assert storage.tallies(["day:pages"]) == {"day:pages": {"real": 2, "s4": 1, "late": 2, OTHER: 3}}
 
 
 def test_hit_counts_unique_tallies_once_per_unique_and_nothing_when_refused(storage):
@@ -287,17 +323,162 @@ def test_daily_tallies_read_a_range_of_days_of_several_names_at_once(storage):
     time.sleep(1.2)  # expiry is the storage's own clock
     found = storage.daily_tallies("s", ["pages", "browsers"], "2027-01-02", "2027-01-04")
     assert found == {
-        "s:2027-01-02:pages": {"/a": 2, "/b": 1, OTHER: 1}, "s:2027-01-02:browsers": {},
+        "s:2027-01-02:pages": {"/a": 2, "/c": 1, OTHER: 1}, "s:2027-01-02:browsers": {},
         "s:2027-01-03:pages": {}, "s:2027-01-03:browsers": {},
         "s:2027-01-04:pages": {"/a": 1}, "s:2027-01-04:browsers": {"Firefox": 1},
     }
     # the same items through the one-key read, and back out through export
     assert storage.tallies(["s:2027-01-02:pages", "s:2027-01-03:pages:more"]) == {
-        "s:2027-01-02:pages": {"/a": 2, "/b": 1, OTHER: 1}, "s:2027-01-03:pages:more": {"/deeper": 1}}
+        "s:2027-01-02:pages": {"/a": 2, "/c": 1, OTHER: 1}, "s:2027-01-03:pages:more": {"/deeper": 1}}
     exported = {record["key"]: record["counts"] for record in storage.export() if record["type"] == "tally"}
-    assert exported["s:2027-01-02:pages"] == {"/a": 2, "/b": 1, OTHER: 1}
+    assert exported["s:2027-01-02:pages"] == {"/a": 2, "/c": 1, OTHER: 1}
     assert exported["s:2027-01-04:browsers"] == {"Firefox": 1} and "s:2027-01-03:pages" not in exported
     assert storage.daily_tallies("s", ["pages"], "2027-01-03", "2027-01-03") == {"s:2027-01-03:pages": {}}
+
+
+# -- logs and folds -------------------------------------------------------------------------------
+# A counted view is recorded in a log by its hit; a fold makes records into hits and applies them in
+# batches, exactly once. DynamoDB shows a record once it is a few seconds old: reads look from later.
+
+LATER = 60.0  # seconds past now at which the tests read logs (past DynamoDB's settling time)
+
+
+def _record(storage, text: str, **hit) -> object:
+    return storage.hit(Hit(incr=["site:views"], record=("views", text), read=["site:views"], **hit))
+
+
+def _as_hit(text: str) -> Hit:
+    """A fold's hit for a record ``"<visitor>:<page>"``: a day view, a unique visitor, a page and a browser tally."""
+    visitor, page = text.split(":")
+    return Hit(incr=["site:day:d1:views"], unique=(f"visitor:d1:{visitor}", 3600),
+               unique_incr=["site:uniques", "site:day:d1:uniques"], tally=[Tally("day:pages", page, 10, 3600)],
+               unique_tally=[Tally("day:visitors", visitor, 10, 3600)])
+
+
+def _fold_all(storage, batch: int = 3, now: float | None = None) -> int:
+    """Fold every readable record, ``batch`` at a time, as the service's fold does; the batches folded by this call."""
+    folded = 0
+    for _ in range(100):
+        start, planned = storage.fold_position("views")
+        # a planned fold (one that stopped part-way) is finished with all its records, whatever ``batch``
+        records = storage.log_read("views", start, batch if planned is None else 10_000, until=planned,
+                                   now=now or time.time() + LATER)
+        if not records:
+            return folded
+        folded += storage.fold("views", start, planned or records[-1][0], [_as_hit(text) for _, text in records])
+    raise AssertionError("the log never ran dry")
+
+
+def _folded(storage) -> tuple:
+    counts = storage.counters(["site:day:d1:views", "site:uniques", "site:day:d1:uniques"])
+    tallies = storage.tallies(["day:pages", "day:visitors"])
+    return counts["site:day:d1:views"], counts["site:uniques"], counts["site:day:d1:uniques"], tallies
+
+
+def test_a_hit_records_in_a_log_read_back_in_order(storage):
+    rule = Limit("rl:log", max=3, window=60)
+    for n in range(3):
+        assert _record(storage, f"a:/{n}", limit=rule, once=(f"view:{n}", 60)).counts == {"site:views": n + 1}
+    assert _record(storage, "a:/again", limit=rule, once=("view:1", 60)).repeated  # not recorded again
+    assert not _record(storage, "a:/refused", limit=rule).allowed  # not recorded
+    later = time.time() + LATER
+    records = storage.log_read("views", None, 10, now=later)
+    assert [text for _, text in records] == ["a:/0", "a:/1", "a:/2"]
+    assert storage.log_read("views", records[0][0], 10, now=later) == records[1:]
+    assert storage.log_read("views", None, 2, now=later) == records[:2]
+    assert storage.log_read("views", None, 10, until=records[1][0], now=later) == records[:2]
+    assert storage.log_read("views", records[-1][0], 10, now=later) == []
+    assert storage.log_read("other", None, 10, now=later) == []
+    assert storage.counters(["site:views"]) == {"site:views": 3}
+
+
+def test_fold_applies_each_record_once_and_moves_the_position(storage):
+    assert storage.fold_position("views") == (None, None)
+    for text in ("a:/x", "a:/y", "b:/x", "c:/x", "b:/y"):
+        _record(storage, text)
+    assert _fold_all(storage, batch=2) == 3
+    start, planned = storage.fold_position("views")
+    assert planned is None and start == storage.log_read("views", None, 10, now=time.time() + LATER)[-1][0]
+    assert _folded(storage) == (5, 3, 3, {"day:pages": {"/x": 3, "/y": 2}, "day:visitors": {"a": 1, "b": 1, "c": 1}})
+    records = storage.log_read("views", None, 10, now=time.time() + LATER)
+    # the same batch again, from a position that is no longer the fold's: refused, nothing applied
+    assert storage.fold("views", None, records[1][0], [_as_hit(text) for _, text in records[:2]]) is False
+    assert _fold_all(storage) == 0
+    assert _folded(storage)[:3] == (5, 3, 3)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(monkeypatch, storage, writes: int) -> None:
+    """Make the store's next fold stop (raise) after ``writes`` of its writes, as a process killed there would."""
+    left = [writes]
+
+    def countdown():
+        left[0] -= 1
+        if left[0] < 0:
+            raise _Stop
+    if isinstance(storage, DynamoDBStorage):
+        real = storage._call
+
+        def call(operation, **kwargs):
+            if operation in ("update_item", "put_item"):
+                countdown()
+            return real(operation, **kwargs)
+        monkeypatch.setattr(storage, "_call", call)
+    elif isinstance(storage, RedisStorage):  # a transaction: stopped before EXEC, nothing was applied
+        real_call = storage._hit_call
+
+        def hit_call(hit):
+            countdown()
+            return real_call(hit)
+        monkeypatch.setattr(storage, "_hit_call", hit_call)
+    else:  # one transaction: stopped inside it, nothing was applied
+        real_incr = storage._incr
+        monkeypatch.setattr(storage, "_incr", lambda conn, key, amount: (countdown(), real_incr(conn, key, amount))[1])
+
+
+@pytest.mark.parametrize("writes", [0, 1, 2, 4, 7])
+def test_a_fold_stopped_between_its_writes_is_finished_once_by_the_next(storage, monkeypatch, writes):
+    for text in ("a:/x", "b:/x", "a:/y", "c:/z"):
+        _record(storage, text)
+    with monkeypatch.context() as patch:
+        _stop_after(patch, storage, writes)
+        with contextlib.suppress(_Stop):  # a fold with fewer writes than that finishes
+            _fold_all(storage, batch=4)
+    _fold_all(storage, batch=2)  # a new run: it finishes the stopped batch (same end) first
+    assert _folded(storage) == (4, 3, 3, {"day:pages": {"/x": 2, "/y": 1, "/z": 1},
+                                          "day:visitors": {"a": 1, "b": 1, "c": 1}})
+
+
+def test_racing_folds_and_concurrent_views_count_every_view_once(storage):
+    from service.storage.dynamodb import SETTLE
+
+    texts = [f"v{n % 7}:/p{n % 3}" for n in range(40)]
+    errors: list[Exception] = []
+    for text in texts[:20]:
+        _record(storage, text)
+    # the folds read as a moment after these 20 were written: on DynamoDB, the records settled by then
+    settled = time.time() + SETTLE  # phase two's records all have later ids
+
+    def view(part):
+        for text in part:
+            _record(storage, text)
+
+    def fold():
+        try:
+            for _ in range(3):
+                _fold_all(storage, batch=4, now=settled)
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+    run_threads([threading.Thread(target=view, args=(texts[20 + n::4],)) for n in range(4)]
+                + [threading.Thread(target=fold) for _ in range(3)])
+    _fold_all(storage, batch=5)
+    assert errors == []
+    pages = {f"/p{k}": sum(1 for n in range(40) if n % 3 == k) for k in range(3)}
+    assert _folded(storage) == (40, 7, 7, {"day:pages": pages, "day:visitors": {f"v{k}": 1 for k in range(7)}})
+    assert storage.counters(["site:views"]) == {"site:views": 40}
 
 
 # -- queues -------------------------------------------------------------------------------------
@@ -422,9 +603,9 @@ def test_export_import_round_trip_between_backends(request, tmp_path, source, ta
     assert dst.import_(exported) == len(exported)  # idempotent
     assert dst.counters(["page:/", "site:views"]) == {"page:/": 7, "site:views": 42}
     assert dst.get("forever") == "v"
-    assert dst.tallies(["day:pages"]) == {"day:pages": {"/a": 2, "/b": 1, OTHER: 1}}
+    assert dst.tallies(["day:pages"]) == {"day:pages": {"/a": 2, "/c": 1, OTHER: 1}}  # /c took /b's place
     assert dst.daily_tallies("stats", ["pages"], "2027-01-15", "2027-01-15") == {
-        "stats:2027-01-15:pages": {"/a": 2, "/b": 1, OTHER: 1}}
+        "stats:2027-01-15:pages": {"/a": 2, "/c": 1, OTHER: 1}}
     assert dst.queue_counts("outbox") == src.queue_counts("outbox") == {PENDING: 1, DONE: 1, DEAD: 0}
     assert _comparable(dst.export()) == _comparable(exported)
     assert dst.limit(Limit("rl:carried", max=3, window=3600)) == (True, 2)  # the window carries on
@@ -493,6 +674,19 @@ def _lost_new_window(direct, lossy):
     assert lossy.limit(Limit("rl:old", max=2, window=60)) == (True, 1)
 
 
+def _lost_evict(direct, lossy):
+    direct.hit(Hit(tally=[Tally("day:referrers", "spam.example", 1, 3600)]))
+    lossy.hit(Hit(tally=[Tally("day:referrers", "real.example", 1, 3600)]))  # takes the full tally's one place
+    assert direct.tallies(["day:referrers"]) == {"day:referrers": {"real.example": 1, OTHER: 1}}
+
+
+def _lost_fold(direct, lossy):
+    for text in ("a:/x", "b:/x", "a:/y"):
+        _record(direct, text)
+    _fold_all(lossy)
+    assert _folded(direct) == (3, 2, 2, {"day:pages": {"/x": 2, "/y": 1}, "day:visitors": {"a": 1, "b": 1}})
+
+
 @pytest.mark.parametrize(("operation", "scenario"), [
     pytest.param("UpdateItem", _lost_claim, id="claim"),
     pytest.param("TransactWriteItems", lambda *stores: _lost_move(DONE, *stores), id="ack"),
@@ -501,6 +695,9 @@ def _lost_new_window(direct, lossy):
     pytest.param("UpdateItem", _lost_add, id="add"),
     pytest.param("UpdateItem", _lost_limit, id="limit"),
     pytest.param("PutItem", _lost_new_window, id="limit-new-window"),
+    pytest.param("PutItem", _lost_evict, id="tally"),
+    pytest.param("UpdateItem", _lost_fold, id="fold-plan"),
+    pytest.param("PutItem", _lost_fold, id="fold-marker"),
 ])
 def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path, moto_server, operation, scenario):
     from ..servers import LossyProxy
@@ -517,6 +714,31 @@ def test_dynamodb_write_whose_answer_was_lost_is_reported_done(request, tmp_path
 
 
 # -- failures become StorageError ------------------------------------------------------------
+
+def test_a_sqlite_file_from_before_heavy_hitters_gets_its_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE tallies (key TEXT NOT NULL, member TEXT NOT NULL, n INTEGER NOT NULL, "
+                    "expires_at REAL, PRIMARY KEY (key, member)) WITHOUT ROWID")
+        old.execute("INSERT INTO tallies VALUES ('day:pages', '/a', 4, ?)", (time.time() + 60,))
+    store = open_storage(f"sqlite:///{path}")
+    store.hit(Hit(tally=[Tally("day:pages", "/b", 1, 60)]))
+    assert store.tallies(["day:pages"]) == {"day:pages": {"/b": 1, OTHER: 4}}
+
+
+def test_a_dynamodb_table_s_tallies_from_before_one_item_a_tally_move_over_by_export_and_import(request, tmp_path):
+    store = open_storage(make_storage_url(request, "dynamodb", tmp_path))
+    expires = str(time.time() + 3600)
+    for sk, n in (("/a", "5"), ("/b", "2"), ("#", "2"), (OTHER, "1")):  # the layout before: an item a member
+        store.client.put_item(TableName=store.table, Item={"pk": {"S": "t#day:pages"}, "sk": {"S": sk},
+                                                           "n": {"N": n}, "expires_at": {"N": expires}})
+    exported = [record for record in store.export() if record["type"] == "tally"]
+    assert [record["counts"] for record in exported] == [{"/a": 5, "/b": 2, OTHER: 1}]
+    store.import_(exported)
+    assert store.tallies(["day:pages"]) == {"day:pages": {"/a": 5, "/b": 2, OTHER: 1}}
+
 
 def test_unreachable_backends_raise_storage_error_quickly(tmp_path, moto_server):
     from ..servers import free_port
@@ -550,6 +772,8 @@ def test_dynamodb_calls_only_the_documented_iam_actions(request, tmp_path):
         return store
     # runtime: everything the views and the outbox do, each scenario on a fresh table
     for scenario in (test_hit_over_the_limit_writes_nothing, test_queue_release_and_bury, test_queue_lifecycle,
+                     test_fold_applies_each_record_once_and_moves_the_position,
+                     test_a_hit_records_in_a_log_read_back_in_order,
                      test_values_get_set_delete, lambda store: store.check()):
         scenario(recorded_store())
     runtime = set().union(*(OPERATION_ACTIONS[name] for name in called))

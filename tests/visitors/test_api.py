@@ -4,38 +4,45 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers import BACKENDS, BROWSER_UA
+from ..helpers import BACKENDS, BROWSER_UA, fold
 from ..storagecalls import StorageCalls
 
 BROWSER = BROWSER_UA
 OTHER_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15"
 
 
-def view(client, path="/", ua=BROWSER, ip="203.0.113.7", **headers):
-    return client.post("/api/visitors", json={"path": path}, headers={"User-Agent": ua, **headers},
+def view(client, path="/", ua=BROWSER, ip="203.0.113.7", view_id=None, **headers):
+    body = {"path": path} if view_id is None else {"path": path, "view_id": view_id}
+    return client.post("/api/visitors", json=body, headers={"User-Agent": ua, **headers},
                        environ_base={"REMOTE_ADDR": ip})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_views_and_unique_visitors(make_app, clock, backend):
-    client = make_app(backend).test_client()
+    app = make_app(backend)
+    client = app.test_client()
     first = view(client, "/blog/12")
     assert first.status_code == 200
-    assert first.json == {"path": "/blog/12", "page_views": 1, "total_views": 1, "unique_visitors": 1,
+    # page and site totals include the view at once; unique visitors come from the fold
+    assert first.json == {"path": "/blog/12", "page_views": 1, "total_views": 1, "unique_visitors": 0,
                           "counted": True}
     assert first.headers["Cache-Control"] == "no-store"
+    assert fold(app) == 1
     # the same visitor again that day: a view, not a new visitor
     assert view(client, "/blog/12").json["unique_visitors"] == 1
     # another page, same visitor
     other_page = view(client, "/").json
     assert other_page["page_views"] == 1 and other_page["total_views"] == 3 and other_page["unique_visitors"] == 1
     # another browser on the same IP, and another IP: new visitors
-    assert view(client, "/", ua=OTHER_BROWSER).json["unique_visitors"] == 2
-    assert view(client, "/", ip="198.51.100.1").json["unique_visitors"] == 3
+    view(client, "/", ua=OTHER_BROWSER)
+    view(client, "/", ip="198.51.100.1")
+    fold(app)
+    assert client.get("/api/visitors").json["unique_visitors"] == 3
     # the next UTC day, the first visitor counts again
     clock.advance(86400)
     next_day = view(client, "/blog/12").json
-    assert next_day["unique_visitors"] == 4 and next_day["page_views"] == 3
+    assert next_day["page_views"] == 3
+    assert fold(app) == 1
     # reading does not count
     read = client.get("/api/visitors?path=/blog/12")
     assert read.json == {"path": "/blog/12", "page_views": 3, "total_views": 6, "unique_visitors": 4,
@@ -43,6 +50,31 @@ def test_views_and_unique_visitors(make_app, clock, backend):
     daily = client.get("/api/visitors/daily?days=2").json
     assert [(d["views"], d["unique_visitors"]) for d in daily] == [(5, 3), (1, 1)]
     assert daily[0]["date"] == "2027-01-15" and daily[1]["date"] == "2027-01-16"
+
+
+def test_a_record_that_cannot_be_read_does_not_hold_up_the_fold(make_app):
+    from service.storage import Hit
+
+    app = make_app()
+    client = app.test_client()
+    view(client, "/a")
+    app.extensions["vitae.storage"].hit(Hit(record=("views", '{"not": "a view"}')))
+    view(client, "/b", ip="198.51.100.2")
+    assert fold(app) == 3
+    assert client.get("/api/visitors/daily?days=1").json[0] == {"date": "2027-01-15", "views": 2,
+                                                                 "unique_visitors": 2}
+
+
+def test_a_recorded_view_keeps_only_what_the_stats_keep(make_app):
+    app = make_app()
+    client = app.test_client()
+    answer = client.post("/api/visitors", json={"path": "/blog/12?utm_source=News", "referrer":
+                                                "https://news.example.com/item?id=42&secret=s3cr3t"},
+                         headers={"User-Agent": BROWSER}, environ_base={"REMOTE_ADDR": "203.0.113.99"})
+    assert answer.status_code == 200
+    [(_, text)] = app.extensions["vitae.storage"].log_read("views", None, 10)
+    assert "203.0.113.99" not in text and "Gecko" not in text and "rv:" not in text
+    assert "s3cr3t" not in text and "item?id" not in text and "news.example.com" in text
 
 
 @pytest.mark.parametrize("ua", [
@@ -63,13 +95,15 @@ def test_bots_are_not_counted(client, ua):
 def test_do_not_track_counts_the_view_but_stores_no_visitor(client, header):
     answer = view(client, "/", **{header: "1"})
     assert answer.json["counted"] is True and answer.json["page_views"] == 1
-    assert answer.json["unique_visitors"] == 0
+    assert fold(client.application) == 1
+    assert client.get("/api/visitors").json["unique_visitors"] == 0
     assert not [r for r in client.application.extensions["vitae.storage"].export()
                 if r["type"] == "value" and r["key"].startswith("visitor:")]
 
 
 def test_only_a_hash_is_stored_no_ip_or_user_agent(client):
     view(client, "/", ip="203.0.113.99")
+    fold(client.application)
     stored = repr(list(client.application.extensions["vitae.storage"].export()))
     # the User-Agent is reduced to its browser family and device class, never stored as sent
     assert "203.0.113.99" not in stored and "rv:128.0" not in stored and "Gecko" not in stored
@@ -80,18 +114,21 @@ def test_only_a_hash_is_stored_no_ip_or_user_agent(client):
 
 def test_spoofed_forwarded_for_does_not_create_visitors(client):
     for n in range(5):
-        answer = view(client, "/", **{"X-Forwarded-For": f"10.0.0.{n}"})
-    assert answer.json["unique_visitors"] == 1
+        view(client, "/", **{"X-Forwarded-For": f"10.0.0.{n}"})
+    fold(client.application)
+    assert client.get("/api/visitors").json["unique_visitors"] == 1
 
 
 def test_trusted_proxy_hop_gives_the_client_address(make_app):
     client = make_app(TRUSTED_PROXIES="1").test_client()
     for n in range(3):
         # the proxy appends the address it saw; anything left of it is the client's own claim
-        answer = view(client, "/", ip="127.0.0.1", **{"X-Forwarded-For": f"6.6.6.6, 198.51.100.{n}"})
-    assert answer.json["unique_visitors"] == 3
-    again = view(client, "/", ip="127.0.0.1", **{"X-Forwarded-For": "7.7.7.7, 198.51.100.0"})
-    assert again.json["unique_visitors"] == 3
+        view(client, "/", ip="127.0.0.1", **{"X-Forwarded-For": f"6.6.6.6, 198.51.100.{n}"})
+    fold(client.application)
+    assert client.get("/api/visitors").json["unique_visitors"] == 3
+    view(client, "/", ip="127.0.0.1", **{"X-Forwarded-For": "7.7.7.7, 198.51.100.0"})
+    fold(client.application)
+    assert client.get("/api/visitors").json["unique_visitors"] == 3
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -144,6 +181,43 @@ def test_visitor_rate_limit_refuses_without_counting(make_app, clock, backend):
     assert view(client).status_code == 200
 
 
+def _answer_lost_once(monkeypatch, storage) -> None:
+    """The store counts the next view but its answer is lost (a timeout after the write): the app answers 503."""
+    from service.storage import StorageError
+
+    real = storage.hit
+
+    def hit_then_lose(spec):
+        real(spec)
+        monkeypatch.setattr(storage, "hit", real)
+        raise StorageError("Redis: Timeout reading from socket")
+    monkeypatch.setattr(storage, "hit", hit_then_lose)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_retried_with_its_id_is_counted_once(make_app, monkeypatch, backend):
+    client = make_app(backend, VISITOR_RATE_LIMIT="2/minute").test_client()
+    _answer_lost_once(monkeypatch, client.application.extensions["vitae.storage"])
+    view_id = "3f2b8c1e-9d4a-4b7e-a1c2-5e6f7a8b9c0d"
+    lost = view(client, "/blog/12", view_id=view_id)
+    assert lost.status_code == 503 and lost.json["error"]
+    retried = [view(client, "/blog/12", view_id=view_id) for _ in range(3)]
+    assert [r.status_code for r in retried] == [200] * 3
+    # the visitor sees their one view; the retries took nothing from the rate limit either
+    assert [r.json["page_views"] for r in retried] == [1, 1, 1] and retried[0].json["counted"] is True
+    assert view(client, "/blog/12").json["total_views"] == 2
+    # a view without an id still counts, every time
+    assert view(client, "/blog/12").status_code == 429
+
+
+@pytest.mark.parametrize("raw", ["", "short", "x" * 65, "has space in it 123", "<script>alert(1)</script>", 12,
+                                 ["3f2b8c1e-9d4a-4b7e"], {"id": 1}, "ü" * 20])
+def test_malformed_view_ids_are_400(client, raw):
+    answer = view(client, view_id=raw)
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_view_id" and answer.json["message"]
+    assert client.get("/api/visitors").json["total_views"] == 0
+
+
 def test_daily_days_bounds(client):
     assert len(client.get("/api/visitors/daily").json) == 30
     assert len(client.get("/api/visitors/daily?days=365").json) == 365
@@ -187,6 +261,7 @@ def test_anonymous_requests_cost_a_constant_few_storage_calls(make_app, clock, b
     for day, views in enumerate((3, 1, 2)):  # 2027-01-15, -16, -17
         for n in range(views):
             view(client, "/", ip=f"198.51.100.{n}")
+        fold(app)
         if day < 2:
             clock.advance(86400)
     client.get("/api/visitors/daily?days=365")  # the history is built once
@@ -205,6 +280,7 @@ def test_anonymous_requests_cost_a_constant_few_storage_calls(make_app, clock, b
     # a new day: one request folds 2027-01-16 (now final) into the history, the next ones are back to the bound
     clock.advance(86400)
     view(client, "/", ip="203.0.113.50")
+    fold(app)
     measured = cost(app, lambda: client.get("/api/visitors/daily?days=365"))
     assert measured.calls <= DAILY_FOLD_BOUND[backend][0] and measured.items <= DAILY_FOLD_BOUND[backend][1]
     measured = cost(app, lambda: client.get("/api/visitors/daily?days=365"))
