@@ -15,7 +15,9 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SessionInterface
 
-__version__ = "0.1.0"
+from .core.version import __version__
+
+__all__ = ["__version__", "create_app"]
 
 
 class NoSessions(SessionInterface):
@@ -32,8 +34,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
     from .core import config as settings
     from .core import db, errors, logs, redaction, security
+    from .core.storage_cli import storage_cli
     from .features import FEATURES, SETTINGS
-    from .storage.cli import storage_cli
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
     # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a
@@ -57,7 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
-    redaction.init_app(app)
+    redaction.init_app(app, (setting.name for setting in SETTINGS if setting.secret))
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)

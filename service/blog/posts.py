@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ..core import cache
 from ..core.config import require
 from ..core.errors import NotFound
+from ..core.paths import page_key
 from ..core.upstream import UpstreamError, web_url
 from ..github import client as github
-from ..visitors import counter as visitors
 from . import markdown
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.E
 
 def with_views(deps: Deps, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one storage call."""
-    keys = {item["number"]: visitors.page_key(f"/blog/{item['number']}") for item in items}
+    keys = {item["number"]: page_key(f"/blog/{item['number']}") for item in items}
     counts = deps.storage.counters(list(keys.values()), consistent=False) if keys else {}
     return [{**item, "views": counts.get(keys[item["number"]], 0)} for item in items]
 

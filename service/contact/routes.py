@@ -23,10 +23,10 @@ from ..core import deps as app_deps
 from ..core.clock import utc_date
 from ..core.deps import Deps
 from ..core.errors import Invalid, ServiceError, UnsupportedMediaType
+from ..core.paths import normalise_path
+from ..core.privacy import subject_hash
 from ..core.ratelimit import enforce
 from ..storage.base import new_id
-from ..visitors.counter import normalise_path
-from ..visitors.privacy import subject_hash
 
 log = logging.getLogger(__name__)
 

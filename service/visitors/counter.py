@@ -15,21 +15,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from ..core.clock import utc_date
-from ..core.errors import Invalid
+from ..core.paths import page_key
+from ..core.privacy import subject_hash, visitor_hash
 from ..core.ratelimit import too_many, window
 from ..storage import Hit, Storage, Tally
-from .privacy import subject_hash, visitor_hash
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
 
-MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
 #: Longest daily series the API answers (``days``).
 MAX_DAYS = 365
@@ -39,8 +36,6 @@ LIVE_DAYS = 2
 HISTORY_KEY = "visitors:daily-history"
 #: Real seconds the history value is kept (refolded from the counters if it is lost).
 HISTORY_TTL = 400 * 86400
-_ALLOWED = re.compile(r"[A-Za-z0-9/._~-]*")
-_INDEX_FILES = ("index.html", "index.htm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,34 +45,6 @@ class Visit:
     ip: str
     user_agent: str
     opted_out: bool
-
-
-def normalise_path(raw: object) -> str:
-    """A canonical page path, or an `Invalid` error.
-
-    Query and fragment are dropped, percent-escapes decoded once, repeated and
-    trailing slashes and a final ``index.html`` removed; ``.``/``..`` segments,
-    characters outside ``A-Z a-z 0-9 / . _ ~ -`` and paths over 200
-    characters are refused, so junk cannot grow the key space.
-    """
-    if not isinstance(raw, str):
-        raise Invalid("path must be a string such as /blog/12", code="invalid_path")
-    path = unquote(raw.strip().split("#", 1)[0].split("?", 1)[0])
-    if not path.startswith("/") or not _ALLOWED.fullmatch(path):
-        raise Invalid("path must start with / and use only letters, digits and / . _ ~ -", code="invalid_path")
-    segments = [segment for segment in path.split("/") if segment]
-    if any(segment in (".", "..") for segment in segments):
-        raise Invalid("path must not contain . or .. segments", code="invalid_path")
-    if segments and segments[-1] in _INDEX_FILES:
-        segments.pop()
-    path = "/" + "/".join(segments)
-    if len(path) > MAX_PATH_LENGTH:
-        raise Invalid(f"path is longer than {MAX_PATH_LENGTH} characters", code="invalid_path")
-    return path
-
-
-def page_key(path: str) -> str:
-    return f"page:{path}"
 
 
 def _read_keys(path: str) -> list[str]:
