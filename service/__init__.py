@@ -35,7 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .core import config as settings
     from .core import db, errors, logs, redaction, security
     from .core.storage_cli import storage_cli
-    from .features import FEATURES, SETTINGS
+    from .features import FEATURES, SETTINGS, WIDGET_SETTINGS
+    from .theme.templates import WIDGETS_KEY
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
     # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a
@@ -65,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     app.cli.add_command(storage_cli)
+    app.extensions[WIDGETS_KEY] = WIDGET_SETTINGS
     for feature in FEATURES:
         feature.register(app)
     return app

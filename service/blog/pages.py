@@ -70,7 +70,7 @@ class PageError(Exception):
 
 
 def _render(template: str, **values: Any) -> str:
-    from ..site import render
+    from ..theme import render
     return render.render(template, reaction_signs=REACTION_SIGNS, **values)
 
 
@@ -134,7 +134,7 @@ def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
 
 def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
-    from ..site import render
+    from ..theme import render
     data = page.data
     response = Response(data, mimetype=mimetype)
     results = [r for r in results if r is not None]
@@ -160,17 +160,17 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
 
 
 def _latest(values: list[Any]) -> str | None:
-    from ..site import render
+    from ..theme import render
     stamps = [v for v in values if render.parse_time(v)]
     return max(stamps, key=render.parse_time) if stamps else None
 
 
 def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    from ..site import build as sitebuild
+    from ..theme.resume import ResumeError
     try:
         html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, heading=title,
                        message=message)
-    except (OSError, sitebuild.ResumeError):  # the error page must not fail on an unreadable resume
+    except (OSError, ResumeError):  # the error page must not fail on an unreadable resume
         html = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
     response = Response(html, status=status, mimetype="text/html")
     # a CDN may keep a missing post a minute; other errors are never cached
@@ -239,7 +239,7 @@ def _index_address(tag: str | None, number: int) -> str:
 
 @bp.get("/blog/")
 def index():
-    from ..site import render
+    from ..theme import render
     from . import posts as blog
     _require_blog()
     tag = _tag()
@@ -292,7 +292,7 @@ def _to_canonical(deps: Deps, number: int) -> Response:
 
 @bp.get("/blog/<raw>/<slug>")
 def post_page(raw: str, slug: str):
-    from ..site import render
+    from ..theme import render
     from . import comments as blogcomments
     from . import posts as blog
     _require_blog()
@@ -310,7 +310,7 @@ def post_page(raw: str, slug: str):
 
 
 def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
-    from ..site import render
+    from ..theme import render
     from . import comments as blogcomments
     from . import posts as blog
     number = post["number"]
@@ -363,7 +363,7 @@ def json_feed():
 
 @bp.get("/sitemap.xml")
 def sitemap():
-    from ..site import render
+    from ..theme import render
     from . import posts as blog
     items, results = [], []
     if current_app.config["BLOG_REPO"]:

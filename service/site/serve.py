@@ -25,6 +25,8 @@ from collections import OrderedDict
 from flask import Blueprint, Flask, current_app, request, send_from_directory
 from werkzeug.security import safe_join
 
+from ..core.config import project_path
+
 bp = Blueprint("site", __name__)
 _FINGERPRINT = re.compile(r"\.[0-9a-f]{8,}\.[a-z0-9]+$")
 _COMPRESSIBLE = (".html", ".htm", ".css", ".js", ".mjs", ".svg", ".xml", ".json", ".txt", ".webmanifest", ".map")
@@ -35,8 +37,7 @@ _memo_lock = threading.Lock()
 
 
 def site_dir(app: Flask) -> str:
-    path = app.config["SITE_DIR"]
-    return path if os.path.isabs(path) else os.path.join(os.path.dirname(app.root_path), path)
+    return project_path(app.config["SITE_DIR"])
 
 
 def _cache_seconds(filename: str) -> int | None:
