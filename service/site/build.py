@@ -8,11 +8,12 @@ with the site's templates (`service.theme.templates`) and writes::
     contact/thanks.html   where the contact form sent without JavaScript lands (with the contact widget)
     404.html              served for missing paths (Flask here, CloudFront's error page on AWS)
     assets/site.<hash>.css, assets/site.<hash>.js   fingerprinted: cache them for ever
-    favicon.svg, robots.txt, sitemap.xml, and the owner's photo when it is a local file
+    favicon.svg, robots.txt, and the owner's photo when it is a local file
 
 The folder is uploadable as-is to S3 and is what `service.site.serve` serves.
-The blog's pages are not files: the app renders them (`service.blog.pages`)
-with the same templates and the values `site_values` gives the build. The output is replaced in one step at the
+The blog's pages and ``/sitemap.xml`` are not files: the app renders them
+(`service.blog.pages`) with the same templates and the values `site_values`
+gives the build. The output is replaced in one step at the
 end, so a running server never sees a half-written site. `ResumeError` is
 raised, naming the field, when the resume does not match the schema;
 nothing is written then.
@@ -69,8 +70,8 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
         page = {"canonical": site_url + canonical if canonical else None, "counted": counted, "output": output}
         files[output] = env.get_template(template).render(resume=resume, basics=basics, site=site,
                                                           page=page).encode()
-    for name in ("robots.txt", "sitemap.xml"):
-        files[name] = env.get_template(name).render(site=site).encode()
+    # /sitemap.xml is not a file: the app serves it with the blog's posts (`service.blog.pages`)
+    files["robots.txt"] = env.get_template("robots.txt").render(site=site).encode()
 
     home = sum(len(files[name]) for name in ("index.html", "favicon.svg", *(a.lstrip("/") for a in assets.values())))
     if photo_file:

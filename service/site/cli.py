@@ -18,7 +18,7 @@ site_cli = AppGroup("site", help="Build the static site from resume.json.")
               help="The folder to write (replaced as a whole; default: SITE_DIR, build/site).")
 @with_appcontext
 def build_command(resume_path: str | None, out_dir: str | None):
-    """Validate resume.json and render the static site (pages, assets, robots.txt, sitemap.xml)."""
+    """Validate resume.json and render the static site (pages, assets, robots.txt)."""
     from ..theme.templates import WIDGETS_KEY
     from .build import ResumeError, SiteOptions, build
     config = current_app.config

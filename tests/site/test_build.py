@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
@@ -91,7 +90,7 @@ class Markup(HTMLParser):
 def test_example_builds_every_page_and_fingerprinted_asset(built):
     report, out = built
     names = set(report.files)
-    assert {*PAGES, "robots.txt", "sitemap.xml", "favicon.svg", "photo.svg"} <= names
+    assert {*PAGES, "robots.txt", "favicon.svg", "photo.svg"} <= names
     assets = sorted(n for n in names if n.startswith("assets/"))
     assert sorted(re.sub(r"\.[0-9a-f]{10}\.", ".<hash>.", n) for n in assets) == ["assets/site.<hash>.css",
                                                                             "assets/site.<hash>.js"]
@@ -181,13 +180,11 @@ def test_head_carries_description_open_graph_icon_and_canonical(built):
     assert robots["robots"] == "noindex"
 
 
-def test_robots_and_sitemap_use_site_url(built):
-    _, out = built
+def test_robots_points_at_the_sitemap_the_app_serves(built):
+    """The sitemap has one owner, the app (`service.blog.pages`, with the posts): the build writes none."""
+    report, out = built
     assert f"Sitemap: {SITE_URL}/sitemap.xml" in read(out, "robots.txt").splitlines()
-    tree = ET.fromstring(read(out, "sitemap.xml").encode())  # noqa: S314 (our own build's output)
-    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
-    assert [e.text for e in tree.findall("s:url/s:loc", ns)] == [f"{SITE_URL}/", f"{SITE_URL}/blog/"]
-    assert tree.find("s:url/s:lastmod", ns).text == "2026-01-15"
+    assert "sitemap.xml" not in report.files and not (out / "sitemap.xml").exists()
 
 
 def test_the_build_reports_the_home_page_weight(built):
@@ -210,7 +207,6 @@ def test_api_base_and_widget_choice_shape_the_pages(tmp_path):
     build(EXAMPLE, str(tmp_path / "b"), SiteOptions(site_url=SITE_URL, widgets=()))
     bare = read(tmp_path / "b", "index.html")
     assert "<aside" not in bare and "visitor-counter" not in bare and "/blog/" not in bare
-    assert "/blog/" not in read(tmp_path / "b", "sitemap.xml")
     assert not (tmp_path / "b" / "blog").exists()
 
 
@@ -302,7 +298,7 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact")
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 9 files into {out}" in result.output  # the blog's pages are the app's, not files
+    assert f"built 8 files into {out}" in result.output  # the blog's pages and the sitemap are the app's
     assert "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
