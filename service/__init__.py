@@ -32,8 +32,8 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from .core import config as settings
     from .core import db, errors, logs, redaction, security
+    from .core.config import ConfigError, instance_secret, load
     from .core.storage_cli import storage_cli
     from .features import FEATURES, SETTINGS, WIDGET_SETTINGS
     from .theme.templates import WIDGETS_KEY
@@ -44,14 +44,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.session_interface = NoSessions()
     environ = dict(os.environ)
     environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, str | int | float)})
-    app.config.update(settings.load(SETTINGS, environ))
+    app.config.update(load(SETTINGS, environ))
     app.config.update({k: v for k, v in (config or {}).items() if not isinstance(v, str | int | float)})
     app.config.setdefault("CLOCK", time.time)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
     if not app.config["SECRET_KEY"]:
         if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-            raise settings.ConfigError("SECRET_KEY must be set on Lambda (instances share no disk)")
-        app.config["SECRET_KEY"] = settings.instance_secret(app.instance_path)
+            raise ConfigError("SECRET_KEY must be set on Lambda (instances share no disk)")
+        app.config["SECRET_KEY"] = instance_secret(app.instance_path)
     if not app.config["STORAGE_URL"]:
         app.config["STORAGE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'vitae.db')}"
     if app.config["TRUSTED_PROXIES"]:

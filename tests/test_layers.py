@@ -184,6 +184,28 @@ def test_sideways_imports_are_few_and_one_way():
     assert used <= SIDEWAYS
 
 
+def _is_module(name: str) -> bool:
+    path = os.path.join(ROOT, *name.split("."))
+    return os.path.isdir(path) or os.path.isfile(path + ".py")
+
+
+def test_no_module_is_imported_under_another_name():
+    """``from . import posts as blog`` hides the module from a search for its name."""
+    aliased = []
+    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
+        for name in (n for n in files if n.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as handle:
+                tree = ast.parse(handle.read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    targets = _resolve(_module_name(path), name == "__init__.py", node)
+                    aliased += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {target} as {alias.asname}"
+                                for target, alias in zip(targets, node.names, strict=True)
+                                if alias.asname and alias.asname != alias.name and _is_module(target)]
+    assert aliased == []
+
+
 def test_the_checker_sees_a_circle_and_an_upward_import():
     graph = {("core", "blog"): ["a.py:1"], ("blog", "core"): ["b.py:1"]}
     assert cycles(graph) == [["blog", "core"]]

@@ -30,7 +30,7 @@ from ..core.config import require
 from ..core.errors import NotFound
 from ..core.paths import page_key
 from ..core.upstream import UpstreamError, web_url
-from ..github import client as github
+from ..github import client
 from . import markdown
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.E
     pages: list[dict[str, Any]] = []
     for index in range(max_pages):
         known = old_pages[index] if index < len(old_pages) else None
-        answer = github.call(deps, path, params={**params, "per_page": PER_PAGE, "page": index + 1},
+        answer = client.call(deps, path, params={**params, "per_page": PER_PAGE, "page": index + 1},
                              etag=known["etag"] if known else None)
         if answer.status == 304:
             if known is None:
@@ -208,7 +208,7 @@ def _fetch_post(deps: Deps, repo: str, label: str, author: str, number: int,
                 previous: cache.Entry | None) -> cache.Entry:
     etag = previous.state.get("etag") if previous and isinstance(previous.state, dict) else None
     try:
-        answer = github.call(deps, f"/repos/{repo}/issues/{number}", etag=etag)
+        answer = client.call(deps, f"/repos/{repo}/issues/{number}", etag=etag)
     except UpstreamError as exc:
         if exc.status in (404, 410):  # deleted or moved: not a post (remembered like any answer)
             return cache.Entry(None)

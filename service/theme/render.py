@@ -18,8 +18,8 @@ from typing import Any
 from flask import current_app
 
 from ..core.config import project_path
-from . import resume as resumes
 from . import templates
+from .resume import load_resume, photo_paths
 
 
 @functools.lru_cache(maxsize=1)
@@ -34,8 +34,8 @@ def environment():
 def _templates(resume_path: str, modified: float, options: templates.SiteOptions):
     """(environment, site values, resume) for the resume at ``resume_path`` as it was at ``modified``."""
     source = templates.source_dir()
-    resume = resumes.load_resume(resume_path)
-    photo_url, _ = resumes.photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
+    resume = load_resume(resume_path)
+    photo_url, _ = photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
     assets, _ = templates.asset_files(source)
     return environment(), templates.site_values(resume, options, assets, photo_url), resume
 
