@@ -206,6 +206,24 @@ def test_no_module_is_imported_under_another_name():
     assert aliased == []
 
 
+def test_every_page_renders_with_the_sites_one_template_environment():
+    """No Flask template loader beside `service.theme.render`'s environment (``render_template``, a
+    blueprint's ``template_folder``)."""
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
+        for name in (n for n in files if n.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as handle:
+                tree = ast.parse(handle.read(), path)
+            for node in ast.walk(tree):
+                names = {n.id for n in [node] if isinstance(n, ast.Name)} | {
+                    n.attr for n in [node] if isinstance(n, ast.Attribute)} | {
+                    k.arg for k in getattr(node, "keywords", ())}
+                hits = names & {"render_template", "render_template_string", "template_folder"}
+                found += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {hit}" for hit in sorted(hits)]
+    assert found == []
+
+
 def test_the_checker_sees_a_circle_and_an_upward_import():
     graph = {("core", "blog"): ["a.py:1"], ("blog", "core"): ["b.py:1"]}
     assert cycles(graph) == [["blog", "core"]]
