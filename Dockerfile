@@ -58,6 +58,8 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /src/build/site build/site
 COPY gunicorn.conf.py ./
 COPY service/ service/
+# The site's templates: /stats renders its pages with the site's own template environment.
+COPY site/templates/ site/templates/
 # Bytecode made at build time: the app's user cannot write next to the sources.
 RUN python -m compileall -q service \
     && mkdir instance && chown vitae:vitae instance

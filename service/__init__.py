@@ -15,7 +15,9 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SessionInterface
 
-__version__ = "0.1.0"
+from .core.version import __version__
+
+__all__ = ["__version__", "create_app"]
 
 
 class NoSessions(SessionInterface):
@@ -30,10 +32,11 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
-    from .core import config as settings
     from .core import db, errors, logs, redaction, security
-    from .features import FEATURES, SETTINGS
-    from .storage.cli import storage_cli
+    from .core.config import ConfigError, instance_secret, load
+    from .core.storage_cli import storage_cli
+    from .features import FEATURES, SETTINGS, WIDGET_SETTINGS
+    from .theme.templates import WIDGETS_KEY
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
     # Cookieless by design: no session cookie is ever read or set (Flask would otherwise build a
@@ -41,14 +44,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.session_interface = NoSessions()
     environ = dict(os.environ)
     environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, str | int | float)})
-    app.config.update(settings.load(SETTINGS, environ))
+    app.config.update(load(SETTINGS, environ))
     app.config.update({k: v for k, v in (config or {}).items() if not isinstance(v, str | int | float)})
     app.config.setdefault("CLOCK", time.time)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
     if not app.config["SECRET_KEY"]:
         if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-            raise settings.ConfigError("SECRET_KEY must be set on Lambda (instances share no disk)")
-        app.config["SECRET_KEY"] = settings.instance_secret(app.instance_path)
+            raise ConfigError("SECRET_KEY must be set on Lambda (instances share no disk)")
+        app.config["SECRET_KEY"] = instance_secret(app.instance_path)
     if not app.config["STORAGE_URL"]:
         app.config["STORAGE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'vitae.db')}"
     if app.config["TRUSTED_PROXIES"]:
@@ -57,12 +60,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
-    redaction.init_app(app)
+    redaction.init_app(app, (setting.name for setting in SETTINGS if setting.secret))
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)
     security.init_app(app)
     app.cli.add_command(storage_cli)
+    app.extensions[WIDGETS_KEY] = WIDGET_SETTINGS
     for feature in FEATURES:
         feature.register(app)
     return app

@@ -2,8 +2,9 @@
 
 The app factory registers them in this order (the static site last: its
 catch-all route answers only what no other feature does), the settings
-loader reads `SETTINGS`, and the site build and ``SITE_WIDGETS`` read the
-features that have a card (`WIDGETS`).
+loader reads `SETTINGS`, and the site build and ``SITE_WIDGETS`` get the
+features that have a card (`WIDGETS`, `WIDGET_SETTINGS`) handed down from
+here. This is the only module that imports the feature packages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from . import blog, contact, github, health, outbox, site, spotify, stats, visit
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
 
-FEATURES: tuple[Feature, ...] = (
+_LIVE: tuple[Feature, ...] = (
     health.FEATURE,
     outbox.FEATURE,
     visitors.FEATURE,
@@ -21,14 +22,16 @@ FEATURES: tuple[Feature, ...] = (
     blog.FEATURE,
     contact.FEATURE,
     stats.FEATURE,
-    site.FEATURE,
 )
+
+#: Names of the site's live widgets: the features with a card.
+WIDGETS: tuple[str, ...] = tuple(feature.card for feature in _LIVE if feature.card)
+
+#: Each widget and the settings it needs (``SITE_WIDGETS=auto`` leaves out a widget missing one); the app
+#: factory hands it to the rendering layer (``app.extensions[theme.templates.WIDGETS_KEY]``).
+WIDGET_SETTINGS: dict[str, tuple[str, ...]] = {f.card: f.requires for f in _LIVE if f.card}
+
+FEATURES: tuple[Feature, ...] = (*_LIVE, site.feature(WIDGETS))
 
 #: Every setting the service reads: the core's, then each feature's.
 SETTINGS: tuple[Setting, ...] = CORE_SETTINGS + tuple(s for feature in FEATURES for s in feature.settings)
-
-#: Names of the site's live widgets: the features with a card.
-WIDGETS: tuple[str, ...] = tuple(feature.card for feature in FEATURES if feature.card)
-
-#: Settings each widget needs (``SITE_WIDGETS=auto`` leaves out a widget missing one).
-WIDGET_SETTINGS: dict[str, tuple[str, ...]] = {f.card: f.requires for f in FEATURES if f.card and f.requires}

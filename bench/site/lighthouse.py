@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 
+from service.features import WIDGETS  # noqa: E402
 from service.site.build import SiteOptions, build  # noqa: E402
 from tests.browser import script_upstreams, upstream_settings  # noqa: E402
 from tests.fakes import FakeUpstream  # noqa: E402
@@ -58,7 +59,8 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="vitae-bench-site-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    build(os.path.join(ROOT, "site", "resume.json"), os.path.join(work, "site"), SiteOptions(site_url=base))
+    build(os.path.join(ROOT, "site", "resume.json"), os.path.join(work, "site"),
+          SiteOptions(site_url=base, widgets=WIDGETS))
     upstream = FakeUpstream().start()
     script_upstreams(upstream, cover_url=f"{base}/photo.svg")
     env = {**os.environ, **upstream_settings(upstream), "SITE_URL": base, "SITE_DIR": os.path.join(work, "site"),

@@ -21,23 +21,19 @@ never a 500. The script adds only the live view count.
 
 from __future__ import annotations
 
-import dataclasses
-import gzip
-import hashlib
 import json
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from html import unescape
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request
 
-from ..core import errors
 from ..core.deps import Deps, current
-from ..core.errors import ServiceError
+from ..core.errors import Invalid, NotConfigured, NotFound, ServiceError, status_of
+from ..core.http import query_int
+from ..theme.responses import Memo, Rendered, negotiate_gzip
 
 bp = Blueprint("blogpages", __name__)
 
@@ -49,28 +45,30 @@ STALE_IF_ERROR = 86400
 _HEADING = re.compile(r"<(/?)h([1-6])\b", re.I)
 _FIRST_IMAGE = re.compile(r'<img\b[^>]*?\ssrc="(https?://[^"]+)"', re.I)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MIN_GZIP_BYTES = 512
 #: Rendered post pages kept per process (with their gzip): a cached post costs its storage reads, no render.
 MEMO_PAGES = 64
-_memo_lock = threading.Lock()
 REACTION_SIGNS = {"+1": ("👍", "thumbs up"), "-1": ("👎", "thumbs down"), "laugh": ("😄", "laugh"),
                   "hooray": ("🎉", "hooray"), "confused": ("😕", "confused"), "heart": ("❤️", "heart"),
                   "rocket": ("🚀", "rocket"), "eyes": ("👀", "eyes")}
 
 
-class PageError(Exception):
-    """An HTML error page: status, heading and sentence."""
-
-    def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
+#: The HTML error page of an error code: (status, heading, sentence); a None status is the error table's
+#: (`status_of`), a None sentence the error's own message. Other errors: their status from the table with
+#: the heading "Bad request", or, for a 5xx, a 503 "Blog unavailable".
+ERROR_PAGES: dict[str, tuple[int | None, str, str | None]] = {
+    "not_configured": (404, "Page not found", "There is no blog here."),  # no blog: a missing page, not a 503
+    "not_found": (None, "Post not found", "There is no post at this address. It may have been removed."),
+    "no_such_post": (None, "Post not found", None),
+    "no_such_page": (None, "Page not found", None),
+}
+_UNAVAILABLE = "The posts cannot be loaded right now. Please try again in a few minutes."
 
 
 # --- what the templates know -------------------------------------------------------------
 
 
 def _render(template: str, **values: Any) -> str:
-    from ..site import render
+    from ..theme import render
     return render.render(template, reaction_signs=REACTION_SIGNS, **values)
 
 
@@ -95,50 +93,19 @@ def json_ld(data: dict[str, Any]) -> str:
 # --- answers -----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Rendered:
-    """A rendered body with its ETag, its ``Last-Modified`` time (ISO) and, once asked for, its gzip."""
-
-    data: bytes
-    etag: str
-    modified: str | None = None
-    zipped: bytes | None = None
-
-    @classmethod
-    def of(cls, body: str | bytes, modified: str | None = None) -> Rendered:
-        data = body.encode() if isinstance(body, str) else body
-        return cls(data, hashlib.sha1(data).hexdigest(), modified)  # noqa: S324 - an ETag, not a secret
-
-    def gzipped(self) -> bytes:
-        if self.zipped is None:
-            self.zipped = gzip.compress(self.data, compresslevel=6, mtime=0)
-        return self.zipped
-
-
 def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
     """``make()``, kept per app and process under ``key`` (the cache entries' fetch times: a new fetch, a new
     key), the `MEMO_PAGES` most recently used."""
-    memo: OrderedDict[tuple, Rendered] = current_app.extensions["vitae.blog_pages"]
-    with _memo_lock:
-        found = memo.get(key)
-        if found is not None:
-            memo.move_to_end(key)
-            return found
-    page = make()
-    with _memo_lock:
-        memo[key] = page
-        while len(memo) > MEMO_PAGES:
-            memo.popitem(last=False)
-    return page
+    memo: Memo = current_app.extensions["vitae.blog_pages"]
+    return memo.get(key, make)
 
 
 def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
-    from ..site import render
-    data = page.data
-    response = Response(data, mimetype=mimetype)
+    from ..theme import render
+    response = Response(page.data, mimetype=mimetype)
     results = [r for r in results if r is not None]
-    ttl = min((r.ttl for r in results), default=current_app.config["BLOG_CACHE_TTL"])
+    ttl = min((r.ttl for r in results), default=current().settings["BLOG_CACHE_TTL"])
     fresh = min((r.max_age for r in results), default=ttl)
     response.headers["Cache-Control"] = (f"public, max-age=0, s-maxage={fresh}, stale-while-revalidate={ttl}, "
                                          f"stale-if-error={STALE_IF_ERROR}")
@@ -146,31 +113,21 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     stamp = render.parse_time(page.modified)
     if stamp:
         response.last_modified = stamp
-    response.vary.add("Accept-Encoding")
-    response = response.make_conditional(request)
-    if response.status_code == 200 and len(data) >= _MIN_GZIP_BYTES and request.accept_encodings["gzip"] > 0:
-        response.set_data(page.gzipped())
-        response.headers["Content-Encoding"] = "gzip"
-        response.set_etag(page.etag, weak=True)
-    elif response.status_code == 304:
-        etag, _ = response.get_etag()
-        if etag and request.accept_encodings["gzip"] > 0:
-            response.set_etag(etag, weak=True)
-    return response
+    return negotiate_gzip(response.make_conditional(request), len(page.data), page.gzipped)
 
 
 def _latest(values: list[Any]) -> str | None:
-    from ..site import render
+    from ..theme import render
     stamps = [v for v in values if render.parse_time(v)]
     return max(stamps, key=render.parse_time) if stamps else None
 
 
 def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    from ..site import build as sitebuild
+    from ..theme.resume import ResumeError
     try:
         html = _render("blog/error.html", page={"canonical": None, "counted": None}, status=status, heading=title,
                        message=message)
-    except (OSError, sitebuild.ResumeError):  # the error page must not fail on an unreadable resume
+    except (OSError, ResumeError):  # the error page must not fail on an unreadable resume
         html = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
     response = Response(html, status=status, mimetype="text/html")
     # a CDN may keep a missing post a minute; other errors are never cached
@@ -180,50 +137,35 @@ def _error_page(status: int, title: str, message: str, headers: dict[str, str] |
     return response
 
 
-@bp.errorhandler(PageError)
-def page_error(exc: PageError):
-    return _error_page(exc.status, exc.title, exc.message)
-
-
 @bp.errorhandler(ServiceError)
-def api_error(exc: ServiceError):
-    status = errors.status_of(exc)
-    if status == 404:
-        return _error_page(404, "Post not found", "There is no post at this address. It may have been removed.")
-    if exc.code == "not_configured":
-        return _error_page(404, "Page not found", "There is no blog here.")
+def error_page(exc: ServiceError):
+    """Every error of the blog's pages as an HTML page, its status from the error table (`status_of`)."""
+    status = status_of(exc)
+    if exc.code in ERROR_PAGES:
+        fixed, heading, sentence = ERROR_PAGES[exc.code]
+        return _error_page(fixed or status, heading, sentence or exc.message)
     if status >= 500:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return _error_page(503, "Blog unavailable", "The posts cannot be loaded right now. Please try again "
-                           "in a few minutes.", headers)
-    return _error_page(status, "Bad request", exc.message)
+        return _error_page(503, "Blog unavailable", _UNAVAILABLE, headers)
+    return _error_page(status, "Bad request", exc.message if exc.message.endswith(".") else f"{exc.message}.")
 
 
 def _require_blog() -> None:
-    if not current_app.config["BLOG_REPO"]:
-        raise PageError(404, "Page not found", "There is no blog here.")
+    if not current().settings["BLOG_REPO"]:
+        raise NotConfigured("There is no blog here.", missing=["BLOG_REPO"])
 
 
 def _number(raw: str | None) -> int:
     """A post number from an address: 1 to 999,999,999, else a 404 page."""
     if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
-        raise PageError(404, "Post not found", "This address does not name a post.")
-    return int(raw)
-
-
-def _query_int(name: str, default: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw[:12]) <= high:
-        raise PageError(400, "Bad request", f"{name} must be a whole number from 1 to {high}.")
+        raise NotFound("This address does not name a post.", code="no_such_post")
     return int(raw)
 
 
 def _tag() -> str | None:
     tag = " ".join(request.args.get("tag", "").split())
     if len(tag) > MAX_TAG or _CONTROL.search(tag):
-        raise PageError(400, "Bad request", f"A tag is at most {MAX_TAG} printable characters.")
+        raise Invalid(f"A tag is at most {MAX_TAG} printable characters.", code="invalid_tag")
     return tag or None
 
 
@@ -239,22 +181,22 @@ def _index_address(tag: str | None, number: int) -> str:
 
 @bp.get("/blog/")
 def index():
-    from ..site import render
-    from . import posts as blog
+    from ..theme import render
+    from . import posts
     _require_blog()
     tag = _tag()
-    number = _query_int("page", 1, MAX_PAGE)
-    items, listing = blog.posts(current())
+    number = query_int("page", 1, 1, MAX_PAGE)
+    items, listing = posts.posts(current())
     chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     if number > pages:
-        raise PageError(404, "Page not found", f"The blog has {pages} page{'s' if pages > 1 else ''}"
-                        f"{' for this tag' if tag else ''}.")
+        raise NotFound(f"The blog has {pages} page{'s' if pages > 1 else ''}{' for this tag' if tag else ''}.",
+                       code="no_such_page")
     shown = chosen[(number - 1) * PER_PAGE:number * PER_PAGE]
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
-                   address=blog.address, index_address=_index_address,
+                   address=posts.address, index_address=_index_address,
                    page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
                          "prev": _index_address(tag, number - 1) if number > 1 else None,
                          "next": _index_address(tag, number + 1) if number < pages else None})
@@ -280,58 +222,56 @@ def short_post_address(raw: str):
 
 
 def _to_canonical(deps: Deps, number: int) -> Response:
-    from . import posts as blog
-    items, _ = blog.posts(deps)
+    from . import posts
+    items, _ = posts.posts(deps)
     found = next((item for item in items if item["number"] == number), None)
     if found is None:
-        raise PageError(404, "Post not found", "There is no post at this address. It may have been removed.")
-    response = redirect(blog.address(found), code=301)
+        raise NotFound(f"there is no post {number}")
+    response = redirect(posts.address(found), code=301)
     response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={deps.settings['BLOG_CACHE_TTL']}"
     return response
 
 
 @bp.get("/blog/<raw>/<slug>")
 def post_page(raw: str, slug: str):
-    from ..site import render
-    from . import comments as blogcomments
-    from . import posts as blog
+    from ..theme import render
+    from . import comments, posts
     _require_blog()
     number = _number(raw)
     deps = current()
-    post, results = blog.published(deps, number)
+    post, results = posts.published(deps, number)
     if slug != post["slug"]:
         return _to_canonical(deps, number)
-    comments, comments_result = blogcomments.comments(deps, post)
+    replies, replies_result = comments.comments(deps, post)
     # the page changes only with a new fetch of the post or its comments (or another resume, app, setting)
     key = (render.resume_version(), number, results[-1].fetched_at,
-           comments_result.fetched_at if comments_result else None)
-    page = _memoised(key, lambda: _post_page(post, comments))
-    return _respond(page, "text/html", [*results, comments_result])
+           replies_result.fetched_at if replies_result else None)
+    page = _memoised(key, lambda: _post_page(deps, post, replies))
+    return _respond(page, "text/html", [*results, replies_result])
 
 
-def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered:
-    from ..site import render
-    from . import comments as blogcomments
-    from . import posts as blog
+def _post_page(deps: Deps, post: dict[str, Any], replies: list[dict[str, Any]]) -> Rendered:
+    from ..theme import render
+    from . import comments, posts
     number = post["number"]
     site = render.context()[1]
-    canonical = site["url"] + blog.address(post)
+    canonical = site["url"] + posts.address(post)
     image = _FIRST_IMAGE.search(post["html"])
     # the src as the sanitised HTML holds it (``&amp;``): unescaped, or the template's escaping doubles it
     image = unescape(image.group(1)) if image else site["photo_absolute"]
-    modified = _latest([post.get("updated_at"), *(c.get("updated_at") for c in comments)]) or post.get("created_at")
-    author = blog.author_of(current_app.config)
+    modified = _latest([post.get("updated_at"), *(c.get("updated_at") for c in replies)]) or post.get("created_at")
+    author = posts.author_of(deps.settings)
     structured = {
         "@context": "https://schema.org", "@type": "BlogPosting", "headline": post["title"],
         "description": post["excerpt"], "url": canonical, "mainEntityOfPage": canonical,
         "datePublished": post.get("created_at"), "dateModified": post.get("updated_at") or post.get("created_at"),
         "author": {"@type": "Person", "name": site["name"], "url": site["url"] + "/"},
-        "keywords": post["tags"], "commentCount": len(comments),
+        "keywords": post["tags"], "commentCount": len(replies),
         **({"image": image} if image else {}),
     }
     html = _render("blog/post.html", post={**post, "html": demote_headings(post["html"], 2)},
-                   comments=[{**c, "html": demote_headings(c["html"], 4)} for c in comments],
-                   comments_on=blogcomments.enabled(current_app.config), image=image, json_ld=json_ld(structured),
+                   comments=[{**c, "html": demote_headings(c["html"], 4)} for c in replies],
+                   comments_on=comments.enabled(deps.settings), image=image, json_ld=json_ld(structured),
                    github_author=author,
                    page={"canonical": canonical, "counted": f"/blog/{number}"})
     return Rendered.of(html, modified)
@@ -339,23 +279,21 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
 
 @bp.get("/blog/feed.xml")
 def atom_feed():
-    from . import feeds
-    from . import posts as blog
+    from . import feeds, posts
     _require_blog()
     deps = current()
-    items, listing = blog.posts(deps)
-    body = blog.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml")
+    items, listing = posts.posts(deps)
+    body = posts.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml")
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
                     [listing])
 
 
 @bp.get("/blog/feed.json")
 def json_feed():
-    from . import feeds
-    from . import posts as blog
+    from . import feeds, posts
     _require_blog()
     deps = current()
-    items, listing = blog.posts(deps)
+    items, listing = posts.posts(deps)
     body = feeds.json_feed(deps, items, feeds.contents(deps, items))
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
                     [listing])
@@ -363,19 +301,20 @@ def json_feed():
 
 @bp.get("/sitemap.xml")
 def sitemap():
-    from ..site import render
-    from . import posts as blog
+    from ..theme import render
+    from . import posts
     items, results = [], []
-    if current_app.config["BLOG_REPO"]:
+    deps = current()
+    if deps.settings["BLOG_REPO"]:
         try:
-            items, listing = blog.posts(current())
+            items, listing = posts.posts(deps)
             results.append(listing)
         except ServiceError:  # the resume's entries still make a sitemap
             items = []
-    body = _render("sitemap.xml", posts=items, address=blog.address, iso_date=render.iso_date)
+    body = _render("sitemap.xml", posts=items, address=posts.address, iso_date=render.iso_date)
     return _respond(Rendered.of(body), "application/xml", results)
 
 
 def setup(app: Flask) -> None:
     """Give ``app`` its memo of rendered post pages."""
-    app.extensions["vitae.blog_pages"] = OrderedDict()
+    app.extensions["vitae.blog_pages"] = Memo(max_items=MEMO_PAGES, size=lambda page: len(page.data))

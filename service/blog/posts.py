@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ..core import cache
 from ..core.config import require
 from ..core.errors import NotFound
+from ..core.paths import page_key
 from ..core.upstream import UpstreamError, web_url
-from ..github import client as github
-from ..visitors import counter as visitors
+from ..github import client
 from . import markdown
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.E
     pages: list[dict[str, Any]] = []
     for index in range(max_pages):
         known = old_pages[index] if index < len(old_pages) else None
-        answer = github.call(deps, path, params={**params, "per_page": PER_PAGE, "page": index + 1},
+        answer = client.call(deps, path, params={**params, "per_page": PER_PAGE, "page": index + 1},
                              etag=known["etag"] if known else None)
         if answer.status == 304:
             if known is None:
@@ -172,7 +172,7 @@ def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.E
 
 def with_views(deps: Deps, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``items`` with each post's visitor-counter ``views`` (page ``/blog/<number>``), read in one storage call."""
-    keys = {item["number"]: visitors.page_key(f"/blog/{item['number']}") for item in items}
+    keys = {item["number"]: page_key(f"/blog/{item['number']}") for item in items}
     counts = deps.storage.counters(list(keys.values()), consistent=False) if keys else {}
     return [{**item, "views": counts.get(keys[item["number"]], 0)} for item in items]
 
@@ -208,7 +208,7 @@ def _fetch_post(deps: Deps, repo: str, label: str, author: str, number: int,
                 previous: cache.Entry | None) -> cache.Entry:
     etag = previous.state.get("etag") if previous and isinstance(previous.state, dict) else None
     try:
-        answer = github.call(deps, f"/repos/{repo}/issues/{number}", etag=etag)
+        answer = client.call(deps, f"/repos/{repo}/issues/{number}", etag=etag)
     except UpstreamError as exc:
         if exc.status in (404, 410):  # deleted or moved: not a post (remembered like any answer)
             return cache.Entry(None)

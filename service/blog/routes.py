@@ -1,4 +1,4 @@
-"""GET /api/blog, /api/blog/<number>, /api/blog/feed.xml: posts written as GitHub issues (see `service.blog.posts`)."""
+"""GET /api/blog, /api/blog/<number>, /api/blog/feed.xml: posts written as GitHub issues (see `service.posts.posts`)."""
 
 from __future__ import annotations
 
@@ -14,29 +14,28 @@ MAX_PER_PAGE = 50
 
 @bp.get("/blog")
 def posts():
-    from . import posts as blog
+    from . import posts
     number = http.query_int("page", 1, 1, 10_000)
     per_page = http.query_int("per_page", 10, 1, MAX_PER_PAGE)
     tag = request.args.get("tag", "").strip()[:100] or None
     deps = current()
-    items, result = blog.posts(deps)
-    return http.respond(blog.page(deps, items, number=number, per_page=per_page, tag=tag), result)
+    items, result = posts.posts(deps)
+    return http.respond(posts.page(deps, items, number=number, per_page=per_page, tag=tag), result)
 
 
 @bp.get("/blog/<int:number>")
 def post(number: int):
-    from . import posts as blog
-    payload, results = blog.post(current(), number)
+    from . import posts
+    payload, results = posts.post(current(), number)
     return http.respond(payload, *results)
 
 
 @bp.get("/blog/feed.xml")
 def feed():
-    from . import feeds
-    from . import posts as blog
+    from . import feeds, posts
     deps = current()
-    items, result = blog.posts(deps)
-    response = Response(blog.feed(deps, items, feeds.contents(deps, items)), mimetype="application/atom+xml")
+    items, result = posts.posts(deps)
+    response = Response(posts.feed(deps, items, feeds.contents(deps, items)), mimetype="application/atom+xml")
     response.headers["Cache-Control"] = f"public, max-age={result.max_age}"
     response.add_etag()
     return response.make_conditional(request)

@@ -36,7 +36,7 @@ def thanks() -> Response:
 
 def form_again(exc: ServiceError) -> Response:
     """The form as an HTML page for a refused post, with ``exc``'s status and messages."""
-    from ..site.render import render
+    from ..theme.render import render
 
     values = {name: request.form.get(name, "") for name in _KEPT}
     fields: dict[str, Any] = exc.details.get("fields") if isinstance(exc.details.get("fields"), dict) else {}

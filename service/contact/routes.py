@@ -3,7 +3,7 @@
 Answers ``202 {"status": "accepted", "id"}`` only once the message is stored; a form a
 browser posts without JavaScript gets HTML instead (see `service.contact.pages`).
 Errors: 415 (neither JSON nor a form), 400 ``invalid_json`` / ``invalid_body``,
-400 ``invalid`` with ``fields`` (see `contact.validate`), 400
+400 ``invalid`` with ``fields`` (see `form.validate`), 400
 ``turnstile_failed``, 413 (body over ``MAX_BODY_BYTES``), 429 with
 ``Retry-After`` (per-address or global limit), 503 when storage does not
 answer (nothing was accepted). A filled honeypot gets the same 202 and the
@@ -19,14 +19,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request
 
-from ..core import deps as app_deps
 from ..core.clock import utc_date
-from ..core.deps import Deps
+from ..core.deps import Deps, current
 from ..core.errors import Invalid, ServiceError, UnsupportedMediaType
+from ..core.paths import normalise_path
+from ..core.privacy import subject_hash
 from ..core.ratelimit import enforce
 from ..storage.base import new_id
-from ..visitors.counter import normalise_path
-from ..visitors.privacy import subject_hash
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +68,10 @@ def _page(data: dict[str, Any]) -> str:
 def _turnstile(deps: Deps, data: dict[str, Any], ip: str) -> str:
     """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; `Invalid` on a failed check."""
     from ..core.upstream import UpstreamError
-    from . import form as contact
+    from . import form
     from .turnstile import Turnstile
 
-    token = data.get(contact.TURNSTILE_FIELD)
+    token = data.get(form.TURNSTILE_FIELD)
     try:
         passed, codes = deps.client("turnstile", Turnstile.from_settings).verify(
             token.strip() if isinstance(token, str) else "", ip)
@@ -95,27 +94,27 @@ def _accepted(message_id: str):
 
 @bp.post("/contact")
 def submit():
-    from . import pages as contactform
+    from . import pages
 
-    if not contactform.is_plain_form_post():
+    if not pages.is_plain_form_post():
         return _submit()
     try:
         _submit()
     except ServiceError as exc:
-        return contactform.form_again(exc)
-    return contactform.thanks()
+        return pages.form_again(exc)
+    return pages.thanks()
 
 
 def _submit():
     from ..outbox import delivery
-    from . import form as contact
+    from . import form
     data = _submitted()
-    deps = app_deps.current()
+    deps = current()
     at = deps.now()
-    if contact.honeypot_filled(data):
+    if form.honeypot_filled(data):
         log.info("contact form honeypot filled; message dropped")
         return _accepted(new_id(at))
-    message: dict[str, Any] = contact.validate(data)
+    message: dict[str, Any] = form.validate(data)
     config = deps.settings
     storage = deps.storage
     ip = request.remote_addr or ""

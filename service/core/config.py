@@ -118,6 +118,16 @@ def log_level(value: str) -> str:
     return level
 
 
+def project_root() -> str:
+    """The checkout's (or the package's) top folder: the one holding ``service/`` and ``site/``."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def project_path(path: str) -> str:
+    """``path`` as is when absolute, else under `project_root` (how ``SITE_DIR`` and ``SITE_RESUME`` are read)."""
+    return path if os.path.isabs(path) else os.path.join(project_root(), path)
+
+
 def api_base(value: str) -> str:
     """A path such as ``/api`` or an http(s) URL, without the trailing slash."""
     value = value.strip().rstrip("/")

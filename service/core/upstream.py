@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # requests loads lazily: a cold start that calls no upstream never pays for it
     import requests
 
-from .. import __version__
 from .redaction import redact
+from .version import __version__
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -11,7 +11,7 @@ bp = Blueprint("github", __name__)
 
 @bp.get("/github")
 def activity():
-    from . import activity as github
-    limit = http.query_int("limit", 10, 1, github.MAX_EVENTS)
-    payload, results = github.activity(deps.current(), limit)
+    from . import activity
+    limit = http.query_int("limit", 10, 1, activity.MAX_EVENTS)
+    payload, results = activity.activity(deps.current(), limit)
     return http.respond(payload, *results)

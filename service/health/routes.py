@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .. import __version__
 from ..core.deps import current
 from ..core.errors import error_response
+from ..core.version import __version__
 from ..storage import StorageError
 
 bp = Blueprint("health", __name__)

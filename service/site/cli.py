@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from ..core.config import project_path
+
 site_cli = AppGroup("site", help="Build the static site from resume.json.")
-
-
-def _from_root(path: str) -> str:
-    from .build import project_root
-    return path if os.path.isabs(path) else os.path.join(project_root(), path)
 
 
 @site_cli.command("build")
@@ -23,13 +18,14 @@ def _from_root(path: str) -> str:
               help="The folder to write (replaced as a whole; default: SITE_DIR, build/site).")
 @with_appcontext
 def build_command(resume_path: str | None, out_dir: str | None):
-    """Validate resume.json and render the static site (pages, assets, robots.txt, sitemap.xml)."""
+    """Validate resume.json and render the static site (pages, assets, robots.txt)."""
+    from ..theme.templates import WIDGETS_KEY
     from .build import ResumeError, SiteOptions, build
     config = current_app.config
-    resume_path = resume_path or _from_root(config["SITE_RESUME"])
-    out_dir = out_dir or _from_root(config["SITE_DIR"])
+    resume_path = resume_path or project_path(config["SITE_RESUME"])
+    out_dir = out_dir or project_path(config["SITE_DIR"])
     try:
-        report = build(resume_path, out_dir, SiteOptions.from_config(config))
+        report = build(resume_path, out_dir, SiteOptions.from_config(config, current_app.extensions[WIDGETS_KEY]))
     except ResumeError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"built {len(report.files)} files into {report.out_dir} "

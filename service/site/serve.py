@@ -19,24 +19,21 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import threading
-from collections import OrderedDict
 
-from flask import Blueprint, Flask, current_app, request, send_from_directory
+from flask import Blueprint, Flask, current_app, send_from_directory
 from werkzeug.security import safe_join
+
+from ..core.config import project_path
+from ..theme.responses import Memo, negotiate_gzip
 
 bp = Blueprint("site", __name__)
 _FINGERPRINT = re.compile(r"\.[0-9a-f]{8,}\.[a-z0-9]+$")
 _COMPRESSIBLE = (".html", ".htm", ".css", ".js", ".mjs", ".svg", ".xml", ".json", ".txt", ".webmanifest", ".map")
-_MIN_GZIP_BYTES = 512
-_MEMO_BYTES = 8 * 1024 * 1024
-_memo: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
-_memo_lock = threading.Lock()
+_memo = Memo(max_bytes=8 * 1024 * 1024)
 
 
 def site_dir(app: Flask) -> str:
-    path = app.config["SITE_DIR"]
-    return path if os.path.isabs(path) else os.path.join(os.path.dirname(app.root_path), path)
+    return project_path(app.config["SITE_DIR"])
 
 
 def _cache_seconds(filename: str) -> int | None:
@@ -50,50 +47,22 @@ def _cache_seconds(filename: str) -> int | None:
 def gzipped(path: str) -> bytes:
     """The gzip of the file at ``path``, compressed once per (path, size, mtime) and memoised (8 MB in all)."""
     stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    with _memo_lock:
-        if key in _memo:
-            _memo.move_to_end(key)
-            return _memo[key]
-    with open(path, "rb") as handle:
-        data = gzip.compress(handle.read(), compresslevel=9, mtime=0)
-    with _memo_lock:
-        _memo[key] = data
-        total = sum(len(value) for value in _memo.values())
-        while total > _MEMO_BYTES and len(_memo) > 1:
-            total -= len(_memo.popitem(last=False)[1])
-    return data
 
+    def compress() -> bytes:
+        with open(path, "rb") as handle:
+            return gzip.compress(handle.read(), compresslevel=9, mtime=0)
 
-def _accepts_gzip() -> bool:
-    return request.accept_encodings["gzip"] > 0
+    return _memo.get((path, stat.st_size, stat.st_mtime_ns), compress)
 
 
 def _compress(response, root: str, filename: str):
     """Swap in the gzipped body when the client accepts it; every text answer varies on Accept-Encoding."""
     if not filename.endswith(_COMPRESSIBLE):
         return response
-    response.vary.add("Accept-Encoding")
-    if response.status_code not in (200, 404) or not _accepts_gzip():
-        if response.status_code == 304 and _accepts_gzip():
-            etag, _ = response.get_etag()
-            if etag:
-                response.set_etag(etag, weak=True)
-        return response
     path = safe_join(root, filename)
-    if path is None or os.path.getsize(path) < _MIN_GZIP_BYTES:
-        return response
-    body = gzipped(path)
-    etag, _ = response.get_etag()
-    original = response.response
-    response.direct_passthrough = False
-    response.set_data(body)
-    if hasattr(original, "close"):
-        original.close()
-    response.headers["Content-Encoding"] = "gzip"
-    if etag:
-        response.set_etag(etag, weak=True)
-    return response
+    if path is None or response.status_code not in (200, 404):
+        return negotiate_gzip(response, 0, bytes)  # the Vary header, and a weak ETag on a 304
+    return negotiate_gzip(response, os.path.getsize(path), lambda: gzipped(path), statuses=(200, 404))
 
 
 @bp.get("/", defaults={"filename": "index.html"})

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import click
 from flask.cli import AppGroup
 
-from ..core import deps as app_deps
+from ..core.deps import current
 
 spotify_cli = AppGroup("spotify", help="Connect the Spotify widget to your account.")
 _ENV_LINE = re.compile(r"^\s*(export\s+)?SPOTIFY_REFRESH_TOKEN=.*$", re.M)
@@ -26,7 +26,7 @@ def authorize_command(redirect_uri: str, env_file: str | None):
     from ..core.upstream import UpstreamError
     from .client import SpotifyAccounts
     from .nowplaying import SCOPES, accounts
-    deps = app_deps.current()
+    deps = current()
     settings = deps.settings
     if settings["SPOTIFY_CLIENT_ID"] and settings["SPOTIFY_CLIENT_SECRET"]:
         spotify = accounts(deps)

@@ -11,6 +11,6 @@ bp = Blueprint("spotify", __name__)
 
 @bp.get("/spotify")
 def now_playing():
-    from . import nowplaying as spotify
-    payload, result = spotify.now_playing(deps.current())
+    from . import nowplaying
+    payload, result = nowplaying.now_playing(deps.current())
     return http.respond(payload, result)

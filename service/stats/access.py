@@ -26,8 +26,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ..core.clock import utc_date
 from ..core.deps import current
 from ..core.errors import NotFound, Unauthorized
+from ..core.privacy import subject_hash
 from ..core.ratelimit import too_many, window
-from ..visitors.privacy import subject_hash
 
 COOKIE = "vitae_stats"
 COOKIE_PATH = "/stats"

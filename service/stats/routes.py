@@ -8,15 +8,15 @@ import io
 import os
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file
 
+from ..core.config import project_path
 from ..core.deps import current
 from ..core.errors import NotFound, RateLimited, Unauthorized
 from ..core.security import require_same_site_post
-from ..site.serve import site_dir
 from .counting import DIMENSIONS
 
-page = Blueprint("stats", __name__, url_prefix="/stats", template_folder="templates")
+page = Blueprint("stats", __name__, url_prefix="/stats")
 api = Blueprint("stats_api", __name__)
 
 _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (utm_source)",
@@ -71,7 +71,8 @@ def api_stats_csv():
 # -- /stats -------------------------------------------------------------------------------------------
 
 def _login_page(status: int, message: str = "") -> Response:
-    response = Response(render_template("stats_login.html", message=message), status=status, mimetype="text/html")
+    from ..theme.render import render_page
+    response = Response(render_page("stats/login.html", message=message), status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -98,14 +99,15 @@ def _link(data: dict, **changes) -> str:
 
 @page.get("")
 def stats_page():
+    from ..theme.render import render_page
     from . import access, chart, report
     refused = _page_access()
     if refused is not None:
         return refused
     data = _report()
-    html = render_template("stats.html", data=data, chart=chart.svg(data["daily"]), titles=_TITLES,
-                           presets=report.PRESETS, link=lambda **changes: _link(data, **changes),
-                           public=access.public(), max_days=report.MAX_DAYS)
+    html = render_page("stats/page.html", data=data, chart=chart.svg(data["daily"]), titles=_TITLES,
+                       presets=report.PRESETS, link=lambda **changes: _link(data, **changes),
+                       public=access.public(), max_days=report.MAX_DAYS)
     return access.cache_control(Response(html, mimetype="text/html"))
 
 
@@ -152,11 +154,10 @@ def logout():
 def stylesheet():
     """The site's own stylesheet (the built, fingerprinted one when there is a build; else its source; else
     an empty one)."""
-    built = os.path.join(site_dir(current_app), "assets")
+    built = os.path.join(project_path(current_app.config["SITE_DIR"]), "assets")
     names = sorted(n for n in os.listdir(built) if n.startswith("site.") and n.endswith(".css")) \
         if os.path.isdir(built) else []
-    path = os.path.join(built, names[-1]) if names else os.path.join(
-        os.path.dirname(current_app.root_path), "site", "assets", "site.css")
+    path = os.path.join(built, names[-1]) if names else project_path(os.path.join("site", "assets", "site.css"))
     if not os.path.isfile(path):  # on Lambda the site lives in S3: stats.css carries the page alone
         return Response("/* the site's stylesheet is not on this host */\n", mimetype="text/css",
                         headers={"Cache-Control": "public, max-age=300"})

@@ -23,14 +23,14 @@ import json
 import logging
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from ..core.clock import utc_date
 from ..core.errors import Invalid
+from ..core.paths import page_key
+from ..core.privacy import subject_hash, visitor_hash
 from ..core.ratelimit import too_many, window
-from ..stats import counting as stats
+from ..stats import counting
 from ..storage import Hit, Storage
-from .privacy import subject_hash, visitor_hash
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 VIEWS_LOG = "views"
 #: Records one fold reads and applies at a time.
 FOLD_BATCH = 200
-MAX_PATH_LENGTH = 200
 VISITOR_TTL = 48 * 3600
 #: Seconds a view id is remembered: far longer than a page keeps retrying one view.
 VIEW_ID_TTL = 24 * 3600
@@ -54,8 +53,6 @@ LIVE_DAYS = 2
 HISTORY_KEY = "visitors:daily-history"
 #: Real seconds the history value is kept (refolded from the counters if it is lost).
 HISTORY_TTL = 400 * 86400
-_ALLOWED = re.compile(r"[A-Za-z0-9/._~-]*")
-_INDEX_FILES = ("index.html", "index.htm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,30 +64,6 @@ class Visit:
     opted_out: bool
 
 
-def normalise_path(raw: object) -> str:
-    """A canonical page path, or an `Invalid` error.
-
-    Query and fragment are dropped, percent-escapes decoded once, repeated and
-    trailing slashes and a final ``index.html`` removed; ``.``/``..`` segments,
-    characters outside ``A-Z a-z 0-9 / . _ ~ -`` and paths over 200
-    characters are refused, so junk cannot grow the key space.
-    """
-    if not isinstance(raw, str):
-        raise Invalid("path must be a string such as /blog/12", code="invalid_path")
-    path = unquote(raw.strip().split("#", 1)[0].split("?", 1)[0])
-    if not path.startswith("/") or not _ALLOWED.fullmatch(path):
-        raise Invalid("path must start with / and use only letters, digits and / . _ ~ -", code="invalid_path")
-    segments = [segment for segment in path.split("/") if segment]
-    if any(segment in (".", "..") for segment in segments):
-        raise Invalid("path must not contain . or .. segments", code="invalid_path")
-    if segments and segments[-1] in _INDEX_FILES:
-        segments.pop()
-    path = "/" + "/".join(segments)
-    if len(path) > MAX_PATH_LENGTH:
-        raise Invalid(f"path is longer than {MAX_PATH_LENGTH} characters", code="invalid_path")
-    return path
-
-
 def view_id(raw: object) -> str | None:
     """The page's id of one view (16 to 64 of ``A-Z a-z 0-9 _ -``, e.g. a UUID), None when absent; else an
     `Invalid` error."""
@@ -99,10 +72,6 @@ def view_id(raw: object) -> str | None:
     if not isinstance(raw, str) or not _VIEW_ID.fullmatch(raw):
         raise Invalid("view_id must be 16 to 64 letters, digits, _ or -, such as a UUID", code="invalid_view_id")
     return raw
-
-
-def page_key(path: str) -> str:
-    return f"page:{path}"
 
 
 def _read_keys(path: str) -> list[str]:
@@ -119,13 +88,13 @@ def read(deps: Deps, path: str) -> dict:
     return _answer(path, deps.storage.counters(_read_keys(path), consistent=False), counted=False)
 
 
-def record(date: str, path: str, visitor: str | None, found: stats.Details) -> str:
+def record(date: str, path: str, visitor: str | None, found: counting.Details) -> str:
     """The recorded view: JSON of only what the fold needs (no address, no User-Agent, no full referrer)."""
     return json.dumps({"d": date, "p": path, "v": visitor, "r": found.referrer, "u": dict(found.utm),
                        "b": found.browser, "dv": found.device, "c": found.country}, separators=(",", ":"))
 
 
-def count(deps: Deps, path: str, visit: Visit, found: stats.Details, *, at: float, view: str | None = None) -> dict:
+def count(deps: Deps, path: str, visit: Visit, found: counting.Details, *, at: float, view: str | None = None) -> dict:
     """Count one view of ``path`` made at ``at`` (the app's clock, read once by the caller) with its stats
     values ``found``; raise a `RateLimited` error when the visitor's rate limit (``VISITOR_RATE_LIMIT``) is
     full. The visitor hash is keyed by ``SECRET_KEY`` and ``SITE_URL``. A view sent again with the same id
@@ -158,9 +127,9 @@ def _folded_hit(text: str, cap: int, retention_days: int) -> Hit:
     try:
         view = json.loads(text)
         date, visitor = view["d"], view["v"]
-        found = stats.Details(referrer=view["r"], utm=dict(view["u"]), browser=view["b"], device=view["dv"],
+        found = counting.Details(referrer=view["r"], utm=dict(view["u"]), browser=view["b"], device=view["dv"],
                               country=view["c"])
-        tally, unique_tally = stats.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
+        tally, unique_tally = counting.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
     except (ValueError, KeyError, TypeError) as exc:
         log.error("a recorded view could not be read and is skipped: %s", type(exc).__name__)
         return Hit()

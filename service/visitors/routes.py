@@ -7,9 +7,10 @@ from flask import Blueprint, Response, jsonify, request
 from ..core.deps import current
 from ..core.errors import Invalid
 from ..core.http import query_int
-from ..stats import counting as stats
-from . import counter as visitors
-from .privacy import is_bot, opted_out
+from ..core.paths import normalise_path
+from ..core.privacy import is_bot, opted_out
+from ..stats import counting
+from . import counter
 
 bp = Blueprint("visitors", __name__)
 
@@ -26,36 +27,36 @@ def count_view():
         raise Invalid('expected a JSON object like {"path": "/blog/12"}', code="invalid_body")
     if "path" not in body:
         raise Invalid('path is required, e.g. {"path": "/"}', code="invalid_path")
-    path = visitors.normalise_path(body["path"])
-    view = visitors.view_id(body.get("view_id"))
+    path = normalise_path(body["path"])
+    view = counter.view_id(body.get("view_id"))
     user_agent = request.headers.get("User-Agent", "")
     deps = current()
     config = deps.settings
-    found = stats.details(body, request.headers, stats.own_hosts(config["SITE_URL"], request.host))
-    if is_bot(user_agent) or stats.is_spam(found.referrer):
-        return _no_store(jsonify(visitors.read(deps, path)))
-    visit = visitors.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
-    answer = visitors.count(deps, path, visit, found, at=deps.now(), view=view)
+    found = counting.details(body, request.headers, counting.own_hosts(config["SITE_URL"], request.host))
+    if is_bot(user_agent) or counting.is_spam(found.referrer):
+        return _no_store(jsonify(counter.read(deps, path)))
+    visit = counter.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
+    answer = counter.count(deps, path, visit, found, at=deps.now(), view=view)
     return _no_store(jsonify(answer))
 
 
 @bp.get("/visitors")
 def read_counts():
-    path = visitors.normalise_path(request.args.get("path", "/"))
-    return _no_store(jsonify(visitors.read(current(), path)))
+    path = normalise_path(request.args.get("path", "/"))
+    return _no_store(jsonify(counter.read(current(), path)))
 
 
 @bp.get("/visitors/daily")
 def daily():
-    days = query_int("days", 30, 1, visitors.MAX_DAYS)
-    response = jsonify(visitors.daily(current(), days))
+    days = query_int("days", 30, 1, counter.MAX_DAYS)
+    response = jsonify(counter.daily(current(), days))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
 
 @bp.get("/visitors/badge.svg")
 def badge():
-    path = visitors.normalise_path(request.args.get("path", "/"))
-    views = visitors.read(current(), path)["page_views"]
-    svg = visitors.badge_svg("views", f"{views:,}")
+    path = normalise_path(request.args.get("path", "/"))
+    views = counter.read(current(), path)["page_views"]
+    svg = counter.badge_svg("views", f"{views:,}")
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=300"})

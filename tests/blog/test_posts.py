@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service.blog import comments, feeds, markdown
-from service.blog import posts as blog
+from service.blog import comments, feeds, markdown, posts
 
 from ..fakes import Reply
 from ..storagecalls import StorageCalls
@@ -206,7 +205,7 @@ def test_cached_blog_answers_cost_a_bounded_few_storage_calls(app, upstream):
     for url in ("/api/blog", "/api/blog/7", "/api/blog/feed.xml"):  # fill the caches
         client.get(url)
     # the feed carries the full text of its newest posts: the list plus one cached entry per post
-    feed = 1 + blog.FEED_ENTRIES
+    feed = 1 + posts.FEED_ENTRIES
     for url, bound in (("/api/blog?per_page=50", (2, 51)), ("/api/blog?per_page=50&page=3&tag=notes&x=1", (2, 51)),
                        ("/api/blog?page=10000", (1, 1)), ("/api/blog/7", (3, 3)), ("/api/blog/feed.xml", (feed, feed)),
                        ("/blog/feed.json", (feed, feed))):
@@ -339,20 +338,20 @@ def test_the_blog_needs_only_the_deps_it_is_given(sqlite_app, upstream, clock):
                                              headers={"User-Agent": "Mozilla/5.0"})
     assert response.status_code == 200
     deps = sqlite_app.extensions["vitae.deps"]
-    items, result = blog.posts(deps)
+    items, result = posts.posts(deps)
     assert [item["number"] for item in items] == [2, 1] and result.stale is False
-    post, _ = blog.post(deps, 2)
+    post, _ = posts.post(deps, 2)
     assert (post["views"], post["html"]) == (1, "<p><em>Two</em></p>\n")
-    assert blog.page(deps, items, number=1, per_page=1, tag=None)["posts"][0]["views"] == 1
+    assert posts.page(deps, items, number=1, per_page=1, tag=None)["posts"][0]["views"] == 1
     found, _ = comments.comments(deps, post)
     assert [(c["author"], c["html"]) for c in found] == [("ann", "<p><strong>hi</strong></p>\n")]
     html = feeds.contents(deps, items)
     assert html == {2: "<p><em>Two</em></p>\n", 1: "<p>Some words here.</p>\n"}
-    atom = ET.fromstring(blog.feed(deps, items, html))  # noqa: S314 - the service's own feed
+    atom = ET.fromstring(posts.feed(deps, items, html))  # noqa: S314 - the service's own feed
     assert atom.find(f"{ATOM}entry/{ATOM}content").text == html[2]
     assert json.loads(feeds.json_feed(deps, items, html))["authors"] == [{"name": "octo"}]
     clock.advance(60)  # with no dated post, the feed is as new as the app's clock says
-    assert ET.fromstring(blog.feed(deps, [])).find(f"{ATOM}updated").text == "2027-01-15T08:01:00Z"  # noqa: S314
+    assert ET.fromstring(posts.feed(deps, [])).find(f"{ATOM}updated").text == "2027-01-15T08:01:00Z"  # noqa: S314
     assert upstream.count("GET", f"{ISSUES}/2") == upstream.count("GET", f"{ISSUES}/2/comments") == 1
 
 

@@ -42,7 +42,7 @@ import pytest
 import yaml
 
 from service.core.clock import utc_date
-from service.visitors.privacy import subject_hash
+from service.core.privacy import subject_hash
 
 from ..docker_engine import Engine, EngineUnavailable, ensure_base_images
 from ..dockerfile import parse_dockerfile

@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from service import create_app
-from service.features import SETTINGS
+from service.features import SETTINGS, WIDGETS
 from service.site.build import SiteOptions, build
 
 from ..browser import (
@@ -78,7 +78,7 @@ def resume_file(tmp_path_factory):
 def site_dir(tmp_path_factory, resume_file):
     """The resume built with a 2 s API timeout."""
     out = tmp_path_factory.mktemp("site") / "site"
-    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", api_timeout=2))
+    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", widgets=WIDGETS, api_timeout=2))
     return str(out)
 
 

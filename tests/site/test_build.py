@@ -15,19 +15,21 @@ import json
 import os
 import re
 import shutil
-import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
 
 from service.core.config import ConfigError
-from service.site import build as sitebuild
+from service.features import WIDGETS
 from service.site.build import ResumeError, SiteOptions, build
+from service.theme.resume import load_resume
+from service.theme.templates import display_date
 
 from ..helpers import ROOT
 
 EXAMPLE = os.path.join(ROOT, "site", "resume.json")
 SITE_URL = "https://mara.example.com"
+OPTIONS = SiteOptions(site_url=SITE_URL, widgets=WIDGETS)  # every live widget
 PAGES = ("index.html", "404.html")  # the blog's pages are rendered by the app (tests/blog/test_pages.py)
 
 
@@ -49,7 +51,7 @@ def write_resume(folder, resume: dict) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "out"
-    report = build(EXAMPLE, str(out), SiteOptions(site_url=SITE_URL))
+    report = build(EXAMPLE, str(out), OPTIONS)
     return report, out
 
 
@@ -88,7 +90,7 @@ class Markup(HTMLParser):
 def test_example_builds_every_page_and_fingerprinted_asset(built):
     report, out = built
     names = set(report.files)
-    assert {*PAGES, "robots.txt", "sitemap.xml", "favicon.svg", "photo.svg"} <= names
+    assert {*PAGES, "robots.txt", "favicon.svg", "photo.svg"} <= names
     assets = sorted(n for n in names if n.startswith("assets/"))
     assert sorted(re.sub(r"\.[0-9a-f]{10}\.", ".<hash>.", n) for n in assets) == ["assets/site.<hash>.css",
                                                                             "assets/site.<hash>.js"]
@@ -178,13 +180,11 @@ def test_head_carries_description_open_graph_icon_and_canonical(built):
     assert robots["robots"] == "noindex"
 
 
-def test_robots_and_sitemap_use_site_url(built):
-    _, out = built
+def test_robots_points_at_the_sitemap_the_app_serves(built):
+    """The sitemap has one owner, the app (`service.blog.pages`, with the posts): the build writes none."""
+    report, out = built
     assert f"Sitemap: {SITE_URL}/sitemap.xml" in read(out, "robots.txt").splitlines()
-    tree = ET.fromstring(read(out, "sitemap.xml").encode())  # noqa: S314 (our own build's output)
-    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
-    assert [e.text for e in tree.findall("s:url/s:loc", ns)] == [f"{SITE_URL}/", f"{SITE_URL}/blog/"]
-    assert tree.find("s:url/s:lastmod", ns).text == "2026-01-15"
+    assert "sitemap.xml" not in report.files and not (out / "sitemap.xml").exists()
 
 
 def test_the_build_reports_the_home_page_weight(built):
@@ -207,7 +207,6 @@ def test_api_base_and_widget_choice_shape_the_pages(tmp_path):
     build(EXAMPLE, str(tmp_path / "b"), SiteOptions(site_url=SITE_URL, widgets=()))
     bare = read(tmp_path / "b", "index.html")
     assert "<aside" not in bare and "visitor-counter" not in bare and "/blog/" not in bare
-    assert "/blog/" not in read(tmp_path / "b", "sitemap.xml")
     assert not (tmp_path / "b" / "blog").exists()
 
 
@@ -215,7 +214,7 @@ def test_text_from_the_resume_is_escaped(tmp_path):
     resume = example()
     resume["basics"]["name"] = '<script>alert("x")</script> & Co'
     resume["work"][0]["highlights"] = ['<img src=x onerror="alert(1)">']
-    build(write_resume(tmp_path, resume), str(tmp_path / "out"), SiteOptions(site_url=SITE_URL))
+    build(write_resume(tmp_path, resume), str(tmp_path / "out"), OPTIONS)
     html = read(tmp_path / "out", "index.html")
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in html
@@ -249,7 +248,7 @@ def test_an_invalid_resume_fails_naming_the_field_and_writes_nothing(tmp_path, c
     out.mkdir()
     (out / "index.html").write_text("the previous build")
     with pytest.raises(ResumeError) as caught:
-        build(write_resume(tmp_path, _broken(change)), str(out), SiteOptions(site_url=SITE_URL))
+        build(write_resume(tmp_path, _broken(change)), str(out), OPTIONS)
     line = next(line for line in str(caught.value).splitlines() if field in line)
     assert re.search(rf"(^|\s){re.escape(field)}: ", line) and problem in line, str(caught.value)
     assert (out / "index.html").read_text() == "the previous build"
@@ -259,7 +258,7 @@ def test_an_invalid_resume_fails_naming_the_field_and_writes_nothing(tmp_path, c
 def test_every_problem_is_listed_at_once(tmp_path):
     resume = _broken(lambda r: (r["work"][0].update(endDate="soon"), r["education"][0].update(courses=[1])))
     with pytest.raises(ResumeError) as caught:
-        build(write_resume(tmp_path, resume), str(tmp_path / "out"), SiteOptions(site_url=SITE_URL))
+        build(write_resume(tmp_path, resume), str(tmp_path / "out"), OPTIONS)
     assert "work[0].endDate:" in str(caught.value) and "education[0].courses[0]:" in str(caught.value)
 
 
@@ -268,12 +267,12 @@ def test_json_syntax_errors_give_line_and_column(tmp_path):
     path.write_text('{\n  "basics": {"name": "Mara",}\n}\n')
     # Python 3.13's parser names the trailing comma itself (column 28)
     with pytest.raises(ResumeError, match=r"not valid JSON: Illegal trailing comma .* line 2, column 28"):
-        sitebuild.load_resume(str(path))
+        load_resume(str(path))
 
 
 def test_an_https_photo_is_used_as_is(tmp_path):
     resume = _broken(lambda r: r["basics"].update(image="https://images.example.com/mara.jpg"))
-    report = build(write_resume(tmp_path, resume), str(tmp_path / "out"), SiteOptions(site_url=SITE_URL))
+    report = build(write_resume(tmp_path, resume), str(tmp_path / "out"), OPTIONS)
     html = read(tmp_path / "out", "index.html")
     assert 'src="https://images.example.com/mara.jpg"' in html
     assert '<meta property="og:image" content="https://images.example.com/mara.jpg">' in html
@@ -283,7 +282,7 @@ def test_an_https_photo_is_used_as_is(tmp_path):
 @pytest.mark.parametrize(("value", "shown"), [("2021-03-15", "Mar 2021"), ("2021-03", "Mar 2021"), ("2021", "2021"),
                                               (None, "Present"), ("", "Present")])
 def test_display_date(value, shown):
-    assert sitebuild.display_date(value) == shown
+    assert display_date(value) == shown
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -299,7 +298,7 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact")
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 9 files into {out}" in result.output  # the blog's pages are the app's, not files
+    assert f"built 8 files into {out}" in result.output  # the blog's pages and the sitemap are the app's
     assert "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
@@ -361,11 +360,11 @@ def test_text_is_gzipped_for_clients_that_accept_it(site_client):
 
 def test_a_rebuilt_file_is_served_fresh(make_app, tmp_path):
     out = tmp_path / "out"
-    build(EXAMPLE, str(out), SiteOptions(site_url=SITE_URL))
+    build(EXAMPLE, str(out), OPTIONS)
     client = make_app(SITE_DIR=str(out)).test_client()
     first = gzip.decompress(client.get("/", headers={"Accept-Encoding": "gzip"}).data)
     resume = _broken(lambda r: r["basics"].update(name="Renamed Person"))
-    build(write_resume(tmp_path, resume), str(out), SiteOptions(site_url=SITE_URL))
+    build(write_resume(tmp_path, resume), str(out), OPTIONS)
     second = gzip.decompress(client.get("/", headers={"Accept-Encoding": "gzip"}).data)
     assert b"Mara Lindqvist</h1>" in first and b"Renamed Person</h1>" in second
 

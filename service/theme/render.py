@@ -1,10 +1,11 @@
-"""Pages of the site rendered per request (the blog, the contact form's answers) from the same templates,
-resume and stylesheet as the static build (`build`).
+"""Pages of the site rendered per request (the blog, the contact form's answers, /stats) from the same
+templates, resume and stylesheet as the static build (`service.site.build`).
 
 `render` renders one of ``site/templates`` with ``site`` (the build's values for the current
-settings), ``resume`` and ``basics``. The template environment and those values are made once per
-resume file version and site options (`context`), so an edited resume shows without a restart.
-Besides the build's filters, templates here have ``iso_date`` and ``long_date``.
+settings), ``resume`` and ``basics``; those values are made once per resume file version and site
+options (`context`), so an edited resume shows without a restart. `render_page` renders a page that
+needs no resume (the owner's /stats). Both use the one template environment of the process
+(`environment`): the build's filters plus ``iso_date`` and ``long_date``.
 """
 
 from __future__ import annotations
@@ -16,39 +17,53 @@ from typing import Any
 
 from flask import current_app
 
-from . import build
+from ..core.config import project_path
+from . import templates
+from .resume import load_resume, photo_paths
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    """The process's Jinja2 environment of ``site/templates`` (templates reload when their file changes)."""
+    env = templates.environment(templates.source_dir())
+    env.filters.update(iso_date=iso_date, long_date=long_date)
+    return env
 
 
 @functools.lru_cache(maxsize=8)
-def _templates(resume_path: str, modified: float, options: build.SiteOptions):
+def _templates(resume_path: str, modified: float, options: templates.SiteOptions):
     """(environment, site values, resume) for the resume at ``resume_path`` as it was at ``modified``."""
-    source = build.source_dir()
-    resume = build.load_resume(resume_path)
-    photo_url, _ = build.photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
-    assets, _ = build.asset_files(source)
-    env = build.environment(source)
-    env.filters.update(iso_date=iso_date, long_date=long_date)
-    return env, build.site_values(resume, options, assets, photo_url), resume
+    source = templates.source_dir()
+    resume = load_resume(resume_path)
+    photo_url, _ = photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
+    assets, _ = templates.asset_files(source)
+    return environment(), templates.site_values(resume, options, assets, photo_url), resume
 
 
 def resume_version() -> tuple[str, float]:
     """(path, modification time) of the resume pages are rendered with (``SITE_RESUME``); `OSError` when
     it cannot be read."""
-    path = current_app.config["SITE_RESUME"]
-    path = path if os.path.isabs(path) else os.path.join(build.project_root(), path)
+    path = project_path(current_app.config["SITE_RESUME"])
     return path, os.stat(path).st_mtime
 
 
 def context() -> tuple[Any, dict[str, Any], dict]:
     """(template environment, site values, resume) for the app's settings and the resume as it is now."""
-    return _templates(*resume_version(), build.SiteOptions.from_config(current_app.config))
+    options = templates.SiteOptions.from_config(current_app.config, current_app.extensions[templates.WIDGETS_KEY])
+    return _templates(*resume_version(), options)
 
 
 def render(template: str, **values: Any) -> str:
     """``template`` rendered with the site's values, the resume and ``values``; raises `OSError` or
-    `build.ResumeError` when the resume cannot be read."""
+    `resume.ResumeError` when the resume cannot be read."""
     env, site, resume = context()
     return env.get_template(template).render(site=site, resume=resume, basics=resume.get("basics") or {}, **values)
+
+
+def render_page(template: str, **values: Any) -> str:
+    """``template`` rendered with ``values`` only (no resume, no site values): pages such as /stats that
+    must show whatever state the resume is in."""
+    return environment().get_template(template).render(**values)
 
 
 def parse_time(value: Any) -> dt.datetime | None:

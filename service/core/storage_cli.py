@@ -7,8 +7,8 @@ import json
 import click
 from flask.cli import AppGroup
 
-from ..core.db import get_storage
-from . import StorageError
+from ..storage import StorageError
+from .db import get_storage
 
 storage_cli = AppGroup("storage", help="Create, check, export and import the configured storage.")
 
