@@ -126,7 +126,7 @@ def test_a_post_is_rendered_github_flavoured(app, upstream):
     html = post["html"]
     assert '<a href="https://example.org/page" rel="noopener noreferrer nofollow">' in html
     assert "<table>" in html and '<th style="text-align:right">b</th>' in html
-    assert '<pre><code class="language-python">print(' in html
+    assert '<pre><code class="language-python"><span class="hl-nb">print</span>' in html
     assert 'class="task-list-item"' in html and 'type="checkbox"' in html and 'disabled' in html
     assert "<s>old</s>" in html and "<strong>bold</strong>" in html
     assert upstream.count("GET", f"{ISSUES}/7") == 1

@@ -392,5 +392,5 @@ def test_start_up_and_a_counted_view_load_no_other_features_code(tmp_path):
               "service.contact.form", "service.contact.outbox", "service.contact.telegram",
               "service.contact.turnstile", "service.spotify.nowplaying", "service.spotify.client",
               "service.github.activity", "service.github.client", "service.site.build", "service.site.render",
-              "markdown_it", "nh3", "jsonschema", "requests"}
+              "markdown_it", "nh3", "pygments", "jsonschema", "requests"}
     assert not unused & modules, sorted(unused & modules)
