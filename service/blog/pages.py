@@ -313,6 +313,7 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
     from ..site import render
     from . import comments as blogcomments
     from . import posts as blog
+    from . import toc
     number = post["number"]
     site = render.context()[1]
     canonical = site["url"] + blog.address(post)
@@ -329,7 +330,9 @@ def _post_page(post: dict[str, Any], comments: list[dict[str, Any]]) -> Rendered
         "keywords": post["tags"], "commentCount": len(comments),
         **({"image": image} if image else {}),
     }
-    html = _render("blog/post.html", post={**post, "html": demote_headings(post["html"], 2)},
+    body, headings = toc.anchor(demote_headings(post["html"], 2))
+    html = _render("blog/post.html", post={**post, "html": body},
+                   contents=headings if len(headings) >= toc.MIN_HEADINGS else [],
                    comments=[{**c, "html": demote_headings(c["html"], 4)} for c in comments],
                    comments_on=blogcomments.enabled(current_app.config), image=image, json_ld=json_ld(structured),
                    github_author=author,

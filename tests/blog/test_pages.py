@@ -58,7 +58,8 @@ def test_a_post_page_is_complete_html_with_preview_tags(app, upstream):
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.data.decode()
     assert "<title>Hello, World! · Mara Lindqvist</title>" in html
-    assert "The <strong>post</strong> text." in html and "<h2>A heading</h2>" in html  # headings under the h1
+    assert "The <strong>post</strong> text." in html
+    assert '<h2 id="h-a-heading">A heading <a class="anchor"' in html  # headings under the h1
     tags = meta(html)
     assert tags["description"] == ["A heading The post text."]
     assert tags["og:type"] == ["article"] and tags["og:url"] == [f"{SITE}{POST}"]
