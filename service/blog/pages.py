@@ -2,7 +2,8 @@
 
 Addresses (all GET; each answers 404 while ``BLOG_REPO`` is empty, except the sitemap):
 
-* ``/blog/`` — the posts, newest first, 10 a page; ``?tag=`` (any case) and ``?page=``.
+* ``/blog/`` — the posts, pinned ones first (label ``pinned``), then newest first, 10 a page; ``?tag=``
+  (any case) and ``?page=``.
 * ``/blog/<number>/<slug>`` — one post with its reactions and comments; a wrong or missing slug
   answers 301 to the right one, as do the old addresses ``/blog/<number>`` and
   ``/blog/post.html?n=<number>``.
@@ -246,6 +247,7 @@ def index():
     number = _query_int("page", 1, MAX_PAGE)
     items, listing = blog.posts(current())
     chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
+    chosen = blog.pinned_first(chosen)
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     if number > pages:
         raise PageError(404, "Page not found", f"The blog has {pages} page{'s' if pages > 1 else ''}"
@@ -254,6 +256,7 @@ def index():
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
+                   is_pinned=blog.is_pinned, pin_label=blog.PIN_LABEL,
                    address=blog.address, index_address=_index_address,
                    page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
                          "prev": _index_address(tag, number - 1) if number > 1 else None,

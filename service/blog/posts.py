@@ -116,6 +116,20 @@ def summary(issue: dict, label: str) -> dict[str, Any]:
     }
 
 
+#: The label that shows a post first on the blog's index (it stays one of the post's ``tags``).
+PIN_LABEL = "pinned"
+
+
+def is_pinned(item: dict[str, Any]) -> bool:
+    """Whether a post summary carries the `PIN_LABEL` label (any case)."""
+    return any(tag.lower() == PIN_LABEL for tag in item["tags"])
+
+
+def pinned_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with the pinned posts first; each group keeps its order (newest first)."""
+    return sorted(items, key=lambda item: not is_pinned(item))
+
+
 def _list_key(repo: str, label: str, author: str) -> str:
     return f"blog:posts:{repo.lower()}:{label.lower()}:{author.lower()}"
 

@@ -95,6 +95,25 @@ def test_json_ld_cannot_close_its_script_element(sqlite_app, upstream):
     assert html.count("<script") == 2  # the module script and the JSON-LD block, nothing else
 
 
+def listed(html: str) -> list[str]:
+    return re.findall(r'<h2><a href="/blog/(\d+)/', html)
+
+
+def test_pinned_posts_come_first_on_the_index(app, upstream):
+    serve(upstream, [issue(n, labels=("published", "Pinned", "notes") if n in (3, 20) else ("published", "notes"))
+                     for n in range(25, 0, -1)])
+    client = app.test_client()
+    first = client.get("/blog/").data.decode()
+    assert listed(first) == ["20", "3", "25", "24", "23", "22", "21", "19", "18", "17"]
+    assert first.count('<li class="pinned">') == 2 and first.count('<strong class="pin">Pinned</strong>') == 2
+    assert "?tag=Pinned" not in first  # the label pins; it is not offered as a tag
+    second = client.get("/blog/?page=2").data.decode()
+    assert listed(second) == [str(n) for n in (16, 15, 14, 13, 12, 11, 10, 9, 8, 7)]
+    assert listed(client.get("/blog/?tag=notes").data.decode())[:3] == ["20", "3", "25"]
+    # the API (and the home page's latest posts) stays newest first
+    assert [p["number"] for p in client.get("/api/blog?per_page=3").get_json()["posts"]] == [25, 24, 23]
+
+
 def test_the_index_lists_posts_with_tags_and_pages(app, upstream):
     serve(upstream, [issue(n, labels=("published", "even" if n % 2 == 0 else "odd")) for n in range(25, 0, -1)])
     client = app.test_client()
