@@ -83,11 +83,12 @@ def _cleaner():
 
 
 @functools.cache
-def _parser():
+def _parser(highlighted: bool = True):
     from markdown_it import MarkdownIt
     from mdit_py_plugins.tasklists import tasklists_plugin
 
-    return MarkdownIt("gfm-like", {"typographer": False, "highlight": _highlight}).use(tasklists_plugin)
+    options = {"typographer": False, **({"highlight": _highlight} if highlighted else {})}
+    return MarkdownIt("gfm-like", options).use(tasklists_plugin)
 
 
 def _highlight(source: str, language: str, _attributes: str) -> str:
@@ -104,5 +105,6 @@ def plain(source: str) -> str:
     """The visible text of Markdown ``source``, whitespace collapsed."""
     import nh3
 
-    text = nh3.clean(_parser().render(source or ""), tags=set(), clean_content_tags=DROPPED)
+    # no highlighting: its spans would be thrown away with every other tag
+    text = nh3.clean(_parser(highlighted=False).render(source or ""), tags=set(), clean_content_tags=DROPPED)
     return " ".join(html.unescape(text).split())

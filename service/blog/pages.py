@@ -3,7 +3,7 @@
 Addresses (all GET; each answers 404 while ``BLOG_REPO`` is empty, except the sitemap):
 
 * ``/blog/`` — the posts, pinned ones first (label ``pinned``), then newest first, 10 a page; ``?tag=``
-  (any case) and ``?page=``.
+  (any case) and ``?page=``; ``?q=`` searches (`service.blog.search`: best first, no pins).
 * ``/blog/<number>/<slug>`` — one post with its reactions and comments; a wrong or missing slug
   answers 301 to the right one, as do the old addresses ``/blog/<number>`` and
   ``/blog/post.html?n=<number>``.
@@ -228,10 +228,21 @@ def _tag() -> str | None:
     return tag or None
 
 
-def _index_address(tag: str | None, number: int) -> str:
+def _search() -> tuple[str | None, list[str]]:
+    """The search (``?q=``) as typed, whitespace collapsed, and its words; (None, []) for none; a 400 page."""
+    from . import search
+    try:
+        words = search.parse(request.args.get("q"))
+    except ServiceError as exc:
+        raise PageError(400, "Bad search", f"{exc.message} Try fewer words.") from exc
+    return (" ".join(request.args["q"].split()), words) if words is not None else (None, [])
+
+
+def _index_address(tag: str | None, number: int, query: str | None = None) -> str:
     from urllib.parse import urlencode
 
-    query = urlencode([(k, v) for k, v in (("tag", tag), ("page", number if number > 1 else None)) if v])
+    query = urlencode([(k, v) for k, v in (("tag", tag), ("q", query), ("page", number if number > 1 else None))
+                       if v])
     return "/blog/" + (f"?{query}" if query else "")
 
 
@@ -242,12 +253,14 @@ def _index_address(tag: str | None, number: int) -> str:
 def index():
     from ..site import render
     from . import posts as blog
+    from . import search
     _require_blog()
     tag = _tag()
+    query, words = _search()
     number = _query_int("page", 1, MAX_PAGE)
     items, listing = blog.posts(current())
     chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
-    chosen = blog.pinned_first(chosen)
+    chosen = search.rank(chosen, words) if query else blog.pinned_first(chosen)
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     if number > pages:
         raise PageError(404, "Page not found", f"The blog has {pages} page{'s' if pages > 1 else ''}"
@@ -256,11 +269,11 @@ def index():
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
-                   is_pinned=blog.is_pinned, pin_label=blog.PIN_LABEL,
-                   address=blog.address, index_address=_index_address,
-                   page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
-                         "prev": _index_address(tag, number - 1) if number > 1 else None,
-                         "next": _index_address(tag, number + 1) if number < pages else None})
+                   is_pinned=blog.is_pinned, pin_label=blog.PIN_LABEL, query=query, found=len(chosen),
+                   max_query=search.MAX_QUERY, address=blog.address, index_address=_index_address,
+                   page={"canonical": site["url"] + _index_address(tag, number, query), "counted": "/blog",
+                         "prev": _index_address(tag, number - 1, query) if number > 1 else None,
+                         "next": _index_address(tag, number + 1, query) if number < pages else None})
     return _respond(Rendered.of(html, _latest([i.get("updated_at") for i in items])), "text/html", [listing])
 
 

@@ -31,7 +31,7 @@ from ..core.errors import NotFound
 from ..core.upstream import UpstreamError, web_url
 from ..github import client as github
 from ..visitors import counter as visitors
-from . import markdown
+from . import markdown, search
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
@@ -101,10 +101,11 @@ def timestamp(value: Any) -> str | None:
     return value
 
 
-def summary(issue: dict, label: str) -> dict[str, Any]:
-    """A post's list fields (``views`` is added when answering)."""
+def summary(issue: dict, label: str, *, terms: bool = False) -> dict[str, Any]:
+    """A post's list fields (``views`` is added when answering); with ``terms``, also the body's words for
+    search (`search.index_terms`: the list holds them, the answers do not)."""
     text = markdown.plain(issue.get("body") if isinstance(issue.get("body"), str) else "")
-    return {
+    return {**({"terms": search.index_terms(text)} if terms else {}),
         "number": issue["number"],
         "title": issue["title"],
         "slug": slugify(issue["title"]),
@@ -130,8 +131,13 @@ def pinned_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: not is_pinned(item))
 
 
+#: In every blog cache key: raised when what is kept of an issue changes (a summary's fields, the Markdown
+#: rendering), since an entry cached before would otherwise be served as long as GitHub answers 304.
+CACHE_VERSION = 2
+
+
 def _list_key(repo: str, label: str, author: str) -> str:
-    return f"blog:posts:{repo.lower()}:{label.lower()}:{author.lower()}"
+    return f"blog:posts:v{CACHE_VERSION}:{repo.lower()}:{label.lower()}:{author.lower()}"
 
 
 def posts(deps: Deps) -> tuple[list[dict[str, Any]], cache.Cached]:
@@ -148,7 +154,8 @@ def _fetch_posts(deps: Deps, repo: str, label: str, author: str, previous: cache
     # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
     # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
     return fetch_pages(deps, f"/repos/{repo}/issues", params, previous, MAX_PAGES,
-                       lambda data: [summary(issue, label) for issue in data if is_post(issue, label, author)])
+                       lambda data: [summary(issue, label, terms=True) for issue in data
+                                     if is_post(issue, label, author)])
 
 
 def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
@@ -264,8 +271,8 @@ def page(deps: Deps, items: list[dict[str, Any]], *, number: int, per_page: int,
     if tag:
         items = [item for item in items if tag.lower() in (t.lower() for t in item["tags"])]
     start = (number - 1) * per_page
-    return {"posts": with_views(deps, items[start:start + per_page]), "page": number, "per_page": per_page,
-            "total": len(items)}
+    shown = [{k: v for k, v in item.items() if k != "terms"} for item in items[start:start + per_page]]
+    return {"posts": with_views(deps, shown), "page": number, "per_page": per_page, "total": len(items)}
 
 
 def _xml_text(value: Any) -> str:
