@@ -270,6 +270,7 @@ def index():
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
                    is_pinned=blog.is_pinned, pin_label=blog.PIN_LABEL, query=query, found=len(chosen),
+                   comments_on=current_app.config["BLOG_COMMENTS"],
                    max_query=search.MAX_QUERY, address=blog.address, index_address=_index_address,
                    page={"canonical": site["url"] + _index_address(tag, number, query), "counted": "/blog",
                          "prev": _index_address(tag, number - 1, query) if number > 1 else None,
@@ -363,7 +364,8 @@ def atom_feed():
     _require_blog()
     deps = current()
     items, listing = blog.posts(deps)
-    body = blog.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml")
+    body = blog.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml",
+                     counts=current_app.config["BLOG_COMMENTS"])
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
                     [listing])
 
@@ -375,7 +377,7 @@ def json_feed():
     _require_blog()
     deps = current()
     items, listing = blog.posts(deps)
-    body = feeds.json_feed(deps, items, feeds.contents(deps, items))
+    body = feeds.json_feed(deps, items, feeds.contents(deps, items), counts=current_app.config["BLOG_COMMENTS"])
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
                     [listing])
 

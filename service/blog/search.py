@@ -23,7 +23,7 @@ from ..core.errors import Invalid
 
 MAX_QUERY = 100
 MAX_TERMS = 10
-TERMS_CHARS = 400
+TERMS_CHARS = 300
 TITLE = 10
 LABEL = 6
 BODY_CAP = 10

@@ -227,6 +227,36 @@ def test_the_feeds_carry_the_full_html(app, upstream):
     assert "<strong>post</strong>" in item["content_html"] and item["summary"] == "A heading The post text."
 
 
+THREAD = "{http://purl.org/syndication/thread/1.0}"
+
+
+def test_comment_counts_show_on_the_list_and_in_the_feeds(app, upstream):
+    serve(upstream, [post_issue(comments=12), issue(3, comments=1), issue(2, comments=0), issue(1, comments="x")])
+    client = app.test_client()
+    html = client.get("/blog/").data.decode()
+    assert f'<a href="{POST}#comments">12 comments</a>' in html
+    assert '<a href="/blog/3/post-3#comments">1 comment</a>' in html and html.count("#comments") == 2
+    assert [p["comments"] for p in client.get("/api/blog").get_json()["posts"]] == [12, 1, 0, 0]
+    atom = ET.fromstring(client.get("/blog/feed.xml").data)  # noqa: S314 - our own feed
+    entries = atom.findall(f"{ATOM}entry")
+    assert [e.find(f"{THREAD}total").text for e in entries] == ["12", "1", "0", "0"]
+    replies = entries[0].find(f"{ATOM}link[@rel='replies']")
+    assert replies.get("href") == f"{SITE}{POST}#comments" and replies.get(f"{THREAD}count") == "12"
+    assert replies.get("type") == "text/html"
+    items = client.get("/blog/feed.json").get_json()["items"]
+    assert items[0]["_vitae"] == {"comment_count": 12, "comments_url": f"{SITE}{POST}#comments"}
+    assert [i["_vitae"]["comment_count"] for i in items] == [12, 1, 0, 0]
+
+
+def test_no_comment_counts_when_comments_are_off(make_app, upstream):
+    app = make(make_app, "sqlite", upstream, BLOG_COMMENTS="false")
+    serve(upstream, [post_issue(comments=12)])
+    client = app.test_client()
+    assert "#comments" not in client.get("/blog/").data.decode()
+    assert b"thr:" not in client.get("/blog/feed.xml").data and b"purl.org" not in client.get("/blog/feed.xml").data
+    assert "_vitae" not in client.get("/blog/feed.json").get_json()["items"][0]
+
+
 def test_more_than_a_hundred_comments_are_followed(sqlite_app, upstream):
     serve(upstream, [post_issue()])
     link = f'<{upstream.url}{ISSUES}/7/comments?page=2>; rel="next"'

@@ -132,4 +132,5 @@ def test_the_list_of_400_long_posts_stays_one_storage_value(sqlite_app, upstream
     with sqlite_app.app_context():
         items, _ = blog.posts(current())
     assert len(items) == 400 and all(item["terms"] for item in items)
-    assert len(json.dumps(items, ensure_ascii=False).encode()) < 400_000
+    # room left under 400 KB for the entry's other fields (the pages' ETags, its times)
+    assert len(json.dumps(items, ensure_ascii=False).encode()) < 380_000
