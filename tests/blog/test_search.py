@@ -49,7 +49,9 @@ def test_results_are_ranked_title_then_label_then_body(app, upstream):
     html = response.data.decode()
     assert found(html) == ["8", "7", "6", "9"]  # title 10, body 7 times, label 6, body once
     assert "4 posts match “REDIS”" in html and 'value="REDIS"' in html
-    assert '<meta name="robots" content="noindex">' in html and "<title>Search: REDIS · Blog" in html
+    # indexable (Lighthouse's SEO audit fails a noindex page), with itself as canonical
+    assert "noindex" not in html and "<title>Search: REDIS · Blog" in html
+    assert '<link rel="canonical" href="https://octo.example/blog/?q=REDIS">' in html
     # more of the words matched beats a higher score on one word
     assert found(client.get("/blog/?q=redis+tomatoes").data.decode())[0] == "9"
     api = client.get("/api/blog?q=redis").get_json()
