@@ -70,7 +70,7 @@ resource "aws_cloudfront_cache_policy" "api" {
       query_string_behavior = "whitelist"
 
       query_strings {
-        items = ["days", "limit", "page", "path", "per_page", "tag"]
+        items = ["days", "limit", "page", "path", "per_page", "q", "tag"]
       }
     }
   }
@@ -107,7 +107,7 @@ resource "aws_cloudfront_cache_policy" "blog" {
       query_string_behavior = "whitelist"
 
       query_strings {
-        items = ["n", "page", "tag"]
+        items = ["n", "page", "q", "tag"]
       }
     }
   }

@@ -228,6 +228,8 @@ COMMENTS = {
 }
 
 
+#: The post labelled ``pinned``: first on the blog's index although it is old.
+PINNED = 3
 POSTS = [
     issue(14, "Measuring before optimising", "# Method\n\nI **measured** first.\n\n## Code\n\n"
           "```python\nprint('hi')\n```\n\n"
@@ -236,7 +238,8 @@ POSTS = [
     issue(13, "Hostile input, handled", XSS_BODY, ["published", "security"], 3, comments=1),
     issue(12, "Running a queue on SQLite", "Short notes on **SQLite** as a queue. " + "word " * 400,
           ["published", "sqlite", "performance"], 9, comments=2, reactions={"+1": 5, "hooray": 2, "eyes": 1}),
-] + [issue(number, f"Short note {number}", f"Note number {number}.", ["published", "notes"], 30 + 12 - number)
+] + [issue(number, f"Short note {number}", f"Note number {number}.",
+           ["published", "notes", *(["pinned"] if number == PINNED else [])], 30 + 12 - number)
      for number in range(11, 0, -1)]
 EVENTS = [
     {"type": "PushEvent", "repo": {"name": f"{GITHUB_USER}/vitae"}, "created_at": _iso(600),

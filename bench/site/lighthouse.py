@@ -1,4 +1,4 @@
-"""`make bench-site`: Lighthouse scores of the home page, the blog index and a server-rendered post page.
+"""`make bench-site`: Lighthouse scores of the home page, the blog index, a server-rendered post page and a search.
 
 Builds the site into a temporary folder (``SITE_URL`` = the local address,
 so canonical links and the sitemap match what Lighthouse loads), starts the
@@ -37,7 +37,8 @@ CHROME_PATH = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --disable-background-networking"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 # the blog index and the post are rendered by the app (service/blog/pages.py)
-PAGES = (("home", "/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"))
+PAGES = (("home", "/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"),
+         ("search", "/blog/?q=sqlite+queue"))
 RESULTS = os.path.join(ROOT, "bench", "results")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 

@@ -29,8 +29,9 @@ def contents(deps: Deps, items: list[dict[str, Any]]) -> dict[int, str]:
     return found
 
 
-def json_feed(deps: Deps, items: list[dict[str, Any]], html: dict[int, str]) -> bytes:
-    """JSON Feed 1.1 of the latest posts, with ``content_html`` where ``html`` has the post."""
+def json_feed(deps: Deps, items: list[dict[str, Any]], html: dict[int, str], *, counts: bool = False) -> bytes:
+    """JSON Feed 1.1 of the latest posts, with ``content_html`` where ``html`` has the post and, with ``counts``,
+    each item's comments in the extension ``_vitae``: ``{"comment_count", "comments_url"}``."""
     site = deps.settings["SITE_URL"].rstrip("/")
     author = posts.author_of(deps.settings)
     entries = []
@@ -38,6 +39,9 @@ def json_feed(deps: Deps, items: list[dict[str, Any]], html: dict[int, str]) -> 
         entry = {"id": f"{site}/blog/{item['number']}", "url": site + posts.address(item), "title": item["title"],
                  "summary": item["excerpt"], "date_published": item.get("created_at"),
                  "date_modified": item.get("updated_at") or item.get("created_at"), "tags": item["tags"]}
+        if counts:
+            entry["_vitae"] = {"comment_count": item.get("comments", 0),
+                               "comments_url": f"{site}{posts.address(item)}#comments"}
         if item["number"] in html:
             entry["content_html"] = html[item["number"]]
         else:

@@ -1,8 +1,9 @@
 """Markdown to safe HTML (GitHub-flavoured), and to plain text for excerpts.
 
 `render` parses with markdown-it (CommonMark + tables, strikethrough,
-autolinks, task lists; fenced code keeps its ``language-*`` class; raw HTML
-is parsed) and then sanitises with an nh3 allowlist, which is what makes the
+autolinks, task lists; fenced code keeps its ``language-*`` class and, in a
+language Pygments knows, is highlighted as ``<span class="hl-…">`` tokens by
+`service.blog.highlight`; raw HTML is parsed) and then sanitises with an nh3 allowlist, which is what makes the
 output safe: no script/style/iframe/object/embed/form elements, no event
 handlers or other unlisted attributes, links only to http(s)/mailto or
 relative addresses and always with ``rel="noopener noreferrer nofollow"``
@@ -20,6 +21,8 @@ import html
 import re
 from urllib.parse import urlsplit
 
+from . import highlight
+
 _LANGUAGE = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
 _CLASSES = {"li": {"task-list-item"}, "ul": {"contains-task-list"}, "ol": {"contains-task-list"},
             "input": {"task-list-item-checkbox"}}
@@ -34,14 +37,15 @@ DROPPED = {"script", "style", "iframe", "object", "embed", "applet", "frame", "f
 ATTRIBUTES = {
     "a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"}, "abbr": {"title"},
     "code": {"class"}, "li": {"class"}, "ul": {"class"}, "ol": {"class", "start"}, "input": {"class", "checked"},
-    "th": {"style"}, "td": {"style"}, "details": {"open"},
+    "th": {"style"}, "td": {"style"}, "details": {"open"}, "span": {"class"},
 }
 
 
 def _filter(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "class":
         allowed = _CLASSES.get(tag, set())
-        kept = [c for c in value.split() if c in allowed or (tag == "code" and _LANGUAGE.fullmatch(c))]
+        kept = [c for c in value.split() if c in allowed or (tag == "code" and _LANGUAGE.fullmatch(c))
+                or (tag == "span" and highlight.is_token_class(c))]
         return " ".join(kept) or None
     if tag == "img" and attribute == "src":
         parts = urlsplit(value.strip())
@@ -79,11 +83,17 @@ def _cleaner():
 
 
 @functools.cache
-def _parser():
+def _parser(highlighted: bool = True):
     from markdown_it import MarkdownIt
     from mdit_py_plugins.tasklists import tasklists_plugin
 
-    return MarkdownIt("gfm-like", {"typographer": False}).use(tasklists_plugin)
+    options = {"typographer": False, **({"highlight": _highlight} if highlighted else {})}
+    return MarkdownIt("gfm-like", options).use(tasklists_plugin)
+
+
+def _highlight(source: str, language: str, _attributes: str) -> str:
+    # markdown-it wraps what this returns in <pre><code class="language-…">, or escapes the text itself on ""
+    return highlight.code(source, language) if _LANGUAGE.fullmatch(f"language-{language}") else ""
 
 
 def render(source: str) -> str:
@@ -95,5 +105,6 @@ def plain(source: str) -> str:
     """The visible text of Markdown ``source``, whitespace collapsed."""
     import nh3
 
-    text = nh3.clean(_parser().render(source or ""), tags=set(), clean_content_tags=DROPPED)
+    # no highlighting: its spans would be thrown away with every other tag
+    text = nh3.clean(_parser(highlighted=False).render(source or ""), tags=set(), clean_content_tags=DROPPED)
     return " ".join(html.unescape(text).split())

@@ -2,7 +2,8 @@
 
 Addresses (all GET; each answers 404 while ``BLOG_REPO`` is empty, except the sitemap):
 
-* ``/blog/`` — the posts, newest first, 10 a page; ``?tag=`` (any case) and ``?page=``.
+* ``/blog/`` — the posts, pinned ones first (label ``pinned``), then newest first, 10 a page; ``?tag=``
+  (any case) and ``?page=``; ``?q=`` searches (`service.blog.search`: best first, no pins).
 * ``/blog/<number>/<slug>`` — one post with its reactions and comments; a wrong or missing slug
   answers 301 to the right one, as do the old addresses ``/blog/<number>`` and
   ``/blog/post.html?n=<number>``.
@@ -169,10 +170,21 @@ def _tag() -> str | None:
     return tag or None
 
 
-def _index_address(tag: str | None, number: int) -> str:
+def _search() -> tuple[str | None, list[str]]:
+    """The search (``?q=``) as typed, whitespace collapsed, and its words; (None, []) for none; a 400 page."""
+    from . import search
+    try:
+        words = search.parse(request.args.get("q"))
+    except ServiceError as exc:
+        raise Invalid(f"{exc.message} Try fewer words.", code="invalid_q") from exc
+    return (" ".join(request.args["q"].split()), words) if words is not None else (None, [])
+
+
+def _index_address(tag: str | None, number: int, query: str | None = None) -> str:
     from urllib.parse import urlencode
 
-    query = urlencode([(k, v) for k, v in (("tag", tag), ("page", number if number > 1 else None)) if v])
+    query = urlencode([(k, v) for k, v in (("tag", tag), ("q", query), ("page", number if number > 1 else None))
+                       if v])
     return "/blog/" + (f"?{query}" if query else "")
 
 
@@ -182,12 +194,15 @@ def _index_address(tag: str | None, number: int) -> str:
 @bp.get("/blog/")
 def index():
     from ..theme import render
-    from . import posts
+    from . import posts, search
     _require_blog()
     tag = _tag()
+    query, words = _search()
     number = query_int("page", 1, 1, MAX_PAGE)
-    items, listing = posts.posts(current())
+    deps = current()
+    items, listing = posts.posts(deps)
     chosen = [i for i in items if tag.lower() in (t.lower() for t in i["tags"])] if tag else items
+    chosen = search.rank(chosen, words) if query else posts.pinned_first(chosen)
     pages = max(1, math.ceil(len(chosen) / PER_PAGE))
     if number > pages:
         raise NotFound(f"The blog has {pages} page{'s' if pages > 1 else ''}{' for this tag' if tag else ''}.",
@@ -196,10 +211,12 @@ def index():
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
-                   address=posts.address, index_address=_index_address,
-                   page={"canonical": site["url"] + _index_address(tag, number), "counted": "/blog",
-                         "prev": _index_address(tag, number - 1) if number > 1 else None,
-                         "next": _index_address(tag, number + 1) if number < pages else None})
+                   is_pinned=posts.is_pinned, pin_label=posts.PIN_LABEL, query=query, found=len(chosen),
+                   comments_on=deps.settings["BLOG_COMMENTS"],
+                   max_query=search.MAX_QUERY, address=posts.address, index_address=_index_address,
+                   page={"canonical": site["url"] + _index_address(tag, number, query), "counted": "/blog",
+                         "prev": _index_address(tag, number - 1, query) if number > 1 else None,
+                         "next": _index_address(tag, number + 1, query) if number < pages else None})
     return _respond(Rendered.of(html, _latest([i.get("updated_at") for i in items])), "text/html", [listing])
 
 
@@ -252,7 +269,7 @@ def post_page(raw: str, slug: str):
 
 def _post_page(deps: Deps, post: dict[str, Any], replies: list[dict[str, Any]]) -> Rendered:
     from ..theme import render
-    from . import comments, posts
+    from . import comments, posts, toc
     number = post["number"]
     site = render.context()[1]
     canonical = site["url"] + posts.address(post)
@@ -269,7 +286,9 @@ def _post_page(deps: Deps, post: dict[str, Any], replies: list[dict[str, Any]]) 
         "keywords": post["tags"], "commentCount": len(replies),
         **({"image": image} if image else {}),
     }
-    html = _render("blog/post.html", post={**post, "html": demote_headings(post["html"], 2)},
+    body, headings = toc.anchor(demote_headings(post["html"], 2))
+    html = _render("blog/post.html", post={**post, "html": body},
+                   contents=headings if len(headings) >= toc.MIN_HEADINGS else [],
                    comments=[{**c, "html": demote_headings(c["html"], 4)} for c in replies],
                    comments_on=comments.enabled(deps.settings), image=image, json_ld=json_ld(structured),
                    github_author=author,
@@ -283,7 +302,8 @@ def atom_feed():
     _require_blog()
     deps = current()
     items, listing = posts.posts(deps)
-    body = posts.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml")
+    body = posts.feed(deps, items, feeds.contents(deps, items), self_path="/blog/feed.xml",
+                      counts=deps.settings["BLOG_COMMENTS"])
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/atom+xml",
                     [listing])
 
@@ -294,7 +314,7 @@ def json_feed():
     _require_blog()
     deps = current()
     items, listing = posts.posts(deps)
-    body = feeds.json_feed(deps, items, feeds.contents(deps, items))
+    body = feeds.json_feed(deps, items, feeds.contents(deps, items), counts=deps.settings["BLOG_COMMENTS"])
     return _respond(Rendered.of(body, _latest([i.get("updated_at") for i in items])), "application/feed+json",
                     [listing])
 

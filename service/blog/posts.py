@@ -31,7 +31,7 @@ from ..core.errors import NotFound
 from ..core.paths import page_key
 from ..core.upstream import UpstreamError, web_url
 from ..github import client
-from . import markdown
+from . import markdown, search
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
@@ -43,6 +43,7 @@ WORDS_PER_MINUTE = 200
 EXCERPT_CHARS = 200
 FEED_ENTRIES = 20
 ATOM = "http://www.w3.org/2005/Atom"
+THREAD = "http://purl.org/syndication/thread/1.0"
 # Characters XML 1.0 cannot carry, lone surrogates included (an upstream JSON string may hold one).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
@@ -101,10 +102,11 @@ def timestamp(value: Any) -> str | None:
     return value
 
 
-def summary(issue: dict, label: str) -> dict[str, Any]:
-    """A post's list fields (``views`` is added when answering)."""
+def summary(issue: dict, label: str, *, terms: bool = False) -> dict[str, Any]:
+    """A post's list fields (``views`` is added when answering); with ``terms``, also the body's words for
+    search (`search.index_terms`: the list holds them, the answers do not)."""
     text = markdown.plain(issue.get("body") if isinstance(issue.get("body"), str) else "")
-    return {
+    return {**({"terms": search.index_terms(text)} if terms else {}),
         "number": issue["number"],
         "title": issue["title"],
         "slug": slugify(issue["title"]),
@@ -113,11 +115,37 @@ def summary(issue: dict, label: str) -> dict[str, Any]:
         "tags": [name for name in _labels(issue) if name.lower() != label.lower()],
         "reading_minutes": max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
         "excerpt": _excerpt(text),
+        "comments": comment_count(issue),
     }
 
 
+def comment_count(issue: dict) -> int:
+    """GitHub's count of an issue's comments (0 when missing or malformed)."""
+    count = issue.get("comments")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+
+
+#: The label that shows a post first on the blog's index (it stays one of the post's ``tags``).
+PIN_LABEL = "pinned"
+
+
+def is_pinned(item: dict[str, Any]) -> bool:
+    """Whether a post summary carries the `PIN_LABEL` label (any case)."""
+    return any(tag.lower() == PIN_LABEL for tag in item["tags"])
+
+
+def pinned_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with the pinned posts first; each group keeps its order (newest first)."""
+    return sorted(items, key=lambda item: not is_pinned(item))
+
+
+#: In every blog cache key: raised when what is kept of an issue changes (a summary's fields, the Markdown
+#: rendering), since an entry cached before would otherwise be served as long as GitHub answers 304.
+CACHE_VERSION = 2
+
+
 def _list_key(repo: str, label: str, author: str) -> str:
-    return f"blog:posts:{repo.lower()}:{label.lower()}:{author.lower()}"
+    return f"blog:posts:v{CACHE_VERSION}:{repo.lower()}:{label.lower()}:{author.lower()}"
 
 
 def posts(deps: Deps) -> tuple[list[dict[str, Any]], cache.Cached]:
@@ -134,7 +162,8 @@ def _fetch_posts(deps: Deps, repo: str, label: str, author: str, previous: cache
     # Kept in GitHub's order (created, newest first): a 304 page is a slice of this very list, so
     # re-sorting (say by number: a transferred issue has a new number and an old date) would shift it.
     return fetch_pages(deps, f"/repos/{repo}/issues", params, previous, MAX_PAGES,
-                       lambda data: [summary(issue, label) for issue in data if is_post(issue, label, author)])
+                       lambda data: [summary(issue, label, terms=True) for issue in data
+                                     if is_post(issue, label, author)])
 
 
 def fetch_pages(deps: Deps, path: str, params: dict[str, Any], previous: cache.Entry | None, max_pages: int,
@@ -224,8 +253,7 @@ def _fetch_post(deps: Deps, repo: str, label: str, author: str, number: int,
         return cache.Entry(None, state={"etag": answer.etag})
     body = issue.get("body") if isinstance(issue.get("body"), str) else ""
     return cache.Entry({**summary(issue, label), "html": markdown.render(body), "reactions": reactions(issue),
-                        "html_url": web_url(issue.get("html_url")),
-                        "comments": issue["comments"] if isinstance(issue.get("comments"), int) else 0},
+                        "html_url": web_url(issue.get("html_url"))},
                        state={"etag": answer.etag})
 
 
@@ -250,8 +278,8 @@ def page(deps: Deps, items: list[dict[str, Any]], *, number: int, per_page: int,
     if tag:
         items = [item for item in items if tag.lower() in (t.lower() for t in item["tags"])]
     start = (number - 1) * per_page
-    return {"posts": with_views(deps, items[start:start + per_page]), "page": number, "per_page": per_page,
-            "total": len(items)}
+    shown = [{k: v for k, v in item.items() if k != "terms"} for item in items[start:start + per_page]]
+    return {"posts": with_views(deps, shown), "page": number, "per_page": per_page, "total": len(items)}
 
 
 def _xml_text(value: Any) -> str:
@@ -259,12 +287,13 @@ def _xml_text(value: Any) -> str:
 
 
 def feed(deps: Deps, items: list[dict[str, Any]], contents: dict[int, str] | None = None,
-         self_path: str = "/api/blog/feed.xml") -> bytes:
+         self_path: str = "/api/blog/feed.xml", *, counts: bool = False) -> bytes:
     """An Atom feed (RFC 4287) of the latest posts, as UTF-8 XML, served at ``self_path`` of ``SITE_URL``.
 
     Each entry links to the post's page and carries its summary and, when ``contents`` has the post's
-    number, its full sanitised HTML as ``<content type="html">``. With no post dated, the feed's
-    ``updated`` is now by the app's clock.
+    number, its full sanitised HTML as ``<content type="html">``; with ``counts``, its comment count
+    (RFC 4685: ``<link rel="replies" thr:count>`` to the page's comments and ``<thr:total>``). With no post
+    dated, the feed's ``updated`` is now by the app's clock.
     """
     import xml.etree.ElementTree as ET
 
@@ -274,7 +303,7 @@ def feed(deps: Deps, items: list[dict[str, Any]], contents: dict[int, str] | Non
     # timestamp() again: a list cached before summaries checked their dates may hold numbers
     updated = max(filter(None, (timestamp(item.get("updated_at")) for item in latest)), default=None) or (
         dt.datetime.fromtimestamp(deps.now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    root = ET.Element("feed", xmlns=ATOM)
+    root = ET.Element("feed", {"xmlns": ATOM, **({"xmlns:thr": THREAD} if counts else {})})
 
     def add(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
         element = ET.SubElement(parent, tag, attributes)
@@ -303,4 +332,9 @@ def feed(deps: Deps, items: list[dict[str, Any]], contents: dict[int, str] | Non
         add(entry, "summary", item["excerpt"])
         if contents and item["number"] in contents:
             add(entry, "content", contents[item["number"]], type="html")
+        if counts:
+            total = str(item.get("comments", 0))
+            add(entry, "link", rel="replies", type="text/html", href=f"{site}{address(item)}#comments",
+                **{"thr:count": total})
+            add(entry, "thr:total", total)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)

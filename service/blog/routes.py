@@ -1,4 +1,5 @@
-"""GET /api/blog, /api/blog/<number>, /api/blog/feed.xml: posts written as GitHub issues (see `service.posts.posts`)."""
+"""GET /api/blog (``?q=``: search, best first), /api/blog/<number>, /api/blog/feed.xml: posts written as GitHub
+issues (see `service.blog.posts`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ MAX_PER_PAGE = 50
 
 @bp.get("/blog")
 def posts():
-    from . import posts
+    from . import posts, search
     number = http.query_int("page", 1, 1, 10_000)
     per_page = http.query_int("per_page", 10, 1, MAX_PER_PAGE)
     tag = request.args.get("tag", "").strip()[:100] or None
+    query = search.parse(request.args.get("q"))
     deps = current()
     items, result = posts.posts(deps)
+    if query is not None:
+        items = search.rank(items, query)
     return http.respond(posts.page(deps, items, number=number, per_page=per_page, tag=tag), result)
 
 

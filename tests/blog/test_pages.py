@@ -58,7 +58,8 @@ def test_a_post_page_is_complete_html_with_preview_tags(app, upstream):
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.data.decode()
     assert "<title>Hello, World! · Mara Lindqvist</title>" in html
-    assert "The <strong>post</strong> text." in html and "<h2>A heading</h2>" in html  # headings under the h1
+    assert "The <strong>post</strong> text." in html
+    assert '<h2 id="h-a-heading">A heading <a class="anchor"' in html  # headings under the h1
     tags = meta(html)
     assert tags["description"] == ["A heading The post text."]
     assert tags["og:type"] == ["article"] and tags["og:url"] == [f"{SITE}{POST}"]
@@ -92,6 +93,25 @@ def test_json_ld_cannot_close_its_script_element(sqlite_app, upstream):
     block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
     assert "<" not in block and json.loads(block)["headline"] == "</script><script>alert(1)</script>"
     assert html.count("<script") == 2  # the module script and the JSON-LD block, nothing else
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'<h2><a href="/blog/(\d+)/', html)
+
+
+def test_pinned_posts_come_first_on_the_index(app, upstream):
+    serve(upstream, [issue(n, labels=("published", "Pinned", "notes") if n in (3, 20) else ("published", "notes"))
+                     for n in range(25, 0, -1)])
+    client = app.test_client()
+    first = client.get("/blog/").data.decode()
+    assert listed(first) == ["20", "3", "25", "24", "23", "22", "21", "19", "18", "17"]
+    assert first.count('<li class="pinned">') == 2 and first.count('<strong class="pin">Pinned</strong>') == 2
+    assert "?tag=Pinned" not in first  # the label pins; it is not offered as a tag
+    second = client.get("/blog/?page=2").data.decode()
+    assert listed(second) == [str(n) for n in (16, 15, 14, 13, 12, 11, 10, 9, 8, 7)]
+    assert listed(client.get("/blog/?tag=notes").data.decode())[:3] == ["20", "3", "25"]
+    # the API (and the home page's latest posts) stays newest first
+    assert [p["number"] for p in client.get("/api/blog?per_page=3").get_json()["posts"]] == [25, 24, 23]
 
 
 def test_the_index_lists_posts_with_tags_and_pages(app, upstream):
@@ -205,6 +225,36 @@ def test_the_feeds_carry_the_full_html(app, upstream):
     item = feed["items"][0]
     assert item["url"] == f"{SITE}{POST}" and item["id"] == f"{SITE}/blog/7" and item["tags"] == ["python"]
     assert "<strong>post</strong>" in item["content_html"] and item["summary"] == "A heading The post text."
+
+
+THREAD = "{http://purl.org/syndication/thread/1.0}"
+
+
+def test_comment_counts_show_on_the_list_and_in_the_feeds(app, upstream):
+    serve(upstream, [post_issue(comments=12), issue(3, comments=1), issue(2, comments=0), issue(1, comments="x")])
+    client = app.test_client()
+    html = client.get("/blog/").data.decode()
+    assert f'<a href="{POST}#comments">12 comments</a>' in html
+    assert '<a href="/blog/3/post-3#comments">1 comment</a>' in html and html.count("#comments") == 2
+    assert [p["comments"] for p in client.get("/api/blog").get_json()["posts"]] == [12, 1, 0, 0]
+    atom = ET.fromstring(client.get("/blog/feed.xml").data)  # noqa: S314 - our own feed
+    entries = atom.findall(f"{ATOM}entry")
+    assert [e.find(f"{THREAD}total").text for e in entries] == ["12", "1", "0", "0"]
+    replies = entries[0].find(f"{ATOM}link[@rel='replies']")
+    assert replies.get("href") == f"{SITE}{POST}#comments" and replies.get(f"{THREAD}count") == "12"
+    assert replies.get("type") == "text/html"
+    items = client.get("/blog/feed.json").get_json()["items"]
+    assert items[0]["_vitae"] == {"comment_count": 12, "comments_url": f"{SITE}{POST}#comments"}
+    assert [i["_vitae"]["comment_count"] for i in items] == [12, 1, 0, 0]
+
+
+def test_no_comment_counts_when_comments_are_off(make_app, upstream):
+    app = make(make_app, "sqlite", upstream, BLOG_COMMENTS="false")
+    serve(upstream, [post_issue(comments=12)])
+    client = app.test_client()
+    assert "#comments" not in client.get("/blog/").data.decode()
+    assert b"thr:" not in client.get("/blog/feed.xml").data and b"purl.org" not in client.get("/blog/feed.xml").data
+    assert "_vitae" not in client.get("/blog/feed.json").get_json()["items"][0]
 
 
 def test_more_than_a_hundred_comments_are_followed(sqlite_app, upstream):

@@ -65,7 +65,7 @@ def test_the_list_shows_only_published_posts_by_the_author(app, upstream):
     assert body["posts"] == [{
         "number": 5, "title": "Hello, Wörld!", "slug": "hello-world", "created_at": "2027-01-06T10:00:00Z",
         "updated_at": "2027-01-06T12:00:00Z", "tags": ["python", "Notes"], "reading_minutes": 3,
-        "excerpt": ("word " * 40).strip() + "…", "views": 0,
+        "excerpt": ("word " * 40).strip() + "…", "comments": 0, "views": 0,
     }]
     query = upstream.calls("GET", ISSUES)[0].query
     assert (query["state"], query["labels"], query["creator"], query["per_page"]) == (
@@ -125,7 +125,7 @@ def test_a_post_is_rendered_github_flavoured(app, upstream):
     html = post["html"]
     assert '<a href="https://example.org/page" rel="noopener noreferrer nofollow">' in html
     assert "<table>" in html and '<th style="text-align:right">b</th>' in html
-    assert '<pre><code class="language-python">print(' in html
+    assert '<pre><code class="language-python"><span class="hl-nb">print</span>' in html
     assert 'class="task-list-item"' in html and 'type="checkbox"' in html and 'disabled' in html
     assert "<s>old</s>" in html and "<strong>bold</strong>" in html
     assert upstream.count("GET", f"{ISSUES}/7") == 1

@@ -393,5 +393,5 @@ def test_start_up_and_a_counted_view_load_no_other_features_code(tmp_path):
               "service.contact.turnstile", "service.spotify.nowplaying", "service.spotify.client",
               "service.github.activity", "service.github.client", "service.site.build", "service.theme.render",
               "service.theme.resume",
-              "markdown_it", "nh3", "jsonschema", "requests"}
+              "markdown_it", "nh3", "pygments", "jsonschema", "requests"}
     assert not unused & modules, sorted(unused & modules)

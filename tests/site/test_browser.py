@@ -31,6 +31,7 @@ from service.features import SETTINGS, WIDGETS
 from service.site.build import SiteOptions, build
 
 from ..browser import (
+    PINNED,
     POSTS,
     Chromium,
     LiveService,
@@ -406,7 +407,7 @@ POST_14 = "/blog/14/measuring-before-optimising"
 def test_blog_index_filters_pages_and_leads_to_a_post(browser, services):
     browser.open(services["live"] + "/blog/")
     titles = browser.js("return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)")
-    assert titles[:3] == [p["title"] for p in POSTS[:3]] and len(titles) == 10
+    assert titles[:3] == [f"Short note {PINNED}", *(p["title"] for p in POSTS[:2])] and len(titles) == 10
     browser.driver.find_element("link text", "Older posts →").click()
     browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
                  message="page 2")
@@ -498,6 +499,63 @@ def test_xss_in_a_post_or_its_comments_runs_nothing(browser, services, path):
     assert browser.console_errors() == []  # a CSP refusal would be logged here
 
 
+TITLES = "return [...document.querySelectorAll('.post-list h2')].map(h => h.textContent)"
+
+
+def test_search_finds_ranked_posts_with_and_without_javascript(browser, services):
+    browser.open(services["live"] + "/blog/")
+    box = browser.driver.find_element("css selector", "form[role=search] input[name=q]")
+    assert browser.js("return document.querySelector('label[for=search-q]').textContent") == "Search posts"
+    box.send_keys("SQLite queue")
+    box.submit()
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true' && location.search"),
+                 message="the results")
+    assert browser.js("return location.search") == "?q=SQLite+queue"
+    assert browser.js(TITLES)[0] == "Running a queue on SQLite"
+    assert browser.text("#search-summary").startswith("1 post matches “SQLite queue”")
+    assert browser.js("return document.querySelector('#search-q').value") == "SQLite queue"
+    assert browser.console_errors() == []
+    browser.javascript(False)
+    browser.open(services["live"] + "/blog/?q=performance", ready=False)
+    titles = [h.text for h in browser.driver.find_elements("css selector", ".post-list h2")]
+    assert titles == ["Measuring before optimising", "Running a queue on SQLite"]  # both by label: newest first
+
+
+def test_a_hostile_search_is_shown_as_text(browser, services):
+    payload = '"><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+    browser.open(services["live"] + "/blog/?q=" + requests.utils.quote(payload))
+    assert browser.js("return window.__xss === undefined && document.querySelectorAll('main img').length === 0")
+    assert payload in browser.text("#search-summary") and browser.js(
+        "return document.querySelector('#search-q').value") == payload
+    browser.open(services["live"] + "/blog/?q=" + "x" * 101, ready=False)
+    assert browser.text("h1") == "Bad search" and "at most 100" in browser.text("main")
+
+
+def test_a_pinned_post_comes_first_and_says_so(browser, services):
+    browser.open(services["live"] + "/blog/")
+    first = browser.driver.find_element("css selector", ".post-list > li")
+    assert first.get_attribute("class") == "pinned" and "Pinned" in first.text
+    assert browser.js(TITLES)[0] == f"Short note {PINNED}"
+    assert browser.js("return document.querySelectorAll('.post-list .pin').length") == 1
+    assert "pinned" not in browser.js("return [...document.querySelectorAll('.tag-filter a, .tag-links a')]"
+                                      ".map(a => a.textContent.toLowerCase())")
+    browser.open(services["live"] + "/blog/?page=2")
+    assert f"Short note {PINNED}" not in browser.js(TITLES)
+
+
+def test_code_is_highlighted_in_light_and_dark(browser, services):
+    colour = "return getComputedStyle(document.querySelector('#post-body pre .hl-nb')).color"
+    plain = "return getComputedStyle(document.querySelector('#post-body pre code')).color"
+    seen = {}
+    for scheme in ("light", "dark"):
+        browser.media(scheme)
+        browser.open(services["live"] + POST_14)
+        assert browser.js(colour) != browser.js(plain), scheme
+        seen[scheme] = browser.js(colour)
+    assert seen["light"] != seen["dark"]
+    browser.media("light")
+
+
 def test_unknown_posts_say_so(browser, services):
     for path in ("/blog/999", "/blog/abc", "/blog/post.html?n=999", "/blog/999/some-slug"):
         browser.open(services["live"] + path, ready=False)
@@ -507,13 +565,14 @@ def test_unknown_posts_say_so(browser, services):
 # --- quality bar ------------------------------------------------------------------------------------
 
 PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/14/measuring-before-optimising",
-         "/blog/12/running-a-queue-on-sqlite")
+         "/blog/12/running-a-queue-on-sqlite", "/blog/?q=sqlite+queue")
 
 
 def test_post_headings_sit_under_the_page_title(browser, services):
     browser.open(services["live"] + POST_14)
     headings = browser.js("return [...document.querySelectorAll('main h1, main h2, main h3, main h4')]"
-                          ".map(h => h.tagName + ' ' + h.textContent)")
+                          ".map(h => h.tagName + ' ' + [...h.childNodes].filter(n => !n.classList?.contains('anchor'))"
+                          ".map(n => n.textContent).join('').trim())")
     assert headings == ["H1 Measuring before optimising", "H2 Method", "H3 Code", "H2 1 comment"]
     assert browser.js("return document.querySelector('#post-body pre code').className") == "language-python"
 
@@ -574,7 +633,7 @@ return failures;
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_contrast_meets_wcag_aa(browser, services, scheme):
     browser.media(scheme)
-    for path in ("/", "/blog/", POST_14, POST_12):
+    for path in ("/", "/blog/", POST_14, POST_12, "/blog/?q=sqlite"):
         browser.open(services["live"] + path)
         browser.js("document.getElementById('cf-submit') && document.getElementById('cf-submit').focus()")
         assert browser.js(CONTRAST) == [], (scheme, path)
