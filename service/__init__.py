@@ -30,6 +30,7 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
+    from .channels import secret_parts
     from .core import config as settings
     from .core import db, errors, logs, redaction, security
     from .features import FEATURES, SETTINGS
@@ -57,7 +58,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
-    redaction.init_app(app)
+    # the channel settings hold secrets inside other values (the SMTP password, a webhook URL's path)
+    redaction.init_app(app, SETTINGS, secret_parts(app.config))
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)

@@ -8,7 +8,7 @@ features that have a card (`WIDGETS`).
 
 from __future__ import annotations
 
-from . import blog, contact, github, health, outbox, site, spotify, stats, visitors
+from . import blog, channels, contact, github, health, outbox, site, spotify, stats, visitors
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
 
@@ -24,8 +24,10 @@ FEATURES: tuple[Feature, ...] = (
     site.FEATURE,
 )
 
-#: Every setting the service reads: the core's, then each feature's.
-SETTINGS: tuple[Setting, ...] = CORE_SETTINGS + tuple(s for feature in FEATURES for s in feature.settings)
+#: Every setting the service reads: the core's, the channels' (shared machinery, not a feature), then each
+#: feature's.
+SETTINGS: tuple[Setting, ...] = (CORE_SETTINGS + channels.SETTINGS
+                                 + tuple(s for feature in FEATURES for s in feature.settings))
 
 #: Names of the site's live widgets: the features with a card.
 WIDGETS: tuple[str, ...] = tuple(feature.card for feature in FEATURES if feature.card)

@@ -13,8 +13,9 @@ is not registered. It is applied:
   dead-letter reasons and the ``flask outbox`` output are made of;
 * to every JSON error answer (`errors.error_response`).
 
-`init_app` registers the settings marked ``secret`` in `config.SETTINGS`
-(and the password inside ``STORAGE_URL``). Registration is process-wide
+`init_app` registers the settings marked ``secret`` in the settings it is
+handed (and the password inside ``STORAGE_URL``, and the secret parts the
+app factory names: the SMTP password, the webhook URL's path). Registration is process-wide
 because logging is: every app made in the process adds its secrets.
 Secrets shorter than `MIN_LENGTH` characters are not registered (they would
 match ordinary words); base64 forms are matched from `MIN_BASE64` characters.
@@ -96,11 +97,9 @@ def redact_data(value):
     return value
 
 
-def secret_values(config) -> list[str]:
-    """The values of the settings marked secret in ``config``, plus the password inside ``STORAGE_URL``."""
-    from ..features import SETTINGS
-
-    values = [config.get(setting.name) for setting in SETTINGS if setting.secret]
+def secret_values(config, settings) -> list[str]:
+    """The values in ``config`` of the ``settings`` marked secret, plus the password inside ``STORAGE_URL``."""
+    values = [config.get(setting.name) for setting in settings if setting.secret]
     with contextlib.suppress(ValueError):  # a malformed URL has no password to hide (and fails at start-up)
         values.append(urlsplit(config.get("STORAGE_URL") or "").password)
     return [value for value in values if isinstance(value, str)]
@@ -138,7 +137,8 @@ def install() -> None:
         logging.setLogRecordFactory(factory)
 
 
-def init_app(app) -> None:
-    """Register ``app``'s secrets and redact every log record from now on."""
-    register(secret_values(app.config))
+def init_app(app, settings, parts: Iterable[str] = ()) -> None:
+    """Register ``app``'s secrets (the values of the ``settings`` marked secret, and ``parts``: secrets
+    inside other values, which the layers above name) and redact every log record from now on."""
+    register([*secret_values(app.config, settings), *parts])
     install()
