@@ -19,6 +19,7 @@ import pytest
 from service.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from service.core.config import ConfigError
 from service.core.redaction import redact
+from service.outbox.delivery import DEFER
 from service.stats import notify
 from service.storage import DEAD, DONE, PENDING
 
@@ -330,3 +331,47 @@ def test_commands_show_and_requeue_per_channel(make_app, upstream, clock, smtp_s
     assert "(webhook)" in result.output
     assert "delivered 1" in runner.invoke(args=["outbox", "deliver"]).output
     assert len(fake.delivered) == 1 and len(mails(smtp)) == 1 and receiver.count("POST", HOOK) == 2
+
+
+def test_a_record_stored_before_routing_is_telegram_s(make_app, upstream, clock, smtp_server, receiver):
+    smtp = smtp_server("plain")
+    fake, hook = FakeTelegram(upstream, clock), Receiver(receiver)
+    app = routed_app(make_app, "sqlite", upstream, smtp, receiver)
+    # as the previous version stored it: no channel in the payload
+    store(app).enqueue("outbox", {"name": "Old", "email": "old@example.com", "message": "old #0", "number": 1,
+                                  "received_at": clock.now}, now=clock.now)
+    assert deliver(app)["delivered"] == 1
+    assert fake.bodies() == ["old #0"] and mails(smtp) == [] and hook.delivered == []
+
+
+def test_the_inline_delivery_leaves_a_slower_channel_to_the_worker_untried(make_app, upstream, clock, smtp_server,
+                                                                           receiver):
+    smtp = smtp_server("plain")
+    fake, hook = FakeTelegram(upstream, clock), Receiver(receiver)
+    # an e-mail may take 2 x SMTP_TIMEOUT = 20 s, more than the 2 s the API may spend after accepting
+    app = routed_app(make_app, "sqlite", upstream, smtp, receiver, OUTBOX_INLINE_SECONDS="2", SMTP_TIMEOUT="10")
+    submit(app.test_client(), "fay", "fay #0")
+    assert len(fake.delivered) == 1 and len(hook.delivered) == 1 and mails(smtp) == []
+    [waiting] = store(app).items("outbox", PENDING)
+    assert waiting.payload["channel"] == "email" and not waiting.last_error
+    assert waiting.attempts == 1  # handed back once, not claimed again and again by the same run
+    clock.advance(DEFER)
+    assert deliver(app)["delivered"] == 1
+    assert mail_texts(smtp) == ["fay #0"] and len(fake.delivered) == 1 and len(hook.delivered) == 1
+
+
+def test_an_encoded_word_in_the_subject_stays_literal_in_the_email(make_app, upstream, clock, smtp_server,
+                                                                   receiver):
+    smtp = smtp_server("plain")
+    app = routed_app(make_app, "sqlite", upstream, smtp, receiver, NOTIFY_CONTACT="email")
+    response = app.test_client().post("/api/contact", json={
+        "name": "=?utf-8?q?Boss?= <boss@example.com>", "email": "gus@example.com",
+        "subject": "=?utf-8?b?QmNjOiB4QGV2aWwuZXhhbXBsZQ==?=", "message": "<script>alert(1)</script>"})
+    assert response.status_code == 202
+    deliver(app)
+    [mail] = mails(smtp)
+    assert mail["Bcc"] is None and "Bcc" not in str(mail["Subject"])  # the encoded word was not decoded
+    assert str(mail["Subject"]).startswith("Contact form #1: = ?utf-8?b?")
+    assert mail["Reply-To"].addresses[0].addr_spec == "gus@example.com"
+    assert "<script>" not in mail.get_body(("html",)).get_content()
+    assert mail.get_body(("plain",)).get_content().rstrip("\n").endswith("<script>alert(1)</script>")
