@@ -18,8 +18,8 @@ from ..core.feature import Feature
 from . import cli, routing
 
 SETTINGS = (
-    Setting("TELEGRAM_BOT_TOKEN", "", text, "Bot token from @BotFather; with TELEGRAM_CHAT_ID set, contact "
-            "messages go to Telegram (unset: they wait in the outbox, see `flask outbox list`).", secret=True),
+    Setting("TELEGRAM_BOT_TOKEN", "", text, "Bot token from @BotFather; with TELEGRAM_CHAT_ID set, messages go "
+            "to Telegram (no channel set up at all: they wait in the outbox, see `flask outbox list`).", secret=True),
     Setting("TELEGRAM_CHAT_ID", "", text, "Chat the bot writes to: your numeric user id, a group's id "
             "(-100...) or @channelname."),
     Setting("TELEGRAM_API_URL", "https://api.telegram.org", http_url, "Telegram Bot API base URL."),
