@@ -32,6 +32,7 @@ class NoSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI app. Raises `config.ConfigError` or `storage.ConfigurationError` on a bad setting."""
+    from .channels import secret_parts
     from .core import db, errors, logs, redaction, security
     from .core.config import ConfigError, instance_secret, load
     from .core.storage_cli import storage_cli
@@ -60,7 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
-    redaction.init_app(app, (setting.name for setting in SETTINGS if setting.secret))
+    # the channel settings hold secrets inside other values (the SMTP password, a webhook URL's path)
+    redaction.init_app(app, (setting.name for setting in SETTINGS if setting.secret), secret_parts(app.config))
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)

@@ -9,7 +9,7 @@ here. This is the only module that imports the feature packages.
 
 from __future__ import annotations
 
-from . import blog, contact, github, health, outbox, site, spotify, stats, visitors
+from . import blog, channels, contact, github, health, outbox, site, spotify, stats, visitors
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
 
@@ -33,5 +33,7 @@ WIDGET_SETTINGS: dict[str, tuple[str, ...]] = {f.card: f.requires for f in _LIVE
 
 FEATURES: tuple[Feature, ...] = (*_LIVE, site.feature(WIDGETS))
 
-#: Every setting the service reads: the core's, then each feature's.
-SETTINGS: tuple[Setting, ...] = CORE_SETTINGS + tuple(s for feature in FEATURES for s in feature.settings)
+#: Every setting the service reads: the core's, the channels' (shared machinery, not a feature), then each
+#: feature's.
+SETTINGS: tuple[Setting, ...] = (CORE_SETTINGS + channels.SETTINGS
+                                 + tuple(s for feature in FEATURES for s in feature.settings))

@@ -33,8 +33,8 @@ def _get_app():
 
 
 def deliver_outbox(event: Any = None, context: Any = None) -> dict[str, Any]:
-    """Deliver ready outbox messages; return ``{"configured", "delivered", "retrying", "dead",
-    "deferred", "pending"}``.
+    """Deliver ready outbox messages, each to its channel; return ``{"configured", "delivered", "retrying",
+    "dead", "deferred", "paused_until", "paused", "pending"}`` (see `outbox.delivery.deliver`).
 
     Stops in time when ``context`` tells the invocation's remaining time.
     Raises `StorageError` when the storage does not answer (the invocation

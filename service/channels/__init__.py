@@ -6,12 +6,13 @@ empty means configured), ``from_settings(settings)`` and
 ``send(message)``, which returns once the channel took the `Message` or
 raises `UpstreamError`, ``transient`` (retry later) or not (dead-letter);
 `base` says which failures are which. `settings.SETTINGS` declares the
-e-mail and webhook settings (Telegram's stay with the contact feature for
-now); importing this package loads no client (no ``smtplib``, ``ssl``,
+e-mail and webhook settings (Telegram's stay with the outbox), the app
+factory registers them beside the core's, and `settings.missing` says what
+a channel still needs without loading it; importing this package loads no client (no ``smtplib``, ``ssl``,
 ``email`` or ``requests``): `available` imports the ones it builds.
 
     base       Message, the Channel interface, header and host guards
-    settings   the settings, their parsers, secret_parts for redaction
+    settings   the settings, their parsers, missing, secret_parts for redaction
     telegram   TelegramChannel: today's Bot API client behind the interface
     mail       Mail: SMTP with STARTTLS or implicit TLS, one e-mail a message
     webhook    Webhook: signed JSON, Slack or Discord bodies over https

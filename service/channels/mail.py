@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 from ..core import redaction
 from ..core.upstream import UpstreamError
 from .base import Message, one_line
-from .settings import Server, parse_url, split_address
+from .settings import Server, missing, parse_url, split_address
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Mail:
 
     @staticmethod
     def missing(settings: Mapping[str, Any]) -> list[str]:
-        return [name for name in ("SMTP_URL", "MAIL_FROM", "MAIL_TO") if not settings.get(name)]
+        return missing("email", settings)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Mail:

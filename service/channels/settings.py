@@ -146,6 +146,20 @@ def url_secrets(url: str) -> list[str]:
     return [value for value in found if value]
 
 
+def missing(channel: str, settings: Mapping[str, Any]) -> list[str]:
+    """The settings still unset for ``channel`` (``telegram``, ``email``, ``webhook``) to deliver (empty:
+    configured); each channel's ``missing`` is this, and start-up reads it without loading a client."""
+    if channel == "telegram":
+        names = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"]
+    elif channel == "email":
+        names = ["SMTP_URL", "MAIL_FROM", "MAIL_TO"]
+    elif channel == "webhook":
+        names = ["WEBHOOK_URL"] + (["WEBHOOK_SECRET"] if settings.get("WEBHOOK_FORMAT") == "json" else [])
+    else:
+        raise ValueError(f"unknown channel {channel!r}")
+    return [name for name in names if not settings.get(name)]
+
+
 def secret_parts(settings: Mapping[str, Any]) -> list[str]:
     """The secrets inside the channel settings that the registry's ``secret`` flag does not name alone:
     the password in ``SMTP_URL``, the path and query of ``WEBHOOK_URL`` (for `redaction.register` at

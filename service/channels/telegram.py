@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .base import Message, one_line
+from .settings import missing
 from .telegram_api import MAX_LENGTH, Telegram, escape, split, utf16_length
 
 
@@ -33,7 +34,7 @@ class TelegramChannel:
 
     @staticmethod
     def missing(settings: Mapping[str, Any]) -> list[str]:
-        return [name for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID") if not settings.get(name)]
+        return missing("telegram", settings)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> TelegramChannel:

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 from ..core import redaction
 from ..core.upstream import TIMEOUT, Client, UpstreamError, header_seconds
 from .base import Message, one_line
-from .settings import url_secrets, webhook_url
+from .settings import missing, url_secrets, webhook_url
 
 SIGNATURE_HEADER = "X-Vitae-Signature"
 TIMESTAMP_HEADER = "X-Vitae-Timestamp"
@@ -117,8 +117,7 @@ class Webhook(Client):
 
     @staticmethod
     def missing(settings: Mapping[str, Any]) -> list[str]:
-        names = ["WEBHOOK_URL"] + (["WEBHOOK_SECRET"] if settings.get("WEBHOOK_FORMAT") == "json" else [])
-        return [name for name in names if not settings.get(name)]
+        return missing("webhook", settings)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Webhook:

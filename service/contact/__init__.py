@@ -33,9 +33,17 @@ def _layout(item_id: str, payload: Any) -> list[str]:
     return render(item_id, payload)
 
 
+def _describe(item_id: str, payload: Any):
+    from .form import describe
+
+    return describe(item_id, payload)
+
+
 def _setup(app: Flask) -> None:
     # the outbox lays contact messages out with the form's own layout (it imports no feature)
-    app.extensions["vitae.deps"].lays_out("contact", _layout)
+    deps = app.extensions["vitae.deps"]
+    deps.lays_out("contact", _layout)
+    deps.describes("contact", _describe)
 
 
 FEATURE = Feature("contact", blueprints=((routes.bp, "/api"),), settings=SETTINGS, card="contact", setup=_setup)

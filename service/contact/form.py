@@ -13,7 +13,8 @@ Unknown fields are ignored.
 
 `render` lays a stored message out as Telegram HTML parts in order, each
 within Telegram's limit, every character the visitor wrote escaped and
-inside ``<code>``/``<pre>`` (see `upstream.telegram`).
+inside ``<code>``/``<pre>`` (see `upstream.telegram`); `describe` makes it
+the channel-neutral message e-mail and webhooks send.
 """
 
 from __future__ import annotations
@@ -126,18 +127,13 @@ def validate(data: Mapping[str, Any]) -> dict[str, str]:
     return clean_fields
 
 
-def render(item_id: str, payload: Mapping[str, Any], limit: int | None = None) -> list[str]:
-    """The Telegram HTML parts of a stored message, in order; each fits ``limit`` (Telegram's).
-
-    Raises KeyError/TypeError/ValueError for a payload that is not a stored contact message.
-    """
-    from ..channels.telegram_api import MAX_LENGTH, escape, split, utf16_length
-
-    limit = limit or MAX_LENGTH
+def _title_and_lines(item_id: str, payload: Mapping[str, Any]) -> tuple[str, list[tuple[str, str, bool]]]:
+    """A stored message's title and its labelled lines ``(label, value, written by the visitor)``, the empty
+    ones left out. Raises KeyError/TypeError/ValueError for a payload that is not a stored contact message."""
     number = payload.get("number")
     title = f"Contact form #{number}" if isinstance(number, int) else "Contact form"
     received = dt.datetime.fromtimestamp(float(payload["received_at"]), dt.UTC)
-    lines: list[tuple[str, str, bool]] = [  # (label, value, written by the visitor)
+    lines: list[tuple[str, str, bool]] = [
         ("From", payload["name"], True),
         ("Email", payload["email"], True),
         ("Subject", payload.get("subject") or "", True),
@@ -147,7 +143,37 @@ def render(item_id: str, payload: Mapping[str, Any], limit: int | None = None) -
     ]
     if payload.get("turnstile") == "unchecked":
         lines.append(("Note", "Turnstile could not be asked; the message was accepted unchecked", False))
-    lines = [line for line in lines if line[1]]
+    return title, [line for line in lines if line[1]]
+
+
+def describe(item_id: str, payload: Mapping[str, Any]):
+    """A stored message as the channel-neutral `service.channels.Message` e-mail and webhooks send: the
+    title (with the subject), the labelled fields, the visitor's text verbatim (each channel escapes it),
+    and ``reply_to`` the visitor's address when it passes `is_email` (it did when it was accepted).
+
+    Raises KeyError/TypeError/ValueError for a payload that is not a stored contact message.
+    """
+    from ..channels import Message
+
+    title, lines = _title_and_lines(item_id, payload)
+    subject = payload.get("subject") or ""
+    email = payload["email"]
+    valid = isinstance(email, str) and is_email(email)
+    return Message(kind="contact", title=f"{title}: {subject}" if subject else title, text=str(payload["message"]),
+                   id=item_id, created_at=float(payload["received_at"]),
+                   fields=tuple((label, str(value)) for label, value, _ in lines),
+                   reply_to=email if valid else None, reply_name=str(payload["name"]) if valid else None)
+
+
+def render(item_id: str, payload: Mapping[str, Any], limit: int | None = None) -> list[str]:
+    """The Telegram HTML parts of a stored message, in order; each fits ``limit`` (Telegram's).
+
+    Raises KeyError/TypeError/ValueError for a payload that is not a stored contact message.
+    """
+    from ..channels.telegram_api import MAX_LENGTH, escape, split, utf16_length
+
+    limit = limit or MAX_LENGTH
+    title, lines = _title_and_lines(item_id, payload)
     header_html = "\n".join(f"<b>{label}:</b> " + (f"<code>{escape(value)}</code>" if visitor else escape(value))
                             for label, value, visitor in lines)
     header_plain = "\n".join(f"{label}: {value}" for label, value, _ in lines)

@@ -1,6 +1,7 @@
 """POST /api/contact: accept a visitor's message into the outbox.
 
-Answers ``202 {"status": "accepted", "id"}`` only once the message is stored; a form a
+Answers ``202 {"status": "accepted", "id"}`` (its first delivery record) only once the message is stored
+for every channel it is routed to; a form a
 browser posts without JavaScript gets HTML instead (see `service.contact.pages`).
 Errors: 415 (neither JSON nor a form), 400 ``invalid_json`` / ``invalid_body``,
 400 ``invalid`` with ``fields`` (see `form.validate`), 400
@@ -127,6 +128,6 @@ def _submit():
     message["page"] = _page(data)
     if turnstile is not None:
         message["turnstile"] = turnstile
-    item = delivery.accept(deps, message, at=at)
+    records = delivery.accept(deps, message, at=at)
     delivery.deliver_soon(deps)
-    return _accepted(item.id)
+    return _accepted(records[0].id)

@@ -17,7 +17,8 @@ them. The events:
   that are due now and then, such as the weekly digest).
 
 The same way, a feature that queues messages for the outbox tells it at
-start-up how its messages are laid out for delivery (`Deps.lays_out`), so
+start-up how its messages are laid out for delivery (`Deps.lays_out`: the
+Telegram parts; `Deps.describes`: the message e-mail and webhooks send), so
 the outbox, below the features, imports none of them.
 """
 
@@ -49,6 +50,8 @@ class Deps:
     _listeners: dict[str, list[Callable[..., None]]] = dataclasses.field(default_factory=dict, repr=False)
     _layouts: dict[str, Callable[[str, Mapping[str, Any]], list[str]]] = dataclasses.field(
         default_factory=dict, repr=False)
+    _descriptions: dict[str, Callable[[str, Mapping[str, Any]], Any]] = dataclasses.field(
+        default_factory=dict, repr=False)
 
     def now(self) -> float:
         """The current Unix time by the app's clock."""
@@ -75,6 +78,17 @@ class Deps:
         """The parts of a queued message of ``kind``; raises `KeyError` for a kind nobody registered, and
         what the layout raises for a malformed payload."""
         return self._layouts[kind](item_id, payload)
+
+    def describes(self, kind: str, describe: Callable[[str, Mapping[str, Any]], Any]) -> None:
+        """Describe queued messages of ``kind`` for the channels other than Telegram with
+        ``describe(item_id, payload)`` -> a channel-neutral ``service.channels.Message`` (registered at
+        start-up beside `lays_out`)."""
+        self._descriptions[kind] = describe
+
+    def message(self, kind: str, item_id: str, payload: Mapping[str, Any]) -> Any:
+        """The channel-neutral message of a queued message of ``kind``; raises `KeyError` for a kind nobody
+        registered, and what the description raises for a malformed payload."""
+        return self._descriptions[kind](item_id, payload)
 
     def emit(self, event: str, *args: Any) -> None:
         """Call the listeners of ``event``; a failing listener is logged, never raised (the caller is

@@ -14,8 +14,9 @@ is not registered. It is applied:
 * to every JSON error answer (`errors.error_response`).
 
 `init_app` registers the values of the secret settings it is handed (the
-app factory passes those marked ``secret`` in `service.features.SETTINGS`)
-and the password inside ``STORAGE_URL``. Registration is process-wide
+app factory passes those marked ``secret`` in `service.features.SETTINGS`),
+the password inside ``STORAGE_URL``, and the secret parts the app factory
+names (the SMTP password, the webhook URL's path). Registration is process-wide
 because logging is: every app made in the process adds its secrets.
 Secrets shorter than `MIN_LENGTH` characters are not registered (they would
 match ordinary words); base64 forms are matched from `MIN_BASE64` characters.
@@ -138,8 +139,8 @@ def install() -> None:
         logging.setLogRecordFactory(factory)
 
 
-def init_app(app, secret_names: Iterable[str]) -> None:
-    """Register ``app``'s secrets (the values of the settings ``secret_names``) and redact every log record
-    from now on."""
-    register(secret_values(app.config, secret_names))
+def init_app(app, secret_names: Iterable[str], parts: Iterable[str] = ()) -> None:
+    """Register ``app``'s secrets (the values of the settings ``secret_names``, and ``parts``: secrets inside
+    other values, which the layers above name) and redact every log record from now on."""
+    register([*secret_values(app.config, secret_names), *parts])
     install()

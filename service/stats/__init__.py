@@ -28,13 +28,13 @@ SETTINGS = (
             "every attempt gets 429 (N/second|minute|hour|day, or off)."),
     Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's /stats session (kept "
             "in storage) and its signed cookie."),
-    Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly Telegram digest (needs the Telegram "
-            "settings)."),
+    Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly digest on the channels NOTIFY_DIGEST "
+            "names (default: every configured one)."),
     Setting("STATS_DIGEST_DAY", "mon", matching(r"(?i)mon|tue|wed|thu|fri|sat|sun", "mon, tue, ... or sun"),
             "UTC weekday of the weekly digest."),
     Setting("STATS_DIGEST_HOUR", "8", integer(0, 23), "UTC hour of the weekly digest."),
-    Setting("STATS_ALERTS", "false", boolean, "true: Telegram alerts to the owner (dead-lettered contact message, "
-            "Spotify re-authorisation, storage errors, GitHub rate limit spent)."),
+    Setting("STATS_ALERTS", "false", boolean, "true: alerts to the owner on the NOTIFY_ALERTS channels (dead-lettered "
+            "contact message, Spotify re-authorisation, storage errors, GitHub rate limit spent)."),
     Setting("STATS_ALERT_INTERVAL", "21600", integer(60, 30 * 86400), "Seconds between two alerts of the same "
             "kind (21600 = 6 h)."),
     Setting("STATS_ALERT_STORAGE_ERRORS", "20", integer(1, 100000), "Storage errors within 5 minutes (per "

@@ -1,8 +1,10 @@
-"""Telegram for the owner, through the outbox: the weekly digest and alerts.
+"""News for the owner, through the outbox: the weekly digest and alerts.
 
-Both are queued as outbox notices (`delivery.notify`) and delivered like
-contact messages, by the compose worker or the Lambda schedule. Nothing is
-queued when Telegram is not configured or the feature is switched off
+Both are queued as outbox notices (`delivery.notify`: Telegram HTML and
+plain text with the same numbers) for the channels ``NOTIFY_DIGEST`` and
+``NOTIFY_ALERTS`` route them to, and delivered like contact messages, by
+the compose worker or the Lambda schedule. Nothing is queued when no
+channel is routed (none configured) or the feature is switched off
 (``STATS_DIGEST``, ``STATS_ALERTS``).
 
 * The digest is due during the week's ``STATS_DIGEST_DAY`` at
@@ -73,8 +75,9 @@ def _change(current: int, previous: int) -> str:
     return f"{(current - previous) / previous:+.0%}"
 
 
-def digest_text(storage: Storage, moment: dt.datetime) -> str:
-    """The digest's Telegram HTML for the week before ``moment``."""
+def digest(storage: Storage, moment: dt.datetime) -> tuple[str, str, str]:
+    """The digest of the week before ``moment``: its title, its Telegram HTML and its plain text, made
+    from the same numbers."""
     from ..channels.telegram_api import escape
     from ..outbox import delivery
     from . import report
@@ -84,16 +87,23 @@ def digest_text(storage: Storage, moment: dt.datetime) -> str:
                           top=0)
     messages = storage.counters([delivery.received_key(day["date"]) for day in week["daily"]])
     views, visitors = week["totals"]["views"], week["totals"]["visitors"]
-    lines = [f"<b>Weekly stats</b> {week['from']} to {week['to']}",
-             f"Views: {views:,} ({_change(views, before['totals']['views'])} on the week before)",
-             f"Visitors: {visitors:,} ({_change(visitors, before['totals']['visitors'])})",
-             f"Contact messages received: {sum(messages.values()):,}"]
-    for dimension, title in (("pages", "Top pages"), ("referrers", "Top referrers")):
-        lines.append(f"\n<b>{title}</b>")
-        lines += [f"{row['count']:,}  <code>{escape(row['value'])}</code>" for row in week["tables"][dimension]]
-        if not week["tables"][dimension]:
-            lines.append("none")
-    return "\n".join(lines)
+    title = f"Weekly stats {week['from']} to {week['to']}"
+    summary = [f"Views: {views:,} ({_change(views, before['totals']['views'])} on the week before)",
+               f"Visitors: {visitors:,} ({_change(visitors, before['totals']['visitors'])})",
+               f"Contact messages received: {sum(messages.values()):,}"]
+    html, plain = [f"<b>Weekly stats</b> {week['from']} to {week['to']}", *summary], list(summary)
+    for dimension, heading in (("pages", "Top pages"), ("referrers", "Top referrers")):
+        rows = week["tables"][dimension]
+        html.append(f"\n<b>{heading}</b>")
+        html += [f"{row['count']:,}  <code>{escape(row['value'])}</code>" for row in rows] or ["none"]
+        plain.append(f"\n{heading}")
+        plain += [f"{row['count']:,}  {row['value']}" for row in rows] or ["none"]
+    return title, "\n".join(html), "\n".join(plain)
+
+
+def digest_text(storage: Storage, moment: dt.datetime) -> str:
+    """The digest's Telegram HTML for the week before ``moment``."""
+    return digest(storage, moment)[1]
 
 
 def send_digest(deps: Deps, *, force: bool = False) -> bool:
@@ -101,9 +111,9 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
 
     Raises `StorageError` when the storage does not answer.
     """
-    from ..outbox import delivery
+    from ..outbox import delivery, routing
     config = deps.settings
-    if not config["STATS_DIGEST"] or not delivery.configured(config):
+    if not config["STATS_DIGEST"] or not routing.routes(config, "digest"):
         return False
     at = deps.now()
     moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"])
@@ -118,7 +128,8 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
         memory.sent_period = period
         if not claimed:
             return False
-    delivery.notify(deps.storage, digest_text(deps.storage, moment), at=at)
+    title, html, text = digest(deps.storage, moment)
+    delivery.notify(deps, "digest", title=title, html=html, text=text, at=at)
     log.info("weekly stats digest for %s queued", period)
     return True
 
@@ -140,16 +151,17 @@ def alert(deps: Deps, kind: str, text: str) -> bool:
     """
     try:
         from ..channels.telegram_api import escape
-        from ..outbox import delivery
+        from ..outbox import delivery, routing
 
         config = deps.settings
-        if not config["STATS_ALERTS"] or not delivery.configured(config):
+        if not config["STATS_ALERTS"] or not routing.routes(config, "alert"):
             return False
         storage = deps.storage
         if not storage.add(f"stats:alert:{kind}", str(deps.now()), ttl=config["STATS_ALERT_INTERVAL"]):
             return False
         # cut before escaping: whole entities
-        delivery.notify(storage, f"<b>Alert</b>: {escape(text[:1000])}", at=deps.now())
+        delivery.notify(deps, "alert", title=f"Alert: {kind.replace('_', ' ')}",
+                        html=f"<b>Alert</b>: {escape(text[:1000])}", text=text[:1000], at=deps.now())
     except StorageError as exc:
         log.warning("alert %s not queued, storage not answering: %s", kind, exc)
         return False

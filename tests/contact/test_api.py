@@ -63,7 +63,7 @@ def test_accepted_message_is_stored_before_the_answer(make_app, clock, backend):
     assert item.created_at == clock.now
     assert item.payload == {"name": "Ada Lovelace", "email": "ada@example.com", "subject": "Engines",
                             "message": "Hello there.\nBye.", "page": "/blog/12", "number": 1,
-                            "received_at": clock.now}
+                            "received_at": clock.now, "channel": "telegram"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

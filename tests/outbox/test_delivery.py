@@ -300,7 +300,8 @@ def test_permanent_refusals_are_dead_lettered_at_once_and_the_rest_flows(make_ap
     clock.advance(1)
     later = [submit(client, "bob", "bob #1"), submit(client, "cy", "cy #0")]
     assert deliver(app) == {"configured": True, "delivered": 2, "retrying": 0, "dead": 1, "deferred": 0,
-                            "paused_until": None}
+                            "paused_until": None,
+                            "paused": {}}
     [dead] = store(app).items("outbox", DEAD)
     assert dead.id == refused and dead.attempts == 1
     assert dead.last_error == "Telegram refused it: Telegram answered 403: Forbidden: bot was blocked by the user"
@@ -465,7 +466,7 @@ def test_scheduled_event_delivers_with_one_app_per_container(make_app, upstream,
     # too little time left in the invocation: nothing is started
     assert tasks.deliver_outbox(event, LambdaContext(2000)) == {
         "configured": True, "delivered": 0, "retrying": 0, "dead": 0, "deferred": 0, "paused_until": None,
-        "pending": 2}
+        "paused": {}, "pending": 2}
     built = tasks._app
     assert tasks.deliver_outbox(event, LambdaContext(30_000))["delivered"] == 2
     assert tasks._app is built and fake.ids() == ids
