@@ -58,8 +58,9 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /src/build/site build/site
 COPY gunicorn.conf.py ./
 COPY service/ service/
-# The site's templates: /stats renders its pages with the site's own template environment.
-COPY site/templates/ site/templates/
+# The site's sources (resume, templates, schema, assets): the pages rendered per request (the blog, the
+# sitemap, the contact form's answers, /stats) read the resume and the templates at run time.
+COPY site/ site/
 # Bytecode made at build time: the app's user cannot write next to the sources.
 RUN python -m compileall -q service \
     && mkdir instance && chown vitae:vitae instance

@@ -31,6 +31,7 @@ help:
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make site   build the static site from site/resume.json into build/site"
 	@echo "make bench-site  Lighthouse scores of the home page and a post page"
+	@echo "make docs   serve the documentation site on http://127.0.0.1:8001"
 
 # --- virtualenvs -------------------------------------------------------------
 # A virtualenv of another Python (one made before the move to 3.13) is made anew.
@@ -71,6 +72,7 @@ system-deps:
 # Feature checks add their own prerequisites here (tools, browsers, linters).
 TEST_DEPS = $(VENV)/.dev system-deps
 TEST_DEPS += tools-infra
+TEST_DEPS += $(VENV)/.docs
 test-deps: $(TEST_DEPS)
 
 # --- infrastructure and workflow checks (terraform/, .github/) ----------------
@@ -95,6 +97,16 @@ $(VENV)/.infra-tests: $(VENV)/.dev tools/requirements-tests.txt
 	cp tools/package.json tools/package-lock.json .tools/
 	npm ci --prefix .tools --no-audit --no-fund --silent
 	touch $@
+
+# --- the documentation site (mkdocs.yml, docs/) ----------------------------------
+# Into .venv: its configuration reference is generated from the app's settings registry.
+$(VENV)/.docs: $(VENV)/.dev tools/requirements-docs.txt
+	$(PIP) install -r tools/requirements-docs.txt
+	touch $@
+
+.PHONY: docs
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # --- the two commands ----------------------------------------------------------
 run: $(VENV)/.runtime site

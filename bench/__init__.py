@@ -4,7 +4,7 @@
   Flask app packaged the same way and a bare boto3 handler;
 * `bench.throughput`: requests/s and latency under gunicorn + Redis against
   a Flask app doing one Redis ``INCR``;
-* `bench.report`: the machine, the results table, and the README section.
+* `bench.report`: the machine, the results table, and the block of docs/benchmarks.md.
 
 Run on their own (``python -m bench.<name>``, not by ``make bench``):
 `bench.breakdown` (the service, two variants of it and the reference:

@@ -1,6 +1,6 @@
-"""``python -m bench``: run the deployment benchmarks, print the table, write it into the README.
+"""``python -m bench``: run the deployment benchmarks, print the table, write it into docs/benchmarks.md.
 
-    python -m bench [--only cold,throughput,fixed] [--runs 11] [--duration 10] [--rounds 3] [--no-readme]
+    python -m bench [--only cold,throughput,fixed] [--runs 11] [--duration 10] [--rounds 3] [--no-write]
 
 Results also go to bench/results/deploy.json (kept out of git).
 """
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11, help="cold starts of each package (at least 9)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating service/reference wrk runs")
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md as it is")
     options = parser.parse_args()
     if options.runs < 9:
         parser.error("--runs must be at least 9 (the cold start is a median)")
@@ -55,9 +55,9 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "deploy.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    if not options.no_readme:
-        report.write_readme(ROOT / "README.md", block)
-        print(f"\nwritten to README.md ({report.HEADING}) and bench/results/deploy.json")
+    if not options.no_write:
+        report.write_page(ROOT / "docs" / "benchmarks.md", block)
+        print("\nwritten to docs/benchmarks.md and bench/results/deploy.json")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The machine a run was measured on, the results as a Markdown table, and the README's ``## Benchmarks`` block.
+"""The machine a run was measured on, the results as a Markdown table, and the block of docs/benchmarks.md.
 
-`write_readme` replaces only the block between the ``bench:deploy`` markers
+`write_page` replaces only the block between the ``bench:deploy`` markers
 in the ``## Benchmarks`` section (adding it at the section's end the first
 time), so other rows there, such as the Lighthouse scores, stay as they are.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 BEGIN = "<!-- bench:deploy:begin (written by `make bench`) -->"
 END = "<!-- bench:deploy:end -->"
-HEADING = "## Benchmarks"
+HEADING = "# Benchmarks"
 
 
 def machine() -> dict[str, str]:
@@ -104,9 +104,9 @@ def table(results: dict, host: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, block: str) -> None:
-    """Put ``block`` between the markers inside the ``## Benchmarks`` section, leaving the rest untouched."""
-    text = readme.read_text(encoding="utf-8")
+def write_page(page: Path, block: str) -> None:
+    """Put ``block`` between the markers of the benchmarks page, leaving the rest untouched."""
+    text = page.read_text(encoding="utf-8")
     wrapped = f"{BEGIN}\n{block}\n{END}"
     if BEGIN in text and END in text:
         start, end = text.index(BEGIN), text.index(END) + len(END)
@@ -114,9 +114,9 @@ def write_readme(readme: Path, block: str) -> None:
     else:  # first run: at the end of the section, after whatever it already holds
         match = re.search(rf"^{re.escape(HEADING)}\s*$", text, re.M)
         if not match:
-            raise RuntimeError(f"README has no '{HEADING}' section")
+            raise RuntimeError(f"{page} has no '{HEADING}' section")
         following = re.search(r"^## ", text[match.end():], re.M)
         end = match.end() + following.start() if following else len(text)
         section = text[:end].rstrip("\n")
         text = f"{section}\n\n{wrapped}\n" + (f"\n{text[end:]}" if following else "")
-    readme.write_text(text, encoding="utf-8")
+    page.write_text(text, encoding="utf-8")

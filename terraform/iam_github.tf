@@ -23,7 +23,7 @@
 #     own rights or the function's, redirect the alerts, nor tear the site
 #     down. Changes to lambda.tf or this file, to the key or the address,
 #     and destroys, are applied by an administrator from a workstation
-#     (README, "Infrastructure").
+#     (docs/infrastructure.md).
 
 locals {
   # An account holds one provider per URL: a second stack (or an earlier

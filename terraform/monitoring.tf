@@ -2,7 +2,7 @@
 # Monitoring: alarms and the monthly budget, by e-mail through one topic
 # ---------------------------------------------------------------------------
 # The owner hears when AWS misbehaves or costs rise. Every alarm and the
-# budget publish to the alerts topic, which mails alert_email. The README
+# budget publish to the alerts topic, which mails alert_email. docs/operations.md
 # ("Alarms and the budget") says what each alarm means and what to do.
 #
 # The topic is encrypted with its own key: CloudWatch and Budgets cannot
@@ -188,7 +188,7 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   for_each = local.alarms
 
   alarm_name        = "${local.alarm_prefix}${each.key}"
-  alarm_description = "${each.value.description} What to do: README, \"Alarms and the budget\"."
+  alarm_description = "${each.value.description} What to do: docs/operations.md, \"Alarms and the budget\"."
 
   # One expression for every alarm: the sum of its metrics per 5 minutes
   # (a missing series adds nothing).

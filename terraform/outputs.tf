@@ -119,7 +119,7 @@ output "alerts_topic_arn" {
 }
 
 output "alarm_names" {
-  description = "CloudWatch alarms watching the function and the table (README, \"Alarms and the budget\")."
+  description = "CloudWatch alarms watching the function and the table (docs/operations.md, \"Alarms and the budget\")."
   value       = [for alarm in aws_cloudwatch_metric_alarm.alarm : alarm.alarm_name]
 }
 

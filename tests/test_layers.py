@@ -9,8 +9,8 @@ two *parts*: a subpackage (``service.blog``) or a top-level module
     the WSGI app, the Lambda entry points
 
 A part may import its own layer's lower neighbours only; features import
-each other only along `SIDEWAYS` (one-way, named in the README's
-Architecture section), and no circle of imports between parts exists.
+each other only along `SIDEWAYS` (one-way, named in docs/architecture.md), and no
+circle of imports between parts exists.
 Run as a script (``python tests/test_layers.py``) it prints the edges.
 """
 

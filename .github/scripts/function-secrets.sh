@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Put the secrets on the Lambda function $FUNCTION_NAME so that CloudFront
-# and the function never disagree on the origin secret (README, "Rotating
+# and the function never disagree on the origin secret (docs/operations.md, "Rotating
 # the origin secret"). Other variables on the function are kept, and nothing
 # is written when nothing would change.
 #

@@ -10,7 +10,7 @@
   (the same on every retry: receivers deduplicate on it, delivery being
   at least once). A receiver recomputes the signature over the raw body,
   compares in constant time and refuses timestamps more than five minutes
-  off: the README's snippet (tests/channels run it as written).
+  off: the snippet in docs/channels.md (tests/channels run it as written).
 * ``slack``: a Slack incoming webhook's ``{"text": ...}`` with
   formatting off and ``&``, ``<``, ``>`` escaped, so no visitor text
   makes a link, a mention or ``<!channel>``.

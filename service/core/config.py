@@ -1,8 +1,9 @@
 """Settings from environment variables, parsed and validated once at start-up.
 
 Every setting the service reads is declared in `SETTINGS` (name, default,
-parser, one line of help); `.env.example` and the README list the same names
-(a test keeps them in step). A bad value raises `ConfigError` naming the
+parser, one line of help); `.env.example` lists the same names (a test keeps
+them in step), and the documentation's configuration reference is generated
+from this registry. A bad value raises `ConfigError` naming the
 variable, which stops start-up.
 """
 

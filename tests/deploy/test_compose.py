@@ -251,6 +251,9 @@ def test_the_site_and_the_api_answer_on_the_published_port(project):
     assert b'<link rel="canonical" href="http://localhost:8000/' in body  # the compose file's build argument
     status, _, body = http(f"{SITE}/api/health")
     assert status == 200 and json.loads(body)["storage"] == "redis"
+    # a page rendered per request, from the resume and the templates the image carries
+    status, headers, body = http(f"{SITE}/sitemap.xml")
+    assert status == 200 and b"<urlset" in body and b"<loc>" in body, body[:300]
 
 
 def test_counted_views_land_in_redis(project):

@@ -7,8 +7,8 @@ version `make` looks for (Makefile), CI's (ci.yml, deploy.yml) and the one
 this suite runs on. The runtime must be in tools/lambda-runtimes.toml (AWS's
 table, with its source and date) and at least `WARNING_DAYS` before its
 deprecation date: past that, Lambda soon blocks creating and then updating
-functions on it, so the AWS target could no longer deploy. The README's
-"Moving to the next Lambda runtime" says what to do when this test fails.
+functions on it, so the AWS target could no longer deploy. docs/operations.md,
+"Moving to the next Lambda runtime", says what to do when this test fails.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def runtime_problem(runtime: str, today: datetime.date) -> str | None:
     if days < WARNING_DAYS:
         return (f"{runtime} is deprecated on {row['deprecated']} ({days} days from {today}); Lambda blocks creating "
                 f"functions on it from {row['block_create']} and updating them from {row['block_update']}: "
-                "move to the next runtime (README, 'Moving to the next Lambda runtime')")
+                "move to the next runtime (docs/operations.md, 'Moving to the next Lambda runtime')")
     return None
 
 

@@ -139,18 +139,23 @@ def test_actionlint_reports_a_broken_workflow(tmp_path):
 # --- every workflow ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
+ALL_WORKFLOWS = ["ci.yml", "deploy.yml", "docs.yml"]
+
+
+@pytest.mark.parametrize("name", ALL_WORKFLOWS)
 def test_workflow_grants_least_permissions(name):
     workflow = _load(name)
     assert workflow["permissions"] == {"contents": "read"}
     for job_name, job in workflow["jobs"].items():
         granted = job.get("permissions", {})
         extra = {k: v for k, v in granted.items() if v != "read"}
-        assert extra in ({}, {"id-token": "write"}), f"{name}/{job_name} asks for {extra}"
+        allowed = [{}, {"id-token": "write"}] + ([{"pages": "write", "id-token": "write"}]
+                                                 if (name, job_name) == ("docs.yml", "publish") else [])
+        assert extra in allowed, f"{name}/{job_name} asks for {extra}"
         assert job.get("timeout-minutes"), f"{name}/{job_name} has no timeout"
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
+@pytest.mark.parametrize("name", ALL_WORKFLOWS)
 def test_actions_are_pinned_to_commits(name):
     workflow = _load(name)
     for job in workflow["jobs"].values():
@@ -162,11 +167,22 @@ def test_actions_are_pinned_to_commits(name):
             assert re.search(r"# v\d", line), f"{name}: say which version a commit is: {line.strip()}"
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
+@pytest.mark.parametrize("name", ALL_WORKFLOWS)
 def test_checkouts_do_not_keep_the_token(name):
     workflow = _load(name)
     for job in workflow["jobs"].values():
-        assert step_using(job, "actions/checkout")["with"]["persist-credentials"] is False
+        if any(action.startswith("actions/checkout@") for action in uses(job)):
+            assert step_using(job, "actions/checkout")["with"]["persist-credentials"] is False
+
+
+def test_docs_are_built_strictly_and_published_only_from_main():
+    docs = _load("docs.yml")
+    assert docs["on"]["push"]["branches"] == ["main"] and "pull_request" in docs["on"]
+    assert "mkdocs build --strict" in runs(docs["jobs"]["build"])
+    publish = docs["jobs"]["publish"]
+    assert publish["if"] == "github.event_name == 'push'" and publish["needs"] == "build"
+    assert [action.split("@")[0] for action in uses(publish)] == ["actions/deploy-pages"]
+    assert "persist-credentials" not in json.dumps(publish)  # no checkout: it runs no repository code
 
 
 def test_no_aws_keys_are_stored():

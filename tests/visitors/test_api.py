@@ -239,7 +239,7 @@ def test_badge_is_an_svg_with_the_count(client):
 
 # -- what one anonymous request costs the store ------------------------------------------------------
 
-#: (storage calls, keys read) at most, per backend, for an anonymous read: figures in the README.
+#: (storage calls, keys read) at most, per backend, for an anonymous read: figures in docs/counter.md.
 #: DynamoDB reads each site-wide counter as 4 shards (the default DYNAMODB_COUNTER_SHARDS).
 READ_BOUND = {"sqlite": (1, 3), "redis": (1, 3), "dynamodb": (1, 9)}
 DAILY_BOUND = {"sqlite": (2, 5), "redis": (2, 5), "dynamodb": (2, 17)}

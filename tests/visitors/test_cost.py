@@ -1,5 +1,5 @@
 """What a counted view costs on DynamoDB, in billed units, from the requests really sent to moto and the sizes
-of the items they touch (`tests.storagecalls.CapacityUnits`): the figures of the README's Cost section."""
+of the items they touch (`tests.storagecalls.CapacityUnits`): the figures of docs/cost.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..helpers import BROWSER_UA, fold
 from ..storagecalls import CapacityUnits
 
 #: shards -> (write units, read units) per view, blended over 1.5 views per visitor per day, the fold
-#: included: the README's Cost figures (measured 2026-12-07, rounded up).
+#: included: the figures of docs/cost.md (measured 2026-12-07, rounded up).
 UNITS_PER_VIEW = {1: (6.0, 1.5), 4: (6.0, 4.5)}
 VIEWS, VISITORS = 60, 40
 
