@@ -116,6 +116,23 @@ def worker_env(app, **extra) -> dict[str, str]:
     return env
 
 
+def kill_worker_after_it_sent(tmp_path, env: dict[str, str], sent, what: str, hanging: threading.Event) -> None:
+    """Runs ``flask outbox deliver`` with ``env``, kills it (SIGKILL) once ``sent()`` is true, while the upstream
+    still holds its answer, then lets the fakes answer again (``hanging``)."""
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "outbox", "deliver"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until(sent, what=what)
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        log.close()
+        hanging.set()
+
+
 # -- failure and recovery ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -166,19 +183,8 @@ def test_a_killed_worker_s_messages_are_delivered_after_its_lease(make_app, upst
     for n in range(3):
         ids.append(submit(app.test_client(), "kim", f"kim #{n}"))
         clock.advance(0.01)
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "outbox", "deliver"], cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT,
-                              env=worker_env(app, OUTBOX_LEASE_SECONDS="10", TELEGRAM_TIMEOUT="30"))
-    try:
-        wait_until(lambda: upstream.count("POST", PATH) == 1, what="the worker's first send")
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        log.close()
-        hanging.set()
+    kill_worker_after_it_sent(tmp_path, worker_env(app, OUTBOX_LEASE_SECONDS="10", TELEGRAM_TIMEOUT="30"),
+                              lambda: upstream.count("POST", PATH) == 1, "the worker's first send", hanging)
     killed_at = time.time()
     leased = store(app).items("outbox", PENDING)
     assert [item.id for item in leased] == ids

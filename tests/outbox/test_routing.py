@@ -8,9 +8,6 @@ import collections
 import json
 import logging
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,14 +21,14 @@ from service.stats import notify
 from service.storage import DEAD, DONE, PENDING
 
 from ..fakes import Reply
-from ..helpers import BACKENDS, ROOT
+from ..helpers import BACKENDS
 from .test_delivery import (
     FakeTelegram,
     deliver,
+    kill_worker_after_it_sent,
     store,
     submit,
     telegram_app,
-    wait_until,
     worker_env,
 )
 
@@ -213,18 +210,8 @@ def test_a_worker_killed_mid_delivery_loses_and_duplicates_nothing_per_channel(m
         clock.advance(0.01)
     channels = channel_settings(smtp, receiver, WEBHOOK_TIMEOUT="20")
     env = worker_env(app, OUTBOX_LEASE_SECONDS="40", TELEGRAM_TIMEOUT="5", **channels)
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "outbox", "deliver"], cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_until(lambda: receiver.count("POST", HOOK) == 1, what="the worker's first webhook")
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        log.close()
-        hanging.set()
+    kill_worker_after_it_sent(tmp_path, env, lambda: receiver.count("POST", HOOK) == 1, "the worker's first webhook",
+                              hanging)
     delivered_before = collections.Counter(item.payload["channel"] for item in store(app).items("outbox", DONE))
     leased = store(app).items("outbox", PENDING)
     assert leased and all(item.ready_at > time.time() for item in leased)  # still held by the dead worker's lease
