@@ -316,25 +316,27 @@ def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
         _is_error(answer, 503)
 
 
+def _hold_writer_lock(path: str, holding, release) -> None:
+    """Another process: a writer stuck inside its transaction, holding SQLite's writer lock until ``release``."""
+    import fcntl
+
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        holding.set()
+        release.wait(30)
+
+
 def test_a_sqlite_writer_stuck_in_a_transaction_is_503_within_two_seconds_for_the_others(make_app, tmp_path):
     """Another process holds the writer lock (as a writer stuck inside its transaction would): the others give up
     in time instead of waiting for it forever, and write again once it lets go."""
-    import fcntl
     import multiprocessing
 
     url = f"sqlite:///{tmp_path / 'stuck.db'}"
     client = make_app(STORAGE_URL=url, VISITOR_RATE_LIMIT="off").test_client()
     assert client.post("/api/visitors", json={"path": "/"}, headers=BROWSER).status_code == 200
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")  # no fork of this many-threaded process
     holding, release = context.Event(), context.Event()
-
-    def stuck_writer():
-        with open(f"{tmp_path / 'stuck.db'}-writer.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            holding.set()
-            release.wait(30)
-
-    process = context.Process(target=stuck_writer)
+    process = context.Process(target=_hold_writer_lock, args=(f"{tmp_path / 'stuck.db'}-writer.lock", holding, release))
     process.start()
     try:
         assert holding.wait(10)

@@ -114,7 +114,9 @@ def test_processes_opening_a_new_sqlite_file_at_once_all_work(tmp_path):
     """A process's first connection switches a new file to WAL and creates the tables. Done by eight processes at
     once (gunicorn's workers, each greenlet with its own connection), SQLite refused some of them at once with
     "database is locked" (it does not wait when waiting could deadlock): in 1 of 4 rounds here."""
-    context = multiprocessing.get_context("fork")  # started within milliseconds of each other, as gunicorn forks
+    # forked by a single-threaded server (fork from this many-threaded process may deadlock a child), in
+    # milliseconds, and all let go at once by ``start``: as gunicorn's workers open the file
+    context = multiprocessing.get_context("forkserver")
     for round_number in range(12):
         url = f"sqlite:///{tmp_path / f'new-{round_number}.db'}"
         start = context.Event()
