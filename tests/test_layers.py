@@ -64,27 +64,29 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
     return [f"{base}.{alias.name}" if base else alias.name for alias in node.names]
 
 
+def sources():
+    """(path, module name, is a package's ``__init__``, syntax tree) of every module under ``service/``."""
+    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
+        for name in sorted(n for n in files if n.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as handle:
+                yield path, _module_name(path), name == "__init__.py", ast.parse(handle.read(), path)
+
+
 def imports() -> list[tuple[str, str, str]]:
     """(importing module, imported name, file:line) for every import of ``service`` inside ``service``."""
     found = []
-    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
-        for name in sorted(files):
-            if not name.endswith(".py"):
+    for path, module, is_package, tree in sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = _resolve(module, is_package, node)
+            else:
                 continue
-            path = os.path.join(folder, name)
-            module = _module_name(path)
-            with open(path, encoding="utf-8") as handle:
-                tree = ast.parse(handle.read(), path)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    targets = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom):
-                    targets = _resolve(module, name == "__init__.py", node)
-                else:
-                    continue
-                where = f"{os.path.relpath(path, ROOT)}:{node.lineno}"
-                found += [(module, target, where) for target in targets
-                          if target == PACKAGE or target.startswith(PACKAGE + ".")]
+            where = f"{os.path.relpath(path, ROOT)}:{node.lineno}"
+            found += [(module, target, where) for target in targets
+                      if target == PACKAGE or target.startswith(PACKAGE + ".")]
     return found
 
 
@@ -195,17 +197,13 @@ def _is_module(name: str) -> bool:
 def test_no_module_is_imported_under_another_name():
     """``from . import posts as blog`` hides the module from a search for its name."""
     aliased = []
-    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
-        for name in (n for n in files if n.endswith(".py")):
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as handle:
-                tree = ast.parse(handle.read(), path)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom):
-                    targets = _resolve(_module_name(path), name == "__init__.py", node)
-                    aliased += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {target} as {alias.asname}"
-                                for target, alias in zip(targets, node.names, strict=True)
-                                if alias.asname and alias.asname != alias.name and _is_module(target)]
+    for path, module, is_package, tree in sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                targets = _resolve(module, is_package, node)
+                aliased += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {target} as {alias.asname}"
+                            for target, alias in zip(targets, node.names, strict=True)
+                            if alias.asname and alias.asname != alias.name and _is_module(target)]
     assert aliased == []
 
 
@@ -213,17 +211,13 @@ def test_every_page_renders_with_the_sites_one_template_environment():
     """No Flask template loader beside `service.theme.render`'s environment (``render_template``, a
     blueprint's ``template_folder``)."""
     found = []
-    for folder, _, files in os.walk(os.path.join(ROOT, PACKAGE)):
-        for name in (n for n in files if n.endswith(".py")):
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as handle:
-                tree = ast.parse(handle.read(), path)
-            for node in ast.walk(tree):
-                names = {n.id for n in [node] if isinstance(n, ast.Name)} | {
-                    n.attr for n in [node] if isinstance(n, ast.Attribute)} | {
-                    k.arg for k in getattr(node, "keywords", ())}
-                hits = names & {"render_template", "render_template_string", "template_folder"}
-                found += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {hit}" for hit in sorted(hits)]
+    for path, _, _, tree in sources():
+        for node in ast.walk(tree):
+            names = {n.id for n in [node] if isinstance(n, ast.Name)} | {
+                n.attr for n in [node] if isinstance(n, ast.Attribute)} | {
+                k.arg for k in getattr(node, "keywords", ())}
+            hits = names & {"render_template", "render_template_string", "template_folder"}
+            found += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {hit}" for hit in sorted(hits)]
     assert found == []
 
 
