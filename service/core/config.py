@@ -112,6 +112,16 @@ def matching(regex: str, expected: str) -> Callable[[str], str | None]:
     return parse
 
 
+def one_of(*values: str) -> Callable[[str], str]:
+    """A parser accepting one of ``values`` (any case, returned in lower case), else ValueError listing them."""
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in values:
+            raise ValueError(f"expected {', '.join(values[:-1])} or {values[-1]}")
+        return value
+    return parse
+
+
 def log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..core.config import Setting, api_base, number, text
+from ..core.config import Setting, api_base, number, one_of, text
 from ..core.feature import Feature
 from . import cli, serve
 
@@ -47,6 +47,13 @@ def settings(widgets: tuple[str, ...]) -> tuple[Setting, ...]:
                 "none; or auto (visitors and contact, plus each of spotify, github and blog whose settings are set "
                 "where the site is built)."),
         Setting("SITE_API_TIMEOUT", "8", number(1, 60), "Seconds a widget waits for the API before hiding itself."),
+        Setting("SITE_PDF", "auto", one_of("auto", "required", "off"),
+                "The resume as a PDF (/resume.pdf, linked from the page), printed by headless Chromium at build time: "
+                "auto (when a Chromium is found where the site is built; without one the build says so and the "
+                "page has no PDF link), required (the build fails without it) or off."),
+        Setting("SITE_PDF_PAPER", "a4", one_of("a4", "letter"), "Paper size of the resume's PDF: a4 or letter (US)."),
+        Setting("SITE_PDF_BROWSER", "", text, "The Chromium that prints the PDF: a path or a command name; empty: the "
+                "first of chromium, chromium-browser, google-chrome, google-chrome-stable, chrome on PATH."),
     )
 
 

@@ -18,15 +18,19 @@ site_cli = AppGroup("site", help="Build the static site from resume.json.")
               help="The folder to write (replaced as a whole; default: SITE_DIR, build/site).")
 @with_appcontext
 def build_command(resume_path: str | None, out_dir: str | None):
-    """Validate resume.json and render the static site (pages, assets, robots.txt)."""
+    """Validate resume.json and render the static site (pages, assets, robots.txt, the resume's PDF)."""
     from ..theme.templates import WIDGETS_KEY
-    from .build import ResumeError, SiteOptions, build
+    from .build import PdfUnavailable, ResumeError, SiteOptions, build
     config = current_app.config
     resume_path = resume_path or project_path(config["SITE_RESUME"])
     out_dir = out_dir or project_path(config["SITE_DIR"])
     try:
         report = build(resume_path, out_dir, SiteOptions.from_config(config, current_app.extensions[WIDGETS_KEY]))
-    except ResumeError as exc:
+    except (ResumeError, PdfUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
+    for note in report.notes:
+        click.echo(note, err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"built {len(report.files)} files into {report.out_dir} "
                f"(home page with its assets: {report.home_bytes / 1024:.1f} KB before compression)", err=True)

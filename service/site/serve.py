@@ -1,7 +1,7 @@
 """Serving the built static site (``SITE_DIR``) at ``/`` in local and self-hosted mode.
 
 Fingerprinted assets (``name.<8+ hex>.ext``) are cached for a year and
-immutable; HTML (and XML, text) is revalidated on every visit; other files
+immutable; HTML (and XML, text, the resume's PDF) is revalidated on every visit; other files
 for an hour. A missing page answers the site's ``404.html`` when there is one.
 
 Text files (HTML, CSS, JS, SVG, XML, JSON, text) are gzipped on the fly for
@@ -37,7 +37,7 @@ def site_dir(app: Flask) -> str:
 
 
 def _cache_seconds(filename: str) -> int | None:
-    if filename.endswith((".html", ".htm", ".xml", ".txt")):
+    if filename.endswith((".html", ".htm", ".xml", ".txt", ".pdf")):  # the PDF's name is not fingerprinted
         return 0
     if _FINGERPRINT.search(filename):
         return 365 * 86400

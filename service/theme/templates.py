@@ -36,6 +36,12 @@ class SiteOptions:
     #: The live widgets the pages show (every one: the names in ``app.extensions[WIDGETS_KEY]``).
     widgets: tuple[str, ...] = dataclasses.field(kw_only=True)
     api_timeout: float = 8.0
+    #: The resume as a PDF (`service.site.pdf`): "auto" (when a Chromium is found), "required" or "off".
+    pdf: str = "off"
+    #: The PDF's paper: "a4" or "letter".
+    pdf_paper: str = "a4"
+    #: The Chromium that prints it (a path or a name on PATH); empty: the first one found on PATH.
+    pdf_browser: str = ""
 
     @classmethod
     def from_config(cls, config, widgets: Mapping[str, tuple[str, ...]]) -> SiteOptions:
@@ -47,7 +53,8 @@ class SiteOptions:
         elif not config.get("BLOG_REPO"):  # no blog pages to link to: the app renders them from BLOG_REPO
             chosen = tuple(name for name in chosen if name != "blog")
         return cls(site_url=config["SITE_URL"], api_base=config["SITE_API_BASE"], widgets=chosen,
-                   api_timeout=config["SITE_API_TIMEOUT"])
+                   api_timeout=config["SITE_API_TIMEOUT"], pdf=config["SITE_PDF"], pdf_paper=config["SITE_PDF_PAPER"],
+                   pdf_browser=config["SITE_PDF_BROWSER"])
 
 
 def source_dir() -> str:
