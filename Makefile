@@ -29,7 +29,7 @@ help:
 	@echo "make run    serve the site and API on http://$(HOST):$(PORT) (SQLite storage)"
 	@echo "make test   install test dependencies and run the whole suite"
 	@echo "make bench  run the benchmarks in bench/"
-	@echo "make site   build the static site from site/resume.json into build/site"
+	@echo "make site   build the static site (and its resume.pdf) from site/resume.json into build/site"
 	@echo "make bench-site  Lighthouse scores of the home page and a post page"
 	@echo "make docs   serve the documentation site on http://127.0.0.1:8001"
 
@@ -46,7 +46,12 @@ $(VENV)/.runtime: requirements.txt requirements-server.txt | python
 	$(PIP) install -r requirements-server.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+# What the site build needs on top (pypdf, for the resume's PDF).
+$(VENV)/.site: $(VENV)/.runtime requirements-site.txt
+	$(PIP) install -r requirements-site.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.site requirements-dev.txt
 	$(PIP) install -r requirements-dev.txt
 	touch $@
 
@@ -109,7 +114,7 @@ docs: $(VENV)/.docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # --- the two commands ----------------------------------------------------------
-run: $(VENV)/.runtime site
+run: site
 	$(VENV)/bin/flask --app service.wsgi storage init
 	# no worker here: each web process folds recorded views every 2 s, so /stats is fresh
 	VISITOR_FOLD_SECONDS=$${VISITOR_FOLD_SECONDS:-2} $(VENV)/bin/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) service.wsgi:app
@@ -123,7 +128,9 @@ bench: test-deps
 	$(PY) -m bench
 
 # --- the static site (site/ -> build/site) and its Lighthouse benchmark --------
-site: $(VENV)/.runtime
+# The resume's PDF (build/site/resume.pdf) is printed by a Chromium found on PATH (Debian: `apt-get install
+# chromium`; `make test` installs it); without one the site is built without it and says so (SITE_PDF).
+site: $(VENV)/.site
 	$(VENV)/bin/flask --app service.wsgi site build
 
 # Lighthouse (npm, pinned in bench/site/package.json) on the home page and a

@@ -295,7 +295,7 @@ def test_every_widget_by_default(make_app):
 def test_cli_builds_from_the_settings(make_app, tmp_path):
     out = tmp_path / "from-settings"
     app = make_app(SITE_DIR=str(out), SITE_RESUME=EXAMPLE, SITE_URL="https://cv.example.org",
-                   SITE_WIDGETS="visitors,contact")
+                   SITE_WIDGETS="visitors,contact", SITE_PDF="off")  # the PDF: tests/site/test_pdf.py
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
     assert f"built 8 files into {out}" in result.output  # the blog's pages and the sitemap are the app's
@@ -307,7 +307,8 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
 def test_auto_widgets_follow_the_configured_upstreams(make_app, tmp_path):
     """SITE_WIDGETS=auto: visitors and contact, plus the widgets whose settings are present."""
     out = tmp_path / "auto"
-    app = make_app(SITE_DIR=str(out), SITE_WIDGETS="auto", GITHUB_USERNAME="someone", SPOTIFY_CLIENT_ID="abc")
+    app = make_app(SITE_DIR=str(out), SITE_WIDGETS="auto", GITHUB_USERNAME="someone", SPOTIFY_CLIENT_ID="abc",
+                   SITE_PDF="off")
     assert app.config["SITE_WIDGETS"] is None
     assert app.test_cli_runner().invoke(args=["site", "build"]).exit_code == 0
     html = read(out, "index.html")
@@ -326,7 +327,8 @@ def test_cli_reports_an_invalid_resume_and_exits_1(make_app, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "value"), [("SITE_WIDGETS", "visitors,weather"), ("SITE_API_BASE", "//evil.example"),
-                                             ("SITE_API_TIMEOUT", "0")])
+                                             ("SITE_API_TIMEOUT", "0"), ("SITE_PDF", "maybe"),
+                                             ("SITE_PDF_PAPER", "a5")])
 def test_bad_site_settings_stop_start_up(make_app, name, value):
     with pytest.raises(ConfigError, match=name):
         make_app(**{name: value})
