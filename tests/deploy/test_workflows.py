@@ -351,6 +351,18 @@ def test_deploy_uploads_no_blog_pages_and_gives_the_function_the_blog(deploy):
     assert deploy["env"]["TF_VAR_blog_cache_ttl"] == "${{ vars.BLOG_CACHE_TTL || '300' }}"
 
 
+def test_deploy_publishes_the_resume_pdf_revalidated_like_the_pages(deploy):
+    """The build must print the PDF (no site without it is published); its name is not fingerprinted, so
+    browsers revalidate it like a page, and the pass that caches files an hour leaves it out."""
+    job = deploy["jobs"]["deploy"]
+    build = next(step for step in steps(job) if step.get("name") == "Build the site (build/site)")
+    assert build["env"]["SITE_PDF"] == "required"
+    hour, documents = [line for line in runs(job).replace("\\\n", " ").splitlines()
+                       if 'aws s3 sync build/site "s3://$SITE_BUCKET"' in line]
+    assert "--exclude '*.pdf'" in hour and "max-age=3600" in hour
+    assert "--include '*.pdf'" in documents and "max-age=0, must-revalidate" in documents
+
+
 def test_deploy_uses_the_remote_state_the_roles_are_scoped_to(deploy):
     env = deploy["env"]
     assert env["TF_STATE_KEY"] == env["TF_VAR_terraform_state_key"]

@@ -116,8 +116,10 @@ def test_settings_match_the_project_and_keep_secrets_out():
 
 
 def _dev_packages() -> set[str]:
+    """The packages only development and the site build use (pypdf prints no page in the function)."""
     names = set()
-    for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
+    lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    for line in lines + (ROOT / "requirements-site.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             names.add(re.split(r"[\[=<>~ ]", line, maxsplit=1)[0].lower().replace("-", "_"))

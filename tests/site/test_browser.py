@@ -17,6 +17,7 @@ Screenshots (desktop and mobile, light and dark) and the printed PDF go to
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import time
 
 import pytest
 import requests
+from pypdf import PdfReader
 
 from service import create_app
 from service.features import SETTINGS, WIDGETS
@@ -77,9 +79,10 @@ def resume_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory, resume_file):
-    """The resume built with a 2 s API timeout."""
+    """The resume built with a 2 s API timeout, and its PDF."""
     out = tmp_path_factory.mktemp("site") / "site"
-    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", widgets=WIDGETS, api_timeout=2))
+    build(resume_file, str(out), SiteOptions(site_url="http://127.0.0.1:8000", widgets=WIDGETS, api_timeout=2,
+                                             pdf="required"))
     return str(out)
 
 
@@ -159,6 +162,19 @@ def test_the_resume_comes_from_resume_json(browser, services):
     assert headings == SECTIONS
     assert "Senior Backend Engineer" in browser.text("main")
     assert browser.console_errors() == []
+
+
+def test_the_download_pdf_link_answers_the_pdf(browser, services):
+    browser.open(services["live"] + "/")
+    assert browser.visible(".download a") and browser.text(".download a") == "Download PDF"
+    href = browser.js("return document.querySelector('.download a').href")
+    assert href == services["live"] + "/resume.pdf"
+    response = requests.get(href, timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-") and response.headers["Cache-Control"] == "no-cache"
+    assert PdfReader(io.BytesIO(response.content)).metadata.author == NAME  # the PDF of this resume
+    browser.cdp("Emulation.setEmulatedMedia", {"media": "print"})
+    assert not browser.visible(".download a")  # the printed page is the PDF: no link to itself
 
 
 def test_the_resume_reads_fine_without_javascript(browser, services):
