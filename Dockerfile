@@ -5,7 +5,8 @@
 #
 # The builder makes a virtualenv holding only requirements-server.txt (the
 # runtime requirements plus gunicorn's gevent worker) and builds the
-# static site; the runtime image copies both and runs as an unprivileged user.
+# static site (without the resume's PDF); the runtime image copies both and
+# runs as an unprivileged user.
 # tests/deploy/test_container.py lints it with hadolint and checks its shape;
 # tests/deploy/test_compose.py builds it and runs it with docker-compose.yml on an engine.
 
@@ -32,7 +33,9 @@ COPY site/ site/
 ARG SITE_URL=http://localhost:8000
 ARG SITE_WIDGETS=visitors,spotify,github,blog,contact
 ARG BLOG_REPO=
-RUN VITAE_INSTANCE_PATH=/tmp/vitae-build flask --app service.wsgi site build
+# No resume.pdf (and no link to one): printing it needs Chromium, some 400 MB and minutes more per build for
+# one file. A self-hosted site gets it from a build made where Chromium is (docs/self-hosting.md).
+RUN VITAE_INSTANCE_PATH=/tmp/vitae-build SITE_PDF=off flask --app service.wsgi site build
 
 # --- runtime -------------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-trixie

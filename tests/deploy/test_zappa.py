@@ -116,7 +116,7 @@ def test_settings_match_the_project_and_keep_secrets_out():
 
 
 def _dev_packages() -> set[str]:
-    """The packages only development and the site build use (pypdf prints no page in the function)."""
+    """The packages only development and the site build use (pypdf: the resume PDF's metadata, at build time)."""
     names = set()
     lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
     for line in lines + (ROOT / "requirements-site.txt").read_text().splitlines():
