@@ -61,7 +61,7 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     build(os.path.join(ROOT, "site", "resume.json"), os.path.join(work, "site"),
-          SiteOptions(site_url=base, widgets=WIDGETS))
+          SiteOptions(site_url=base, widgets=WIDGETS, pdf="auto"))  # the home page with its PDF link
     upstream = FakeUpstream().start()
     script_upstreams(upstream, cover_url=f"{base}/photo.svg")
     env = {**os.environ, **upstream_settings(upstream), "SITE_URL": base, "SITE_DIR": os.path.join(work, "site"),
