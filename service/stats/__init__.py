@@ -14,7 +14,7 @@ from flask import Flask
 
 from ..core.config import Setting, boolean, integer, matching, rate, text
 from ..core.feature import Feature
-from . import cli, notify, routes
+from . import cli, exclusion, geo, notify, routes
 
 SETTINGS = (
     Setting("STATS_TOKEN", "", text, "Password of the private /stats page and Bearer token of /api/stats "
@@ -28,6 +28,14 @@ SETTINGS = (
             "every attempt gets 429 (N/second|minute|hour|day, or off)."),
     Setting("STATS_SESSION_SECONDS", "3600", integer(60, 86400), "Lifetime of the owner's /stats session (kept "
             "in storage) and its signed cookie."),
+    Setting("STATS_IGNORE", "", exclusion.ignore_rules, "Views left out of every count (answered with counted "
+            "false): path patterns such as /drafts/* (* matches any characters, / included) and client "
+            "networks such as 203.0.113.0/24 or 2001:db8::/32, comma- or space-separated. Networks are matched "
+            "in memory against the client address (see TRUSTED_PROXIES), which is never stored."),
+    Setting("GEOIP_DATABASE", "", geo.database_file, "Path of a country (or city) .mmdb file (DB-IP IP to "
+            "Country Lite, or MaxMind GeoLite2 Country) to find a view's country where no trusted CDN header "
+            "(CloudFront-Viewer-Country, CF-IPCountry) gives it; read into memory once per process, restart "
+            "to load a refreshed file. Empty: country from the CDN only."),
     Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly digest on the channels NOTIFY_DIGEST "
             "names (default: every configured one)."),
     Setting("STATS_DIGEST_DAY", "mon", matching(r"(?i)mon|tue|wed|thu|fri|sat|sun", "mon, tue, ... or sun"),

@@ -9,8 +9,10 @@ the token as ``Authorization: Bearer``. Tokens are compared in constant
 time, each only after it took a slot of ``STATS_LOGIN_RATE_LIMIT`` per
 (hashed, day-scoped) address; correct ones give theirs back (see
 `check_token`). Once the window is full every attempt gets 429 without being
-compared. The visitor site sets no cookie: only a successful owner login
-does, on ``/stats``.
+compared. Share links (`sharing`) are checked the same way: each attempt
+takes a slot of the same window before the link is looked up. The visitor
+site sets no cookie: only a successful owner login does, on ``/stats``
+(and the owner's ``vitae_ignore`` flag, `exclusion`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..core.clock import utc_date
 from ..core.deps import current
-from ..core.errors import NotFound, Unauthorized
+from ..core.errors import NotFound, ServiceError, Unauthorized
 from ..core.privacy import subject_hash
 from ..core.ratelimit import too_many, window
+from . import sharing
+
+T = TypeVar("T")
 
 COOKIE = "vitae_stats"
 COOKIE_PATH = "/stats"
@@ -68,31 +75,51 @@ def matches(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def check_token(given: str) -> None:
-    """Accept ``given`` if it is STATS_TOKEN; else 401, or 429 when this address has no attempt left.
+def _attempt(compare: Callable[[], T | None], wrong: ServiceError, refused: str) -> T:
+    """``compare()``'s answer once the attempt took a slot of this address's window; ``wrong`` when it
+    gives nothing, 429 with ``refused`` when the address has no attempt left.
 
     Every attempt first takes a slot of the address's window with the storage's atomic `limit` and only
     then is compared, so concurrent guesses cannot all pass a check before any is counted: at most the
-    window's number of wrong tokens is ever compared. A correct token gives its slot back (it is counted
-    in a second window that raises the first one's cap by one), so the owner's own sign-ins and API calls
-    never use up the limit; wrong ones keep theirs. An empty token is no attempt and is not counted.
+    window's number of wrong guesses is ever compared. A right one gives its slot back (it is counted
+    in a second window that raises the first one's cap by one), so the owner's own sign-ins and API calls,
+    and a share link's views, never use up the limit; wrong ones keep theirs.
     """
-    token = current_app.config["STATS_TOKEN"]
-    if not token:
-        raise NotFound("stats are not served: set STATS_TOKEN or STATS_PUBLIC", code="stats_disabled")
-    if not given:  # no attempt: nothing to count
-        raise Unauthorized("wrong or missing stats password")
     storage = current().storage
     rate, attempts, succeeded = _windows()
     if attempts is not None:
         # read first, counted after: a success landing in between only makes this cap one lower
         earned = storage.calls(succeeded)
         if not storage.limit(dataclasses.replace(attempts, max=attempts.max + earned))[0]:
-            raise too_many(rate, current().now(), "too many wrong stats passwords; try again later")
-    if not matches(given, token):
-        raise Unauthorized("wrong or missing stats password")
+            raise too_many(rate, current().now(), refused)
+    result = compare()
+    if not result:
+        raise wrong
     if succeeded is not None:
         storage.limit(succeeded)
+    return result
+
+
+def check_token(given: str) -> None:
+    """Accept ``given`` if it is STATS_TOKEN; else 401, or 429 when this address has no attempt left
+    (`_attempt`). An empty token is no attempt and is not counted."""
+    token = current_app.config["STATS_TOKEN"]
+    if not token:
+        raise NotFound("stats are not served: set STATS_TOKEN or STATS_PUBLIC", code="stats_disabled")
+    if not given:  # no attempt: nothing to count
+        raise Unauthorized("wrong or missing stats password")
+    _attempt(lambda: matches(given, token), Unauthorized("wrong or missing stats password"),
+             "too many wrong stats passwords; try again later")
+
+
+def check_share(secret: str) -> sharing.Link:
+    """The live share link ``secret`` opens; 404 for an unknown or revoked one, 429 when this address has
+    no attempt left: guesses share the sign-in's window (`_attempt`)."""
+    if not enabled():
+        raise NotFound("stats are not served: set STATS_TOKEN or STATS_PUBLIC", code="stats_disabled")
+    return _attempt(lambda: sharing.find(current().storage, secret),
+                    NotFound("no such share link (revoked, or never made)", code="unknown_link"),
+                    "too many wrong share links; try again later")
 
 
 def _session_key(session_id: str) -> str:

@@ -60,3 +60,50 @@ def digest_command(force: bool):
         raise click.ClickException(f"storage not answering: {exc}") from None
     click.echo("digest queued" if queued else "nothing queued (not due, already sent, switched off or Telegram "
                "not configured)")
+
+
+share_cli = AppGroup("share", help="Read-only share links to /stats: create, list, revoke.")
+stats_cli.add_command(share_cli)
+
+
+@share_cli.command("create")
+@click.option("--label", default="", help="A note to tell links apart (at most 60 characters).")
+def share_create_command(label: str):
+    """Make a share link and print it (shown once: only its hash is kept)."""
+    from . import sharing
+    try:
+        link, secret = sharing.create(current().storage, current().now(), label)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    except StorageError as exc:
+        raise click.ClickException(f"storage not answering: {exc}") from None
+    click.echo(f"{sharing.url(current_app.config['SITE_URL'], secret)}  (id {link.id})")
+
+
+@share_cli.command("list")
+def share_list_command():
+    """The live share links: id, when made, label (never the links themselves)."""
+    from . import sharing
+    try:
+        found = sharing.links(current().storage)
+    except StorageError as exc:
+        raise click.ClickException(f"storage not answering: {exc}") from None
+    for link in found:
+        shown = link.public()
+        click.echo(f"{shown['id']}  {shown['created']}  {shown['label']}")
+    if not found:
+        click.echo("no share links")
+
+
+@share_cli.command("revoke")
+@click.argument("link_id", metavar="ID")
+def share_revoke_command(link_id: str):
+    """Revoke the share link ID (see `list`): it answers 404 from now on."""
+    from . import sharing
+    try:
+        sharing.revoke(current().storage, link_id)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    except StorageError as exc:
+        raise click.ClickException(f"storage not answering: {exc}") from None
+    click.echo(f"revoked {link_id}")

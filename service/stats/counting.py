@@ -12,8 +12,9 @@ the views and pages only). Every value is reduced before it is stored:
   lowercased, characters outside ``a-z 0-9 . _ ~ + -`` and space dropped,
   at most 64 characters; absent or empty ones are not counted;
 * browser family and device class from the User-Agent, in fixed buckets;
-* country: CloudFront's ``CloudFront-Viewer-Country`` when it is two
-  capital letters, else `UNKNOWN`; never derived from an address.
+* country: two capital letters from the CDN's header behind a trusted
+  proxy, or from the owner's GeoIP database (`geo.country`), else
+  `UNKNOWN`; the address it may be looked up with is never stored.
 
 A day holds at most ``STATS_DAILY_VALUES`` values per dimension: a new
 value arriving when they are full takes the place of the value with the
@@ -48,7 +49,6 @@ MAX_UTM = 64
 MAX_FIELDS = 50  # fields of a page query looked at for utm_* values
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)*")
 _UTM_DROP = re.compile(r"[^a-z0-9._~+ -]+")
-_COUNTRY = re.compile(r"[A-Z]{2}")
 # (bucket, pattern on the lowercased User-Agent), first match wins: the order matters (Edge and Opera say Chrome).
 _BROWSERS = (
     ("Edge", re.compile(r"edg(e|a|ios)?/")), ("Opera", re.compile(r"opr/|opera")),
@@ -151,13 +151,9 @@ def is_spam(host: str) -> bool:
     return any(".".join(labels[start:]) in spam for start in range(len(labels) - 1))
 
 
-def country(header: str | None) -> str:
-    header = (header or "").strip()
-    return header if _COUNTRY.fullmatch(header) else UNKNOWN
-
-
-def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str]) -> Details:
-    """The stats values of a counted view from its JSON body (``referrer``, ``query``) and headers.
+def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str], *, country: str = UNKNOWN) -> Details:
+    """The stats values of a counted view from its JSON body (``referrer``, ``query``) and headers, with
+    its ``country`` (`geo.country`).
 
     With no ``referrer`` in the body, the ``Referer`` header stands in (a view counted without the
     site's script). Raises a 400 `ServiceError` for a referrer or query that is not a string.
@@ -168,7 +164,7 @@ def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str]) -> Detai
         query = body["path"].split("?", 1)[1].split("#", 1)[0]
     browser, device = browser_and_device(headers.get("User-Agent", "")[:512].lower())
     return Details(referrer=referrer_host(raw_referrer, own_hosts), utm=campaign(query), browser=browser,
-                   device=device, country=country(headers.get("CloudFront-Viewer-Country")))
+                   device=device, country=country)
 
 
 #: The series of the stats' daily tallies (`Storage.daily_tallies`): keys ``stats:<date>:<dimension>``.

@@ -72,7 +72,9 @@ def api_stats_csv():
 
 def _login_page(status: int, message: str = "") -> Response:
     from ..theme.render import render_page
-    response = Response(render_page("stats/login.html", message=message), status=status, mimetype="text/html")
+    from . import exclusion
+    html = render_page("stats/login.html", message=message, excluded=exclusion.owner_flag(request.cookies))
+    response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -87,28 +89,51 @@ def _page_access() -> Response | None:
     return _login_page(401)
 
 
-def _link(data: dict, **changes) -> str:
-    """The /stats address of this view with ``changes`` (None removes a parameter)."""
+def _link(data: dict, base: str = "/stats", **changes) -> str:
+    """The address of this view (under ``base``: ``/stats`` or a share link) with ``changes`` (None removes a
+    parameter)."""
     args = {"range": data["range"]} if data["range"] != "custom" else {"from": data["from"], "to": data["to"]}
     if data["filter"]:
         args.update(dimension=data["filter"]["dimension"], value=data["filter"]["value"])
     args.update(changes)
     query = urlencode({k: v for k, v in args.items() if v is not None})
-    return f"/stats?{query}" if query else "/stats"
+    return f"{base}?{query}" if query else base
+
+
+def _render(base: str = "/stats", shared: bool = False, new_link: str | None = None) -> Response:
+    """The stats page for the request's range: the owner's (or the public one) under ``/stats``, or a
+    read-only shared one under its link (no switch, no sign-out, no share links, no CSV)."""
+    from ..theme.render import render_page
+    from . import access, chart, exclusion, report, sharing
+    data = _report()
+    owner = not shared and access.owner_cookie_valid()
+    html = render_page("stats/page.html", data=data, chart=chart.svg(data["daily"]), titles=_TITLES,
+                       presets=report.PRESETS, link=lambda **changes: _link(data, base, **changes), base=base,
+                       public=access.public(), shared=shared, max_days=report.MAX_DAYS,
+                       excluded=exclusion.owner_flag(request.cookies),
+                       shares=[link.public() for link in sharing.links(current().storage)] if owner else None,
+                       new_link=new_link, max_links=sharing.MAX_LINKS)
+    response = Response(html, mimetype="text/html")
+    if shared or new_link:
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    return access.cache_control(response)
 
 
 @page.get("")
 def stats_page():
-    from ..theme.render import render_page
-    from . import access, chart, report
     refused = _page_access()
     if refused is not None:
         return refused
-    data = _report()
-    html = render_page("stats/page.html", data=data, chart=chart.svg(data["daily"]), titles=_TITLES,
-                       presets=report.PRESETS, link=lambda **changes: _link(data, **changes),
-                       public=access.public(), max_days=report.MAX_DAYS)
-    return access.cache_control(Response(html, mimetype="text/html"))
+    return _render()
+
+
+@page.get("/share/<secret>")
+def shared_page(secret: str):
+    """A read-only view for whoever holds a share link; 404 once it is revoked."""
+    from . import access
+    access.check_share(secret[:100])
+    return _render(base=f"/stats/share/{secret}", shared=True)
 
 
 @page.get("/<table>.csv")
@@ -121,7 +146,7 @@ def stats_csv(table: str):
 
 @page.post("/login")
 def login():
-    from . import access
+    from . import access, exclusion
     if not current_app.config["STATS_TOKEN"]:
         raise NotFound("stats are not served: set STATS_TOKEN", code="stats_disabled")
     require_same_site_post()
@@ -136,6 +161,7 @@ def login():
         return response
     response = redirect("/stats", code=303)
     access.set_owner_cookie(response)
+    exclusion.set_flag(response, True)  # a browser that signed in is the owner's: not counted from now on
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -146,6 +172,48 @@ def logout():
     require_same_site_post()
     response = redirect("/stats", code=303)
     access.end_session(response)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@page.post("/counting")
+def counting_switch():
+    """The switch "Don't count this browser" / "Count this browser again": sets or clears the owner's flag
+    (`exclusion`) on the browser that posts, signed in or not (it changes nothing but that browser)."""
+    from . import access, exclusion
+    if not access.enabled():
+        raise NotFound("stats are not served: set STATS_TOKEN or STATS_PUBLIC", code="stats_disabled")
+    require_same_site_post()
+    response = redirect("/stats", code=303)
+    exclusion.set_flag(response, request.form.get("count") != "yes")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _require_owner() -> None:
+    """Only the signed-in owner (not STATS_PUBLIC's readers, not a share link) changes share links."""
+    from . import access
+    if not current_app.config["STATS_TOKEN"]:
+        raise NotFound("share links need STATS_TOKEN (the owner's sign-in)", code="stats_disabled")
+    require_same_site_post()
+    if not access.owner_cookie_valid():
+        raise Unauthorized("sign in on /stats first")
+
+
+@page.post("/shares")
+def create_share():
+    from . import sharing
+    _require_owner()
+    _, secret = sharing.create(current().storage, current().now(), request.form.get("label", "")[:1000])
+    return _render(new_link=sharing.url(current_app.config["SITE_URL"], secret))
+
+
+@page.post("/shares/<link_id>/revoke")
+def revoke_share(link_id: str):
+    from . import sharing
+    _require_owner()
+    sharing.revoke(current().storage, link_id)
+    response = redirect("/stats#share-links", code=303)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

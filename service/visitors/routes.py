@@ -9,7 +9,7 @@ from ..core.errors import Invalid
 from ..core.http import query_int
 from ..core.paths import normalise_path
 from ..core.privacy import is_bot, opted_out
-from ..stats import counting
+from ..stats import counting, exclusion, geo
 from . import counter
 
 bp = Blueprint("visitors", __name__)
@@ -32,10 +32,16 @@ def count_view():
     user_agent = request.headers.get("User-Agent", "")
     deps = current()
     config = deps.settings
-    found = counting.details(body, request.headers, counting.own_hosts(config["SITE_URL"], request.host))
+    address = request.remote_addr or ""
+    if exclusion.excluded(config["STATS_IGNORE"], path, address, request.cookies):
+        return _no_store(jsonify(counter.read(deps, path)))
+    country = geo.country(request.headers, address, trusted=geo.behind_trusted_proxy(config),
+                          database=config["GEOIP_DATABASE"])
+    found = counting.details(body, request.headers, counting.own_hosts(config["SITE_URL"], request.host),
+                             country=country)
     if is_bot(user_agent) or counting.is_spam(found.referrer):
         return _no_store(jsonify(counter.read(deps, path)))
-    visit = counter.Visit(ip=request.remote_addr or "", user_agent=user_agent, opted_out=opted_out(request.headers))
+    visit = counter.Visit(ip=address, user_agent=user_agent, opted_out=opted_out(request.headers))
     answer = counter.count(deps, path, visit, found, at=deps.now(), view=view)
     return _no_store(jsonify(answer))
 

@@ -159,12 +159,22 @@ async function sendView(body) {
   return result;
 }
 
+/**
+ * Whether this browser's views and beacons count: false in the owner's own browser, which signing in on
+ * /stats (or its switch) marks with the first-party cookie vitae_ignore=1. Visitors carry no cookie.
+ */
+function countsThisBrowser() {
+  return !/(?:^|;\s*)vitae_ignore=1(?:;|$)/.test(document.cookie);
+}
+
 /** Count this page view once per load and show the counts; resolves to the API's answer or null. */
 function countView(path) {
   if (!widgets.has('visitors') || !path) return Promise.resolve(null);
   // the referrer's host and the page's utm_* parameters feed the owner's stats (reduced on the server)
   const body = { path, referrer: document.referrer, query: window.location.search, view_id: newViewId() };
-  counted ??= sendView(body).then((result) => {
+  // the owner's browser only reads the counts
+  const send = () => (countsThisBrowser() ? sendView(body) : api(`/visitors?path=${encodeURIComponent(path)}`));
+  counted ??= send().then((result) => {
     const box = byId('visitor-counter');
     if (!result.ok || !result.data || typeof result.data.page_views !== 'number') return null;
     const d = result.data;

@@ -33,7 +33,8 @@ def tables(client):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_counted_views_fill_every_table(make_app, backend):
-    client = make_app(backend, STATS_TOKEN=TOKEN, SITE_URL="https://me.example").test_client()
+    # behind a trusted proxy (TRUSTED_PROXIES), which sets the country header
+    client = make_app(backend, STATS_TOKEN=TOKEN, SITE_URL="https://me.example", TRUSTED_PROXIES="1").test_client()
     view(client, "/blog/1", referrer="https://www.google.com/search?q=x", query="?utm_source=News&utm_campaign=Launch",
          headers={"CloudFront-Viewer-Country": "DE"})
     view(client, "/", referrer="https://me.example/blog/1")  # the same visitor moving on: a view, not a visitor
