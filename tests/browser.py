@@ -88,9 +88,10 @@ class Chromium:
         self.cdp("Emulation.setScriptExecutionDisabled", {"value": not enabled})
 
     def reset(self) -> None:
-        """Desktop viewport, light scheme, JavaScript on, empty HTTP cache, console emptied."""
+        """Desktop viewport, light scheme, JavaScript on, empty HTTP cache, no cookies, console emptied."""
         self.javascript(True)
         self.cdp("Network.clearBrowserCache")
+        self.cdp("Network.clearBrowserCookies")  # every service here is on 127.0.0.1: cookies ignore ports
         self.cdp("Emulation.clearDeviceMetricsOverride")
         self.media("light")
         self.console()

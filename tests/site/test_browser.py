@@ -759,5 +759,53 @@ def test_stats_page_shows_counted_views_and_refuses_a_wrong_password(browser, st
     browser.js("document.querySelector('#table-campaigns td a').click()")
     browser.wait(lambda: "only campaigns: launch" in (browser.text(".stats-period") or ""), message="the filter")
     assert browser.text("#total-visitors") == "1" and browser.text("#total-views") == "0"
-    # the visitor site itself never got a cookie: only /stats carries the owner's
-    assert browser.js("return document.cookie") == ""
+    # the visitor site itself never got a cookie: only /stats carries the owner's session (HttpOnly), and
+    # signing in marked this browser as the owner's, left out of the counts
+    assert browser.js("return document.cookie") == "vitae_ignore=1"
+
+
+def _views(url: str) -> int:
+    """The site's total views now (an atomic counter: no fold needed)."""
+    return api(f"{url}/api/visitors?path=/")[1]["total_views"]
+
+
+def test_the_owner_leaves_their_browser_out_and_shares_a_read_only_link(browser, stats_url):
+    browser.open(f"{stats_url}/stats", ready=False)
+    _sign_in(browser, STATS_TOKEN)
+    browser.wait(lambda: browser.visible("#table-pages"), message="the stats page")
+    assert browser.text("#counting-switch") == "Count this browser again"  # signing in left it out
+    before = _views(stats_url)
+    browser.open(f"{stats_url}/")
+    browser.wait(lambda: browser.visible("#visitor-counter"), message="the counts, read not counted")
+    assert _views(stats_url) == before
+
+    browser.open(f"{stats_url}/stats", ready=False)
+    browser.js("document.getElementById('counting-switch').click()")
+    browser.wait(lambda: browser.text("#counting-switch") == "Don't count this browser", message="the switch")
+    browser.open(f"{stats_url}/")
+    browser.wait(lambda: _views(stats_url) == before + 1, message="the view counted again")
+    browser.open(f"{stats_url}/stats", ready=False)
+    browser.js("document.getElementById('counting-switch').click()")
+    browser.wait(lambda: browser.text("#counting-switch") == "Count this browser again", message="the switch")
+    browser.open(f"{stats_url}/")
+    assert _views(stats_url) == before + 1
+
+    # a share link: made on the page, opened read-only, revoked
+    browser.open(f"{stats_url}/stats", ready=False)
+    browser.js("document.querySelector('.stats-share-new input').value = 'for the browser test';"
+               "document.getElementById('create-share').click()")
+    browser.wait(lambda: browser.visible("#new-share-link"), message="the new share link")
+    link = browser.text("#new-share-link")
+    path = link[link.index("/stats/share/"):]
+    assert "for the browser test" in browser.text("#share-links")
+    browser.open(f"{stats_url}{path}", ready=False)
+    browser.wait(lambda: browser.visible("#table-pages"), message="the shared page")
+    for owner_only in ("#counting-switch", "#share-links", "form[action='/stats/logout']"):
+        assert not browser.visible(owner_only), owner_only
+    browser.open(f"{stats_url}/stats", ready=False)
+    browser.js("document.querySelector('#share-links tbody form button').click()")
+    browser.wait(lambda: "No share links." in (browser.text("#share-links") or ""), message="the revoked link gone")
+    assert requests.get(f"{stats_url}{path}", timeout=10).status_code == 404
+    browser.open(f"{stats_url}{path}", ready=False)
+    assert "unknown_link" in browser.text("body") and not browser.visible("#table-pages")
+    assert browser.console_errors(allow_failed_requests=True) == []  # no CSP violation on any page
