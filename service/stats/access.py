@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
 
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -33,8 +32,6 @@ from ..core.errors import NotFound, ServiceError, Unauthorized
 from ..core.privacy import subject_hash
 from ..core.ratelimit import too_many, window
 from . import sharing
-
-T = TypeVar("T")
 
 COOKIE = "vitae_stats"
 COOKIE_PATH = "/stats"
@@ -75,7 +72,7 @@ def matches(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def _attempt(compare: Callable[[], T | None], wrong: ServiceError, refused: str) -> T:
+def _attempt[T](compare: Callable[[], T | None], wrong: ServiceError, refused: str) -> T:
     """``compare()``'s answer once the attempt took a slot of this address's window; ``wrong`` when it
     gives nothing, 429 with ``refused`` when the address has no attempt left.
 

@@ -55,6 +55,18 @@ def database_file(text: str) -> str | None:
     return path
 
 
+def client_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client address as an address object (an IPv4 client on a dual-stack socket, ``::ffff:a.b.c.d``,
+    as IPv4; an IPv6 zone dropped), or None for anything that is not an address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 @functools.cache  # once per process: the whole file in memory, shared by every request
 def _reader(path: str):
     import maxminddb  # only where a database is configured
@@ -71,10 +83,10 @@ def _lookup(path: str, address: str) -> str | None:
     reader = _reader(path)
     if reader is None or not address:
         return None
+    ip = client_ip(address)
+    if ip is None:
+        return None
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # a dual-stack socket's IPv4 client: looked up as IPv4
         record = reader.get(ip)
     except (ValueError, RuntimeError):  # not an address, IPv6 in an IPv4-only database, a damaged file
         return None
