@@ -17,6 +17,8 @@ import time
 
 from flask import Flask, has_request_context, request
 
+from .redaction import redact
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 #: Where the request id lives in the WSGI environ.
 ENVIRON_KEY = "vitae.request_id"
@@ -34,7 +36,7 @@ class JSONFormatter(logging.Formatter):
         if has_request_context():
             entry["request_id"] = request.environ.get(ENVIRON_KEY)
             entry["method"] = request.method
-            entry["path"] = request.path
+            entry["path"] = redact(request.path)  # a path may carry a secret (a share link)
         if record.exc_info:
             # the text `redaction` made when the record was created, secrets taken out
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)

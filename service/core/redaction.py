@@ -3,15 +3,18 @@
 `redact(text)` replaces every registered secret with ``<hidden>``: as
 written, URL-encoded (``quote`` and ``quote_plus``) and inside base64 (the
 form a Basic ``Authorization`` value gives ``id:secret``, whatever the id),
-and a Telegram bot token in its URL form (``/bot<token>/``) even when it
-is not registered. It is applied:
+a Telegram bot token in its URL form (``/bot<token>/``) even when it
+is not registered, and the secret path segment after each prefix a feature
+registers with `register_path` (a share link's ``/stats/share/<secret>``).
+It is applied:
 
 * to every log record when it is made (`install` sets the record factory),
   message, arguments and traceback, so every handler (stdout JSON, gunicorn,
   a test's capture) sees the redacted text;
 * to every `upstream.UpstreamError` message, which is what outbox errors,
   dead-letter reasons and the ``flask outbox`` output are made of;
-* to every JSON error answer (`errors.error_response`).
+* to every JSON error answer (`errors.error_response`);
+* to the request path the app's JSON log lines carry (`logs`).
 
 `init_app` registers the values of the secret settings it is handed (the
 app factory passes those marked ``secret`` in `service.features.SETTINGS`),
@@ -43,6 +46,8 @@ _secrets: set[str] = set()
 #: (every literal the pattern can start a match with, the pattern): a text holding none of the literals is
 #: returned as is, which is what nearly every text is (substring tests cost a tenth of the pattern's scan).
 _matcher: tuple[tuple[str, ...], re.Pattern[str]] = (("/bot",), re.compile(_BOT_PATH))
+#: {a path prefix: the pattern of the secret segment after it}, always replaced; `register_path` adds more.
+_paths: dict[str, str] = {"/bot": _BOT_PATH}
 
 
 def _base64_cores(secret: bytes) -> set[str]:
@@ -69,14 +74,28 @@ def forms(secret: str) -> set[str]:
 
 def register(values: Iterable[str | None]) -> None:
     """Add secrets to the process-wide set `redact` replaces (short or empty values are skipped)."""
-    global _matcher
     new = {value for value in values if isinstance(value, str) and len(value) >= MIN_LENGTH}
     with _lock:
         if new <= _secrets:
             return
         _secrets.update(new)
-        spellings = sorted({form for secret in _secrets for form in forms(secret)}, key=len, reverse=True)
-        _matcher = ((*spellings, "/bot"), re.compile("|".join([*map(re.escape, spellings), _BOT_PATH])))
+        _rebuild()
+
+
+def register_path(prefix: str) -> None:
+    """Always replace the path segment (``A-Z a-z 0-9 _ -``) after ``prefix``, e.g. ``/stats/share/``."""
+    with _lock:
+        if prefix in _paths:
+            return
+        _paths[prefix] = rf"(?<={re.escape(prefix)})[A-Za-z0-9_-]+"
+        _rebuild()
+
+
+def _rebuild() -> None:
+    """Make `_matcher` from the secrets and path prefixes registered (under `_lock`)."""
+    global _matcher
+    spellings = sorted({form for secret in _secrets for form in forms(secret)}, key=len, reverse=True)
+    _matcher = ((*spellings, *_paths), re.compile("|".join([*map(re.escape, spellings), *_paths.values()])))
 
 
 def redact(text: str) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..core import redaction
 from ..core.config import Setting, boolean, integer, matching, rate, text
 from ..core.feature import Feature
-from . import cli, exclusion, geo, notify, routes
+from . import cli, exclusion, geo, notify, routes, sharing
 
 SETTINGS = (
     Setting("STATS_TOKEN", "", text, "Password of the private /stats page and Bearer token of /api/stats "
@@ -51,8 +52,10 @@ SETTINGS = (
 
 
 def setup(app: Flask) -> None:
-    """Let the owner hear about the other features' events (`notify.listen`)."""
+    """Let the owner hear about the other features' events (`notify.listen`); keep share links' secrets out
+    of every log line (the access log's and the app's request paths)."""
     notify.listen(app.extensions["vitae.deps"])
+    redaction.register_path(sharing.PATH)
 
 
 FEATURE = Feature("stats", blueprints=((routes.page, ""), (routes.api, "/api")), settings=SETTINGS,

@@ -3,6 +3,8 @@ once, stored as hashes; what a link's holder sees and cannot do; guessing is rat
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 
@@ -140,3 +142,16 @@ def test_links_do_not_open_stats_that_are_not_served(make_app):
     path = create(signed_in(app))
     app.config["STATS_TOKEN"] = ""
     assert app.test_client().get(path).status_code == 404
+
+
+def test_a_links_secret_never_reaches_a_log_line(make_app, caplog, capsys):
+    app = make_app(STATS_TOKEN=TOKEN)
+    path = create(signed_in(app))
+    secret = path.removeprefix("/stats/share/")
+    with app.test_request_context(path + "?range=7d"):  # the app's JSON lines carry the request's path
+        logging.getLogger("service.anything").warning("while answering %s", path)
+    # gunicorn's access log line (gunicorn.conf.py) is one logged JSON text holding the path
+    logging.getLogger("gunicorn.access").info(json.dumps({"method": "GET", "path": path, "status": 200}))
+    out = capsys.readouterr().out
+    assert "/stats/share/<hidden>" in caplog.text and '"path": "/stats/share/<hidden>"' in out
+    assert secret not in caplog.text + out
