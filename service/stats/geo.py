@@ -10,7 +10,8 @@ In this order, the first that gives two capital letters wins:
    read, as anyone can send them; Cloudflare's ``XX`` (unknown) is unknown;
 2. ``GEOIP_DATABASE``: a MaxMind or DB-IP country (or city) ``.mmdb`` file,
    opened once per process on first use and read into memory (the
-   ``maxminddb`` package's pure-Python reader), looked up with the client
+   ``maxminddb`` package's pure-Python reader, installed with the
+   self-hosted server's requirements, not in the Lambda package), looked up with the client
    address the counter uses; the record's ``country``, else its
    ``registered_country``;
 3. `UNKNOWN`.
@@ -23,6 +24,7 @@ A database file that cannot be read is logged once and every country is `UNKNOWN
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -52,6 +54,8 @@ def database_file(text: str) -> str | None:
         return None
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise ValueError("no readable file there (a MaxMind or DB-IP country .mmdb)")
+    if importlib.util.find_spec("maxminddb") is None:
+        raise ValueError("the maxminddb package is not installed (it comes with requirements-server.txt)")
     return path
 
 
