@@ -19,6 +19,9 @@ PYTHON = re.match(r">=(\d+\.\d+)", tomllib.loads((ROOT / "pyproject.toml").read_
 
 #: Every storage backend; the storage contract and the features run against each.
 BACKENDS = ["sqlite", "redis", "dynamodb"]
+#: Seconds within which a wait the product bounds (its storage and upstream timeouts are at most about 2 s)
+#: must end: room for a loaded two-core machine, and far below the 30-second-to-forever waits these tests catch.
+PROMPTLY = 6.0
 
 #: A real browser's User-Agent: counted as a visitor (a bot's or an empty one is not).
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

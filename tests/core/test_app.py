@@ -17,7 +17,7 @@ from service.storage import ConfigurationError
 
 from ..blog.test_posts import issue, serve
 from ..contact.test_api import GOOD as CONTACT
-from ..helpers import BROWSER, ROOT
+from ..helpers import BROWSER, PROMPTLY, ROOT
 from ..servers import RedisServer
 
 # -- settings ------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_redis_outage_is_503_fast_and_recovers_without_restart(make_app):
                      lambda: client.get("/api/visitors")):
             started = time.monotonic()
             answer = call()
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < PROMPTLY
             _is_error(answer, 503)
         assert answer.headers["Retry-After"]
         server.start()  # same port, empty data (no persistence in tests)
@@ -304,7 +304,7 @@ def black_hole():
 
 
 @pytest.mark.parametrize("backend", ["redis", "dynamodb"])
-def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
+def test_a_hung_store_is_503_in_seconds_not_minutes(make_app, black_hole, backend):
     url = {"redis": f"redis://127.0.0.1:{black_hole}/0",
            "dynamodb": f"dynamodb://t?region=us-east-1&endpoint_url=http://127.0.0.1:{black_hole}"}[backend]
     client = make_app(STORAGE_URL=url).test_client()
@@ -312,7 +312,7 @@ def test_a_hung_store_is_503_within_two_seconds(make_app, black_hole, backend):
                  lambda: client.post("/api/visitors", json={"path": "/"}, headers=BROWSER)):
         started = time.monotonic()
         answer = call()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < PROMPTLY
         _is_error(answer, 503)
 
 
@@ -326,7 +326,7 @@ def _hold_writer_lock(path: str, holding, release) -> None:
         release.wait(30)
 
 
-def test_a_sqlite_writer_stuck_in_a_transaction_is_503_within_two_seconds_for_the_others(make_app, tmp_path):
+def test_a_sqlite_writer_stuck_in_a_transaction_is_503_in_seconds_for_the_others(make_app, tmp_path):
     """Another process holds the writer lock (as a writer stuck inside its transaction would): the others give up
     in time instead of waiting for it forever, and write again once it lets go."""
     import multiprocessing
@@ -342,7 +342,7 @@ def test_a_sqlite_writer_stuck_in_a_transaction_is_503_within_two_seconds_for_th
         assert holding.wait(10)
         started = time.monotonic()
         answer = client.post("/api/visitors", json={"path": "/"}, headers=BROWSER)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < PROMPTLY
         _is_error(answer, 503)
     finally:
         release.set()
