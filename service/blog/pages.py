@@ -7,6 +7,8 @@ Addresses (all GET; each answers 404 while ``BLOG_REPO`` is empty, except the si
 * ``/blog/<number>/<slug>`` — one post with its reactions and comments; a wrong or missing slug
   answers 301 to the right one, as do the old addresses ``/blog/<number>`` and
   ``/blog/post.html?n=<number>``.
+* ``/blog/<number>/card.png`` — the post's share card (`service.blog.card`), named by its page's
+  ``og:image`` and ``twitter:image``.
 * ``/blog/feed.xml`` (Atom) and ``/blog/feed.json`` (JSON Feed 1.1): the latest posts in full.
 * ``/sitemap.xml`` — the resume, the blog and every published post with its ``lastmod``.
 
@@ -101,8 +103,9 @@ def _memoised(key: tuple, make: Callable[[], Rendered]) -> Rendered:
     return memo.get(key, make)
 
 
-def _respond(page: Rendered, mimetype: str, results: list) -> Response:
-    """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip, 304 when unchanged."""
+def _respond(page: Rendered, mimetype: str, results: list, *, compress: bool = True) -> Response:
+    """A cacheable answer: ETag, Last-Modified, CDN-friendly Cache-Control, gzip (unless not ``compress``),
+    304 when unchanged."""
     from ..theme import render
     response = Response(page.data, mimetype=mimetype)
     results = [r for r in results if r is not None]
@@ -114,7 +117,8 @@ def _respond(page: Rendered, mimetype: str, results: list) -> Response:
     stamp = render.parse_time(page.modified)
     if stamp:
         response.last_modified = stamp
-    return negotiate_gzip(response.make_conditional(request), len(page.data), page.gzipped)
+    response = response.make_conditional(request)
+    return negotiate_gzip(response, len(page.data), page.gzipped) if compress else response
 
 
 def _latest(values: list[Any]) -> str | None:
@@ -211,7 +215,7 @@ def index():
     tags = sorted({t for i in items for t in i["tags"]}, key=str.lower)
     site = render.context()[1]
     html = _render("blog/index.html", posts=shown, tag=tag, tags=tags, number=number, pages=pages,
-                   is_pinned=posts.is_pinned, pin_label=posts.PIN_LABEL, query=query, found=len(chosen),
+                   is_pinned=posts.is_pinned, query=query, found=len(chosen),
                    comments_on=deps.settings["BLOG_COMMENTS"],
                    max_query=search.MAX_QUERY, address=posts.address, index_address=_index_address,
                    page={"canonical": site["url"] + _index_address(tag, number, query), "counted": "/blog",
@@ -267,12 +271,42 @@ def post_page(raw: str, slug: str):
     return _respond(page, "text/html", [*results, replies_result])
 
 
+def _card_version(post: dict[str, Any], site: dict[str, Any]) -> tuple[str, str]:
+    """(version, date) of ``post``'s share card: what names it and the date it shows."""
+    from ..theme import render
+    from . import card
+    date = render.long_date(post.get("created_at"))
+    return card.version(post["title"], site["name"], date), date
+
+
+@bp.get("/blog/<raw>/card.png")
+def card_image(raw: str):
+    """A published post's share card (PNG), cached like the pages; a conditional request that names the
+    current card is answered 304 before any drawing or storage read of the card."""
+    from ..theme import render
+    from . import card, posts
+    _require_blog()
+    number = _number(raw)
+    deps = current()
+    post, results = posts.published(deps, number)
+    site = render.context()[1]
+    name, date = _card_version(post, site)
+    if request.if_none_match.contains_weak(name):
+        page = Rendered(b"", name, post.get("updated_at"))  # make_conditional turns it into the 304
+    else:
+        page = _memoised(("card", name), lambda: Rendered(card.card(deps, post, site["name"], date)[1], name,
+                                                          post.get("updated_at")))
+    return _respond(page, "image/png", results, compress=False)
+
+
 def _post_page(deps: Deps, post: dict[str, Any], replies: list[dict[str, Any]]) -> Rendered:
     from ..theme import render
-    from . import comments, posts, toc
+    from . import card, comments, posts, toc
     number = post["number"]
     site = render.context()[1]
     canonical = site["url"] + posts.address(post)
+    share = {"url": f"{site['url']}/blog/{number}/card.png?v={_card_version(post, site)[0]}",
+             "width": card.WIDTH, "height": card.HEIGHT, "alt": f"{post['title']} · {site['name']}"}
     image = _FIRST_IMAGE.search(post["html"])
     # the src as the sanitised HTML holds it (``&amp;``): unescaped, or the template's escaping doubles it
     image = unescape(image.group(1)) if image else site["photo_absolute"]
@@ -290,7 +324,7 @@ def _post_page(deps: Deps, post: dict[str, Any], replies: list[dict[str, Any]]) 
     html = _render("blog/post.html", post={**post, "html": body},
                    contents=headings if len(headings) >= toc.MIN_HEADINGS else [],
                    comments=[{**c, "html": demote_headings(c["html"], 4)} for c in replies],
-                   comments_on=comments.enabled(deps.settings), image=image, json_ld=json_ld(structured),
+                   comments_on=comments.enabled(deps.settings), share=share, json_ld=json_ld(structured),
                    github_author=author,
                    page={"canonical": canonical, "counted": f"/blog/{number}"})
     return Rendered.of(html, modified)

@@ -90,6 +90,11 @@ def _labels(issue: dict) -> list[str]:
             if isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get("name"), str))]
 
 
+#: The label that shows a post first on the blog's index (any case). It is a signal, not a topic: a summary
+#: carries it as ``pinned`` (true or false), never among its ``tags``.
+PIN_LABEL = "pinned"
+
+
 def timestamp(value: Any) -> str | None:
     """``value`` if it is an RFC 3339 date-time string (what GitHub sends) of a real moment, else None: an
     upstream's malformed date is no date."""
@@ -112,7 +117,8 @@ def summary(issue: dict, label: str, *, terms: bool = False) -> dict[str, Any]:
         "slug": slugify(issue["title"]),
         "created_at": timestamp(issue.get("created_at")),
         "updated_at": timestamp(issue.get("updated_at")),
-        "tags": [name for name in _labels(issue) if name.lower() != label.lower()],
+        "tags": [name for name in _labels(issue) if name.lower() not in (label.lower(), PIN_LABEL)],
+        "pinned": any(name.lower() == PIN_LABEL for name in _labels(issue)),
         "reading_minutes": max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
         "excerpt": _excerpt(text),
         "comments": comment_count(issue),
@@ -125,13 +131,9 @@ def comment_count(issue: dict) -> int:
     return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
 
 
-#: The label that shows a post first on the blog's index (it stays one of the post's ``tags``).
-PIN_LABEL = "pinned"
-
-
 def is_pinned(item: dict[str, Any]) -> bool:
-    """Whether a post summary carries the `PIN_LABEL` label (any case)."""
-    return any(tag.lower() == PIN_LABEL for tag in item["tags"])
+    """Whether a post summary carries the `PIN_LABEL` label (its ``pinned`` field)."""
+    return item.get("pinned") is True
 
 
 def pinned_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,7 +143,7 @@ def pinned_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 #: In every blog cache key: raised when what is kept of an issue changes (a summary's fields, the Markdown
 #: rendering), since an entry cached before would otherwise be served as long as GitHub answers 304.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def _list_key(repo: str, label: str, author: str) -> str:

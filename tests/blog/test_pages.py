@@ -63,7 +63,8 @@ def test_a_post_page_is_complete_html_with_preview_tags(app, upstream):
     tags = meta(html)
     assert tags["description"] == ["A heading The post text."]
     assert tags["og:type"] == ["article"] and tags["og:url"] == [f"{SITE}{POST}"]
-    assert tags["og:image"] == ["https://img.example/c.png"] and tags["twitter:image"] == ["https://img.example/c.png"]
+    assert tags["og:image"][0].startswith(f"{SITE}/blog/7/card.png?v=") and tags["twitter:image"] == tags["og:image"]
+    assert tags["twitter:card"] == ["summary_large_image"]
     assert tags["article:published_time"] == ["2027-01-08T10:00:00Z"]
     assert tags["article:modified_time"] == ["2027-01-08T12:00:00Z"] and tags["article:tag"] == ["python"]
     assert f'<link rel="canonical" href="{SITE}{POST}">' in html
@@ -81,10 +82,15 @@ def test_a_post_page_is_complete_html_with_preview_tags(app, upstream):
     assert "<script>" not in html and "<iframe" not in html  # no third-party script or frame
 
 
-def test_the_owners_photo_is_the_image_of_a_post_without_one(app, upstream):
-    serve(upstream, [issue(4, body="No pictures.")])
-    html = app.test_client().get("/blog/4/post-4").data.decode()
-    assert meta(html)["og:image"] == [f"{SITE}/photo.svg"]
+def test_the_structured_data_image_is_the_first_image_else_the_owners_photo(app, upstream):
+    serve(upstream, [issue(4, body="No pictures."), issue(3, body="![chart](https://img.example/c.png)")])
+    client = app.test_client()
+    for path, image in (("/blog/4/post-4", f"{SITE}/photo.svg"), ("/blog/3/post-3", "https://img.example/c.png")):
+        html = client.get(path).data.decode()
+        data = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html).group(1))
+        assert data["image"] == image
+    assert meta(html)["twitter:card"] == ["summary_large_image"]
+    assert meta(client.get("/blog/").data.decode())["twitter:card"] == ["summary"]  # other pages: the photo
 
 
 def test_json_ld_cannot_close_its_script_element(sqlite_app, upstream):
@@ -106,7 +112,15 @@ def test_pinned_posts_come_first_on_the_index(app, upstream):
     first = client.get("/blog/").data.decode()
     assert listed(first) == ["20", "3", "25", "24", "23", "22", "21", "19", "18", "17"]
     assert first.count('<li class="pinned">') == 2 and first.count('<strong class="pin">Pinned</strong>') == 2
-    assert "?tag=Pinned" not in first  # the label pins; it is not offered as a tag
+    assert "?tag=Pinned" not in first and ">Pinned</a>" not in first  # the label pins; it is not offered as a tag
+    pinned = client.get("/blog/20/post-20").data.decode()
+    assert 'href="/blog/?tag=notes"' in pinned and "tag=Pinned" not in pinned
+    assert meta(pinned)["article:tag"] == ["notes"]
+    api = client.get("/api/blog?per_page=50").get_json()["posts"]
+    assert {p["number"] for p in api if p["pinned"]} == {20, 3} and all(p["tags"] == ["notes"] for p in api)
+    assert client.get("/api/blog/20").get_json()["pinned"] is True
+    by_label = client.get("/blog/?tag=pinned")
+    assert by_label.status_code == 200 and "post-20" not in by_label.data.decode()
     second = client.get("/blog/?page=2").data.decode()
     assert listed(second) == [str(n) for n in (16, 15, 14, 13, 12, 11, 10, 9, 8, 7)]
     assert listed(client.get("/blog/?tag=notes").data.decode())[:3] == ["20", "3", "25"]
@@ -336,8 +350,7 @@ def test_an_image_address_with_an_ampersand_is_escaped_once(sqlite_app, upstream
     image = "https://img.example/c.png?w=600&h=400"
     serve(upstream, [issue(4, body=f"Text. ![chart]({image})")])
     html = sqlite_app.test_client().get("/blog/4/post-4").data.decode()
-    assert meta(html)["og:image"] == ["https://img.example/c.png?w=600&amp;h=400"]  # the attribute's one escape
-    assert meta(html)["twitter:image"] == ["https://img.example/c.png?w=600&amp;h=400"]
+    assert '<img src="https://img.example/c.png?w=600&amp;h=400"' in html  # the attribute's one escape
     assert "&amp;amp;" not in html
     block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
     assert "&amp;" not in block and json.loads(block)["image"] == image

@@ -65,7 +65,7 @@ def test_the_list_shows_only_published_posts_by_the_author(app, upstream):
     assert body["posts"] == [{
         "number": 5, "title": "Hello, Wörld!", "slug": "hello-world", "created_at": "2027-01-06T10:00:00Z",
         "updated_at": "2027-01-06T12:00:00Z", "tags": ["python", "Notes"], "reading_minutes": 3,
-        "excerpt": ("word " * 40).strip() + "…", "comments": 0, "views": 0,
+        "excerpt": ("word " * 40).strip() + "…", "comments": 0, "pinned": False, "views": 0,
     }]
     query = upstream.calls("GET", ISSUES)[0].query
     assert (query["state"], query["labels"], query["creator"], query["per_page"]) == (

@@ -489,11 +489,16 @@ def test_a_post_carries_its_link_preview_tags(browser, services):
     assert tags["og:url"] == "http://127.0.0.1:8000" + POST_12
     assert browser.js("return [...document.querySelectorAll('meta[property=\"article:tag\"]')].map(m => m.content)"
                       ) == ["sqlite", "performance"]
-    assert tags["og:image"] == "http://127.0.0.1:8000/photo.svg"  # no image in the post: the owner's photo
+    assert tags["og:image"].startswith("http://127.0.0.1:8000/blog/12/card.png?v=")  # the post's share card
+    assert tags["twitter:card"] == "summary_large_image" and tags["twitter:image"] == tags["og:image"]
     assert browser.js("return document.querySelector('link[rel=canonical]').href") == "http://127.0.0.1:8000" + POST_12
     data = json.loads(browser.js("return document.querySelector('script[type=\"application/ld+json\"]').textContent"))
     assert data["@type"] == "BlogPosting" and data["headline"] == "Running a queue on SQLite"
     assert browser.console_errors() == []  # the JSON-LD block is data, which the strict CSP leaves alone
+    # the card opens as a 1200 x 630 image
+    browser.open(services["live"] + tags["og:image"].removeprefix("http://127.0.0.1:8000"), ready=False)
+    assert browser.wait(lambda: browser.js("const i = document.images[0]; return i && i.complete && "
+                                           "[i.naturalWidth, i.naturalHeight]")) == [1200, 630]
 
 
 @pytest.mark.parametrize("path", [POST_13, POST_13 + "#comments"])
