@@ -11,6 +11,7 @@ GitHub on loopback.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from ..lambda_runtime import (
     URL_HOST,
     LambdaProcess,
     function_url_event,
+    response_body,
     response_json,
     scheduled_event,
     zappa,
@@ -277,7 +279,7 @@ def test_owner_stats_are_served_by_the_package(function):
 def _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams, **env) -> dict:
     """What importing the entry point does in a fresh interpreter of the package, before any event."""
     probe = ("import json, sys; import service.aws_lambda; loaded = {name: name in sys.modules for name in "
-             "('zappa.handler', 'service.wsgi')}; storage = sys.modules['service.wsgi'].app.extensions["
+             "('zappa.handler', 'service.wsgi', 'service.blog.card')}; storage = sys.modules['service.wsgi'].app.extensions["
              "'vitae.storage'] if loaded['service.wsgi'] else None; print(json.dumps({**loaded, 'client': "
              "storage is not None and storage._client is not None}))")
     environ = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": f"{unzipped}{os.pathsep}{runtime_libraries}",
@@ -293,10 +295,11 @@ def test_the_app_and_its_dynamodb_client_are_made_while_the_function_initialises
         unzipped, runtime_libraries, vitae_table, moto_server, upstreams):
     on_lambda = _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams,
                                   AWS_LAMBDA_FUNCTION_NAME=FUNCTION, LAMBDA_TASK_ROOT=str(unzipped))
-    assert on_lambda == {"zappa.handler": True, "service.wsgi": True, "client": True}
+    # the share cards' drawing is imported by the first card, not by a cold start
+    assert on_lambda == {"zappa.handler": True, "service.wsgi": True, "service.blog.card": False, "client": True}
     # zappa's own command loads the module by path off Lambda: nothing of the app then
     assert _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams) == {
-        "zappa.handler": False, "service.wsgi": False, "client": False}
+        "zappa.handler": False, "service.wsgi": False, "service.blog.card": False, "client": False}
 
 
 def test_health_answers_only_through_the_cdn(function):
@@ -390,6 +393,19 @@ def test_blog_reads_github_through_the_package(function, upstreams):
     posts = response_json(response)["posts"]
     assert [(post["number"], post["title"]) for post in posts] == [(7, "Hello from Lambda")]
     assert upstreams.count("GET", "/repos/octo/blog/issues") == 1
+
+
+def test_a_share_card_comes_out_of_the_package_as_a_png(function, upstreams):
+    """The card is drawn inside the package (no imaging library in it) and leaves base64-encoded."""
+    from PIL import Image
+
+    upstreams.script("GET", "/repos/octo/blog/issues", Reply(200, json=[ISSUE]))
+    upstreams.script("GET", "/repos/octo/blog/issues/7", Reply(200, json=ISSUE))
+    response = call(function, "GET", "/blog/7/card.png")
+    assert response["statusCode"] == 200, function.logs()
+    assert response["isBase64Encoded"] is True and response["headers"]["Content-Type"] == "image/png"
+    image = Image.open(io.BytesIO(response_body(response)))
+    assert (image.format, image.size) == ("PNG", (1200, 630))
 
 
 def test_contact_message_is_delivered_by_the_scheduled_event(function, upstreams):
