@@ -60,9 +60,11 @@ $(VENV)/.dev: $(VENV)/.site requirements-dev.txt
 # registry serves here) run docker-compose.yml for real in tests/deploy/test_compose.py.
 # jq runs the deploy workflow's own scripts in tests/deploy/test_workflows.py.
 # fonts-noto-color-emoji: the blog's reaction counts in the browser tests' screenshots.
+# fonts-dejavu-core: the fonts the blog's share-card glyphs are built from (tools/card_glyphs.py; a test
+# rebuilds them and compares).
 # CONTAINER_TESTS=0 (CI's make test job, whose container has no engine) leaves out what only the
 # container tests need.
-APT_PACKAGES = redis-server chromium chromium-driver jq fonts-noto-color-emoji caddy
+APT_PACKAGES = redis-server chromium chromium-driver jq fonts-noto-color-emoji fonts-dejavu-core caddy
 ifneq ($(CONTAINER_TESTS),0)
 APT_PACKAGES += docker.io docker-compose debootstrap
 endif

@@ -6,6 +6,9 @@ The PNGs are read back with Pillow (a development dependency; the function draws
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -168,3 +171,14 @@ def test_the_png_writer_checks_its_input():
     for width, pixels, palette in ((2, b"\0", [(0, 0, 0)]), (1, b"\0", []), (1, b"\0", [(0, 0, 0)] * 257)):
         with pytest.raises(ValueError):
             png.palette_png(width, 1, pixels, palette)
+
+
+def test_the_glyph_file_is_what_the_tool_builds_from_the_fonts(tmp_path):
+    """The committed glyphs are rebuilt from Debian's DejaVu fonts with the pinned Pillow: byte for byte."""
+    root = Path(__file__).resolve().parents[2]
+    built = tmp_path / "glyphs.bin"
+    subprocess.run([sys.executable, str(root / "tools" / "card_glyphs.py"), "--output", str(built)], check=True,
+                   capture_output=True, timeout=120)
+    assert built.read_bytes() == glyphs.GLYPHS_FILE.read_bytes()
+    title = glyphs.face("title")
+    assert title.drawable("Résumé — Ελληνικά, Кириллица, Șt 🎉 世界") == "Résumé — Ελληνικά, Кириллица, Șt  "

@@ -391,6 +391,7 @@ def test_start_up_and_a_counted_view_load_no_other_features_code(tmp_path):
     modules = set(result["modules"])
     assert "service.visitors.counter" in modules and "service.stats.counting" in modules  # what it does use
     unused = {"service.blog.posts", "service.blog.comments", "service.blog.feeds", "service.blog.markdown",
+              "service.blog.card", "service.blog.glyphs", "service.blog.png",
               "service.contact.form", "service.outbox.delivery", "service.channels.telegram_api",
               "service.contact.turnstile", "service.spotify.nowplaying", "service.spotify.client",
               "service.github.activity", "service.github.client", "service.site.build", "service.theme.render",

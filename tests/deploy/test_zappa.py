@@ -279,7 +279,8 @@ def test_owner_stats_are_served_by_the_package(function):
 def _imported_on_load(unzipped, runtime_libraries, moto_server, upstreams, **env) -> dict:
     """What importing the entry point does in a fresh interpreter of the package, before any event."""
     probe = ("import json, sys; import service.aws_lambda; loaded = {name: name in sys.modules for name in "
-             "('zappa.handler', 'service.wsgi', 'service.blog.card')}; storage = sys.modules['service.wsgi'].app.extensions["
+             "('zappa.handler', 'service.wsgi', 'service.blog.card')}; storage = "
+             "sys.modules['service.wsgi'].app.extensions["
              "'vitae.storage'] if loaded['service.wsgi'] else None; print(json.dumps({**loaded, 'client': "
              "storage is not None and storage._client is not None}))")
     environ = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": f"{unzipped}{os.pathsep}{runtime_libraries}",
