@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .core import db, errors, logs, redaction, security
     from .core.config import ConfigError, instance_secret, load
     from .core.storage_cli import storage_cli
-    from .features import FEATURES, SETTINGS, WIDGET_SETTINGS
+    from .features import FEATURES, SETTINGS, WIDGET_SETTINGS, csp_sources
     from .theme.templates import WIDGETS_KEY
 
     app = Flask(__name__, instance_path=os.environ.get("VITAE_INSTANCE_PATH") or None, static_folder=None)
@@ -66,7 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     errors.init_app(app)
     db.init_app(app)
-    security.init_app(app)
+    security.init_app(app, csp_sources(app.config))
     app.cli.add_command(storage_cli)
     app.extensions[WIDGETS_KEY] = WIDGET_SETTINGS
     for feature in FEATURES:

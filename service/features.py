@@ -9,6 +9,9 @@ here. This is the only module that imports the feature packages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from . import blog, channels, contact, github, health, outbox, site, spotify, stats, visitors
 from .core.config import CORE_SETTINGS, Setting
 from .core.feature import Feature
@@ -37,3 +40,13 @@ FEATURES: tuple[Feature, ...] = (*_LIVE, site.feature(WIDGETS))
 #: feature's.
 SETTINGS: tuple[Setting, ...] = (CORE_SETTINGS + channels.SETTINGS
                                  + tuple(s for feature in FEATURES for s in feature.settings))
+
+
+def csp_sources(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """What the features' parts of the pages load from third parties with ``config``: ``{directive: origins}``
+    for the site's Content-Security-Policy (empty when nothing is, so the policy stays the site's own)."""
+    sources: dict[str, tuple[str, ...]] = {}
+    for feature in FEATURES:
+        for directive, origins in (feature.csp_sources(config) if feature.csp_sources else {}).items():
+            sources[directive] = tuple(dict.fromkeys((*sources.get(directive, ()), *origins)))
+    return sources

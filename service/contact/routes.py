@@ -5,7 +5,8 @@ for every channel it is routed to; a form a
 browser posts without JavaScript gets HTML instead (see `service.contact.pages`).
 Errors: 415 (neither JSON nor a form), 400 ``invalid_json`` / ``invalid_body``,
 400 ``invalid`` with ``fields`` (see `form.validate`), 400
-``turnstile_failed``, 413 (body over ``MAX_BODY_BYTES``), 429 with
+``turnstile_missing`` (``TURNSTILE_SECRET`` is set and no token came: the widget did not run, e.g.
+without JavaScript), 400 ``turnstile_failed``, 413 (body over ``MAX_BODY_BYTES``), 429 with
 ``Retry-After`` (per-address or global limit), 503 when storage does not
 answer (nothing was accepted). A filled honeypot gets the same 202 and the
 message is dropped.
@@ -66,13 +67,21 @@ def _page(data: dict[str, Any]) -> str:
     return ""
 
 
+#: Why a message without a token is refused: the widget never ran (no JavaScript, or its script was blocked).
+TURNSTILE_MISSING = ("this form needs Cloudflare's anti-spam check, which runs with JavaScript: allow JavaScript "
+                     "and challenges.cloudflare.com for this page, reload it and try again")
+
+
 def _turnstile(deps: Deps, data: dict[str, Any], ip: str) -> str:
-    """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; `Invalid` on a failed check."""
+    """``"passed"``, or ``"unchecked"`` when siteverify cannot be asked; `Invalid` without a token
+    (``turnstile_missing``, no call made) or on a failed check (``turnstile_failed``)."""
     from ..core.upstream import UpstreamError
     from . import form
     from .turnstile import Turnstile
 
     token = data.get(form.TURNSTILE_FIELD)
+    if token is None or (isinstance(token, str) and not token.strip()):
+        raise Invalid(TURNSTILE_MISSING, code="turnstile_missing")
     try:
         passed, codes = deps.client("turnstile", Turnstile.from_settings).verify(
             token.strip() if isinstance(token, str) else "", ip)

@@ -17,8 +17,8 @@ code (tests/core/test_app.py checks it).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -38,7 +38,10 @@ class Feature:
     ``requires`` the settings without which the widget stays off (the
     ``auto`` widget choice and the ``not_configured`` answer read them);
     ``setup`` anything else the feature attaches to the app (a per-app memo,
-    an error page hook), called after its blueprints are registered.
+    an error page hook), called after its blueprints are registered;
+    ``csp_sources`` what its part of the pages loads from a third party with
+    the app's settings, ``{"script-src" | "frame-src": (https origin, ...)}``,
+    added to the site's Content-Security-Policy (`security.content_security_policy`).
     """
 
     name: str
@@ -48,6 +51,7 @@ class Feature:
     card: str | None = None
     requires: tuple[str, ...] = ()
     setup: Callable[[Flask], None] | None = None
+    csp_sources: Callable[[Mapping[str, Any]], Mapping[str, tuple[str, ...]]] | None = None
 
     def register(self, app: Flask) -> None:
         """Add this feature's routes and commands to ``app``."""

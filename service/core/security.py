@@ -24,12 +24,15 @@
   ``ORIGIN_SECRET_PREVIOUS`` is accepted too; the header is compared with
   every accepted secret in constant time, so neither the match nor which
   one matched shows in timing.
-* Every response carries the baseline security headers.
+* Every response carries the baseline security headers: pages and assets the site's strict
+  Content-Security-Policy, which a feature may widen only for a third party's script or frame origin
+  (`content_security_policy`), JSON answers one that loads nothing.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
@@ -38,17 +41,62 @@ from .errors import Forbidden, service_error_response
 
 CDN_ONLY = "requests must come through the site's CDN"
 
-#: Headers for pages and assets: the site's strict policy.
-SITE_HEADERS = [
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "strict-origin-when-cross-origin"),
-    ("X-Frame-Options", "DENY"),
-    ("Content-Security-Policy",
-     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-     "frame-ancestors 'none'"),
-    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
-]
+#: The site's own policy, directive by directive: every script, style, font and frame from the site, images
+#: from any HTTPS host too (album covers, avatars). `content_security_policy` adds what features ask for.
+SITE_POLICY = (
+    ("default-src", ("'self'",)),
+    ("script-src", ("'self'",)),
+    ("style-src", ("'self'",)),
+    ("img-src", ("'self'", "https:", "data:")),
+    ("connect-src", ("'self'",)),
+    ("font-src", ("'self'",)),
+    ("object-src", ("'none'",)),
+    ("base-uri", ("'self'",)),
+    ("form-action", ("'self'",)),
+    ("frame-ancestors", ("'none'",)),
+)
+#: Directives a feature may widen (with the origins of a third party's script or frame it embeds).
+WIDENABLE = ("script-src", "frame-src")
+
+
+def content_security_policy(extra: Mapping[str, Iterable[str]] | None = None) -> str:
+    """The site's policy, with ``extra`` ``{directive: sources}`` added to `WIDENABLE` directives.
+
+    Without ``extra`` the policy is `SITE_POLICY` as it always was. A directive the site does not name
+    (``frame-src``: frames fall back to ``default-src 'self'``) is written with the extra sources alone, just
+    after ``font-src``, so frames from the site itself stay refused as before nothing was added. Raises
+    ValueError for another directive, or for a source that is not an ``https://`` origin.
+    """
+    extra = {name: tuple(dict.fromkeys(sources)) for name, sources in (extra or {}).items() if sources}
+    for name, sources in extra.items():
+        if name not in WIDENABLE:
+            raise ValueError(f"{name} may not be widened (only {', '.join(WIDENABLE)})")
+        for source in sources:
+            parts = urlsplit(source)
+            if parts.scheme != "https" or not parts.hostname or parts.path or parts.query or parts.fragment:
+                raise ValueError(f"{source!r} is not an https:// origin")
+    directives = []
+    for name, sources in SITE_POLICY:
+        directives.append(" ".join((name, *sources, *extra.pop(name, ()))))
+        if name == "font-src":
+            directives += [" ".join((added, *extra.pop(added))) for added in WIDENABLE if added in extra]
+    return "; ".join(directives)
+
+
+def site_headers(extra: Mapping[str, Iterable[str]] | None = None) -> list[tuple[str, str]]:
+    """Headers for pages and assets: the site's policy (`content_security_policy` with ``extra``) and the
+    other browser protections."""
+    return [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", content_security_policy(extra)),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ]
+
+
+#: Headers for pages and assets when no feature widens the policy.
+SITE_HEADERS = site_headers()
 #: Headers for JSON answers: nothing in them may load or frame anything.
 API_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -109,7 +157,9 @@ def require_same_site_post() -> None:
     raise Forbidden("another site may not post here", code="origin_not_allowed")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, csp_sources: Mapping[str, Iterable[str]] | None = None) -> None:
+    """Guard every request and add the security headers; ``csp_sources`` widens the site's policy (see
+    `content_security_policy`, which raises ValueError for what it may not hold)."""
     allowed = frozenset(app.config["ALLOWED_ORIGINS"])
     site_origin = _origin(app.config["SITE_URL"])
     app.extensions["vitae.origin_secrets"] = tuple(
@@ -125,7 +175,7 @@ def init_app(app: Flask) -> None:
             return
         require_same_site_post()
 
-    app.wsgi_app = ResponseHeaders(app.wsgi_app, allowed)
+    app.wsgi_app = ResponseHeaders(app.wsgi_app, allowed, site_headers(csp_sources))
 
 
 class ResponseHeaders:
@@ -135,14 +185,16 @@ class ResponseHeaders:
     Flask hooks and werkzeug's validating Headers (measured with ``bench``).
     """
 
-    def __init__(self, app, allowed: frozenset[str]):
+    def __init__(self, app, allowed: frozenset[str], site: list[tuple[str, str]] | None = None):
         self.app = app
         self.allowed = allowed
+        self.site = site or SITE_HEADERS
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        site = self.site
         if not _is_api(path):
-            extra = SITE_HEADERS
+            extra = site
         elif not self.allowed:
             extra = API_HEADERS
         else:
@@ -156,8 +208,8 @@ class ResponseHeaders:
         def start(status, headers, exc_info=None):
             # a page answering a POST under /api (the contact form sent without JavaScript) loads the
             # stylesheet; Flask's own OPTIONS answers are text/html too, and keep the API's headers
-            html = extra is not SITE_HEADERS and environ.get("REQUEST_METHOD") == "POST" and any(
+            html = extra is not site and environ.get("REQUEST_METHOD") == "POST" and any(
                 name.lower() == "content-type" and value.startswith("text/html") for name, value in headers)
-            headers.extend(SITE_HEADERS if html else extra)
+            headers.extend(site if html else extra)
             return start_response(status, headers, exc_info)
         return self.app(environ, start)

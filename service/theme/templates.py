@@ -42,6 +42,8 @@ class SiteOptions:
     pdf_paper: str = "a4"
     #: The Chromium that prints it (a path or a name on PATH); empty: the first one found on PATH.
     pdf_browser: str = ""
+    #: Cloudflare Turnstile's public site key: the contact form carries the widget when it is set.
+    turnstile_site_key: str = ""
 
     @classmethod
     def from_config(cls, config, widgets: Mapping[str, tuple[str, ...]]) -> SiteOptions:
@@ -54,7 +56,7 @@ class SiteOptions:
             chosen = tuple(name for name in chosen if name != "blog")
         return cls(site_url=config["SITE_URL"], api_base=config["SITE_API_BASE"], widgets=chosen,
                    api_timeout=config["SITE_API_TIMEOUT"], pdf=config["SITE_PDF"], pdf_paper=config["SITE_PDF_PAPER"],
-                   pdf_browser=config["SITE_PDF_BROWSER"])
+                   pdf_browser=config["SITE_PDF_BROWSER"], turnstile_site_key=config.get("TURNSTILE_SITE_KEY") or "")
 
 
 def source_dir() -> str:
@@ -125,7 +127,8 @@ def asset_files(source: str) -> tuple[dict[str, str], dict[str, bytes]]:
 
 
 def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], photo_url: str | None) -> dict[str, Any]:
-    """What every template knows as ``site``: name, language, addresses, assets, widgets, feeds."""
+    """What every template knows as ``site``: name, language, addresses, assets, widgets, feeds, and the
+    Turnstile site key (empty: no widget)."""
     site_url = options.site_url.rstrip("/")
     basics = resume.get("basics") or {}
     modified = (resume.get("meta") or {}).get("lastModified", "")[:10]
@@ -138,4 +141,5 @@ def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], phot
         else photo_url, "css": assets["site.css"], "js": assets["site.js"],
         "feed": "/blog/feed.xml", "json_feed": "/blog/feed.json", "lastmod": modified,
         "year": modified[:4] or str(dt.date.today().year),
+        "turnstile_site_key": options.turnstile_site_key if "contact" in options.widgets else "",
     }

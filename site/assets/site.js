@@ -338,6 +338,7 @@ async function postViews() {
 
 // --- contact form ---------------------------------------------------------------------
 
+const TURNSTILE_FIELD = 'cf-turnstile-response';
 const CONTROL = /[\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F]/;
 const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 const REQUIRED = { name: 'Please enter your name.', email: 'Please enter your email address.',
@@ -372,7 +373,9 @@ function setupContact() {
   const form = byId('contact-form');
   if (!form) return;
   form.noValidate = true;
-  const fields = [...form.querySelectorAll('input, textarea')].filter((f) => f.name !== 'website');
+  // the Turnstile widget adds its own hidden field (its token), read when sending
+  const fields = [...form.querySelectorAll('input, textarea')].filter((f) => f.name !== 'website' && f.type !== 'hidden');
+  const widget = byId('cf-turnstile');
   const status = byId('cf-status');
   const submit = byId('cf-submit');
   const fallback = form.dataset.fallback;
@@ -400,6 +403,7 @@ function setupContact() {
     const body = Object.fromEntries(fields.map((f) => [f.name, f.value.trim()]));
     body.website = form.elements.website ? form.elements.website.value : '';
     body.page = location.pathname;
+    if (widget) body[TURNSTILE_FIELD] = form.elements[TURNSTILE_FIELD] ? form.elements[TURNSTILE_FIELD].value : '';
     submit.disabled = true;
     form.setAttribute('aria-busy', 'true');
     const label = submit.textContent;
@@ -409,6 +413,11 @@ function setupContact() {
     submit.disabled = false;
     form.removeAttribute('aria-busy');
     submit.textContent = label;
+    // a Turnstile token counts once: the next message needs a fresh one
+    if (widget && window.turnstile) {
+      try { window.turnstile.reset(widget); } catch { /* the widget is gone: the API will say so */ }
+    }
+    const code = result.data && typeof result.data.error === 'string' ? result.data.error : '';
     if (result.status === 202 || (result.ok && result.data && result.data.status === 'accepted')) {
       form.reset();
       fields.forEach((f) => showFieldError(f, ''));
@@ -422,6 +431,8 @@ function setupContact() {
       }
       say('Please correct the marked fields.', 'error');
       if (target) target.focus();
+    } else if (result.status === 400 && code.startsWith('turnstile_') && typeof result.data.message === 'string') {
+      say(`${capital(result.data.message)}.${fallback ? ` You can also write to ${fallback}.` : ''}`, 'error');
     } else if (result.status === 429) {
       const seconds = Number(result.headers.get('Retry-After')) || Number(result.data && result.data.retry_after);
       say(`Too many messages were sent from here. Please try again ${retryText(seconds)}.`, 'error');

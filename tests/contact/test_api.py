@@ -328,7 +328,8 @@ def test_without_allowed_origins_only_the_site_itself_may_post_from_a_browser(ma
 # -- Turnstile ---------------------------------------------------------------------------------------
 
 def _turnstile_app(make_app, upstream, backend="sqlite"):
-    return make_app(backend, TURNSTILE_SECRET="0x-test-secret", TURNSTILE_VERIFY_URL=upstream.url + SITEVERIFY)
+    return make_app(backend, TURNSTILE_SITE_KEY="0x4AAAAAAAtestsitekey", TURNSTILE_SECRET="0x-test-secret",
+                    TURNSTILE_VERIFY_URL=upstream.url + SITEVERIFY)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -370,11 +371,22 @@ def test_turnstile_answers_pass_on_only_documented_codes(make_app, upstream):
         assert "0x-test-secret" not in answer.get_data(as_text=True)
 
 
-def test_turnstile_missing_token_fails_without_asking(make_app, upstream):
+def test_turnstile_without_a_token_is_refused_without_asking(make_app, upstream):
+    app = _turnstile_app(make_app, upstream)
+    client = app.test_client()
+    for body in (GOOD, {**GOOD, "cf-turnstile-response": ""}, {**GOOD, "cf-turnstile-response": " \t"}):
+        response = post(client, body)
+        assert response.status_code == 400
+        answer = response.get_json()
+        assert answer["error"] == "turnstile_missing"
+        assert "needs Cloudflare's anti-spam check, which runs with JavaScript" in answer["message"]
+    assert upstream.count() == 0 and stored(app)[PENDING] == []
+
+
+def test_turnstile_unusable_token_fails_without_asking(make_app, upstream):
     client = _turnstile_app(make_app, upstream).test_client()
-    for body in (GOOD, {**GOOD, "cf-turnstile-response": ""}, {**GOOD, "cf-turnstile-response": ["x"]},
-                 {**GOOD, "cf-turnstile-response": "x" * 3000}, {**GOOD, "cf-turnstile-response": "\ud800"},
-                 {**GOOD, "cf-turnstile-response": "t\u00f6ken"}):
+    for body in ({**GOOD, "cf-turnstile-response": ["x"]}, {**GOOD, "cf-turnstile-response": "x" * 3000},
+                 {**GOOD, "cf-turnstile-response": "\ud800"}, {**GOOD, "cf-turnstile-response": "t\u00f6ken"}):
         response = post(client, body)
         assert response.status_code == 400 and response.get_json()["error"] == "turnstile_failed"
     assert upstream.count() == 0
