@@ -29,10 +29,12 @@ RUN pip install --no-cache-dir -r requirements-server.txt && python -m compileal
 COPY service/ service/
 COPY site/ site/
 # The pages carry the public address (canonical links, sitemap) and their live cards: compose passes them
-# from .env as build arguments (the Blog link and card only with BLOG_REPO, whose posts the app renders).
+# from .env as build arguments (the Blog link and card only with BLOG_REPO, whose posts the app renders;
+# the contact form's Turnstile widget only with TURNSTILE_SITE_KEY, a public key).
 ARG SITE_URL=http://localhost:8000
 ARG SITE_WIDGETS=visitors,spotify,github,blog,contact
 ARG BLOG_REPO=
+ARG TURNSTILE_SITE_KEY=
 # No resume.pdf (and no link to one): printing it needs Chromium, some 400 MB and minutes more per build for
 # one file. A self-hosted site gets it from a build made where Chromium is (docs/self-hosting.md).
 RUN VITAE_INSTANCE_PATH=/tmp/vitae-build SITE_PDF=off flask --app service.wsgi site build

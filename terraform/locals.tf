@@ -35,19 +35,25 @@ locals {
 
   # The site's own policy: every script, style and font comes from the site,
   # the widgets' images may come from any HTTPS host (album covers, avatars).
-  content_security_policy = join("; ", [
+  # With a Turnstile site key the contact form carries Cloudflare's widget:
+  # its script and frames, and nothing else, may then come from Cloudflare
+  # (the app widens its own policy the same way: service/core/security.py).
+  turnstile_enabled = var.turnstile_site_key != ""
+  turnstile_origin  = "https://challenges.cloudflare.com"
+  content_security_policy = join("; ", compact([
     "default-src 'self'",
-    "script-src 'self'",
+    local.turnstile_enabled ? "script-src 'self' ${local.turnstile_origin}" : "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' https: data:",
     "connect-src 'self'",
     "font-src 'self'",
+    local.turnstile_enabled ? "frame-src ${local.turnstile_origin}" : "",
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self'",
     "frame-ancestors 'none'",
     "upgrade-insecure-requests",
-  ])
+  ]))
 
   tags = merge(var.tags, {
     Project     = var.project

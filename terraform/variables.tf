@@ -127,6 +127,18 @@ variable "allowed_origins" {
   }
 }
 
+variable "turnstile_site_key" {
+  description = "Cloudflare Turnstile's public site key: the app's TURNSTILE_SITE_KEY (deploy.yml gives the GitHub variable TURNSTILE_SITE_KEY to the build, the function and this stack). When set, the site's Content-Security-Policy also allows https://challenges.cloudflare.com in script-src and frame-src, for the contact form's widget; empty keeps the strict policy. The secret key never comes here: it is set on the function."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{0,100}$", var.turnstile_site_key))
+    error_message = "turnstile_site_key must be empty or a Turnstile site key (letters, digits, \"_\" and \"-\", like 0x4AAAAAAA...)."
+  }
+}
+
 variable "origin_secret" {
   description = "Shared secret CloudFront sends to the function in the X-Origin-Verify header. The app's ORIGIN_SECRET setting holds the same value and refuses every request without it (pages and API alike), so only CloudFront can call the function URL. At least 32 characters of [A-Za-z0-9_-] (e.g. `openssl rand -hex 32`)."
   type        = string

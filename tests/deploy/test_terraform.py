@@ -475,10 +475,36 @@ def test_response_headers_policy(stack):
     assert block(security, "referrer_policy")["referrer_policy"] == "strict-origin-when-cross-origin"
     csp = block(security, "content_security_policy")
     assert csp["override"] is True
-    expression = local(stack, csp["content_security_policy"])
-    separator, *directives = re.findall(r'"([^"]*)"', expression)
-    assert expression.startswith("${join(") and separator == "; "
-    assert separator.join(directives) == SITE_CSP
+    assert csp["content_security_policy"] == "${local.content_security_policy}"
+
+
+def _site_policy(stack: dict, turnstile: bool) -> str:
+    """The site's policy as Terraform joins it, with or without a Turnstile site key: the list's strings in
+    order, each ``local.turnstile_enabled ? "a" : "b"`` resolved and the empty strings dropped (compact)."""
+    assert stack["locals"]["turnstile_enabled"] == '${var.turnstile_site_key != ""}'
+    expression = stack["locals"]["content_security_policy"]
+    assert expression.startswith('${join("; ", compact([') and expression.endswith("]))}")
+    resolved = re.sub(r'local\.turnstile_enabled \? ("[^"]*") : ("[^"]*")',
+                      lambda m: m[1] if turnstile else m[2], expression)
+    resolved = resolved.replace("${local.turnstile_origin}", stack["locals"]["turnstile_origin"])
+    assert "local." not in resolved and "?" not in resolved, resolved
+    _, *directives = re.findall(r'"([^"]*)"', resolved)
+    return "; ".join(d for d in directives if d)
+
+
+def test_the_site_policy_opens_to_cloudflare_only_with_a_turnstile_site_key(stack):
+    """Without the key the policy is the strict one; with it, Cloudflare's origin in script-src and frame-src
+    and nowhere else: the app's own policy (service/core/security.py) minus what only a CDN can send."""
+    from service.core.security import content_security_policy
+
+    assert _site_policy(stack, turnstile=False) == SITE_CSP
+    assert stack["locals"]["turnstile_origin"] == "https://challenges.cloudflare.com"
+    origin = {"script-src": ("https://challenges.cloudflare.com",), "frame-src": ("https://challenges.cloudflare.com",)}
+    assert _site_policy(stack, turnstile=True) == content_security_policy(origin) + "; upgrade-insecure-requests"
+    assert _site_policy(stack, turnstile=False) == content_security_policy() + "; upgrade-insecure-requests"
+    variable = stack["variable"]["turnstile_site_key"]
+    assert variable["default"] == "" and variable["type"] == "string"
+    assert "^[A-Za-z0-9_-]{0,100}$" in block(variable, "validation")["condition"]
 
 
 def test_www_and_apex_are_aliases_with_a_validated_certificate(stack):

@@ -471,6 +471,21 @@ def test_the_stack_s_allowed_origins_reach_the_function(deploy, tmp_path, origin
     assert ",".join(loaded) == origins
 
 
+@pytest.mark.parametrize("key", ["", "0x4AAAAAAAtestsitekey"])
+def test_one_turnstile_site_key_reaches_the_build_the_stack_and_the_function(deploy, tmp_path, key):
+    """The widget the build bakes in, the policy CloudFront sends and the pages the function renders agree."""
+    env = deploy["env"]
+    assert env["TURNSTILE_SITE_KEY"] == env["TF_VAR_turnstile_site_key"] == "${{ vars.TURNSTILE_SITE_KEY }}"
+    assert "TURNSTILE_SECRET" not in json.dumps(deploy)  # a secret: set on the function, never in a workflow
+    stage = _point_zappa_at_the_stack(deploy, tmp_path, COUNTER_SHARDS="4", RESERVED_CONCURRENCY="null",
+                                      ALLOWED_ORIGINS="", TURNSTILE_SITE_KEY=key)
+    from service.core.config import load
+    from service.features import SETTINGS
+
+    assert stage["environment_variables"]["TURNSTILE_SITE_KEY"] == key
+    assert (load(SETTINGS, stage["environment_variables"])["TURNSTILE_SITE_KEY"] or "") == key
+
+
 _AWS_CALL = re.compile(r"\baws ([a-z0-9-]+) ([a-z0-9-]+)")
 
 
