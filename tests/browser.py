@@ -45,16 +45,17 @@ def browser_missing() -> str | None:
 
 
 class Chromium:
-    """One headless Chromium session; `close` ends it and removes its profile."""
+    """One headless Chromium session; `close` ends it and removes its profile. ``flags`` are added to `FLAGS`
+    (``--host-resolver-rules=...`` keeps a third party's host off the network)."""
 
-    def __init__(self, width: int = 1280, height: int = 900):
+    def __init__(self, width: int = 1280, height: int = 900, flags: tuple[str, ...] = ()):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
         self.profile = tempfile.mkdtemp(prefix="vitae-chromium-")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in FLAGS:
+        for flag in (*FLAGS, *flags):
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={self.profile}")
         options.add_argument(f"--user-agent={DESKTOP_UA}")

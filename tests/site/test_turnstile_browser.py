@@ -1,0 +1,198 @@
+"""Cloudflare Turnstile on the built site, in real headless Chromium against the real service.
+
+Two services on free loopback ports, each serving its own build of the example resume with its own SQLite
+store: ``turnstile`` with both keys (siteverify is a fake on loopback) and ``plain`` without them. There is
+no network here, and Chromium resolves challenges.cloudflare.com to nothing (``--host-resolver-rules``), so
+Cloudflare's script never loads: the tests show that the page carries the widget, that the policy lets the
+browser ask Cloudflare for it (the load fails on the name, not on the policy), that a message without a
+token is refused clearly with JavaScript and without, and that one with a token is checked and accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from service import create_app
+from service.features import SETTINGS
+from service.site.build import SiteOptions, build
+
+from ..browser import Chromium, LiveService, browser_missing
+from ..fakes import FakeUpstream, Reply
+from ..helpers import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.server,
+              pytest.mark.skipif(bool(browser_missing()), reason=browser_missing() or "")]
+
+SITE_KEY = "0x4AAAAAAAbrowsertestkey"
+SECRET = "0x4AAAAAAAbrowser-test-secret"
+SITEVERIFY = "/turnstile/v0/siteverify"
+SCRIPT = "https://challenges.cloudflare.com/turnstile/v0/api.js"
+STRICT = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+          "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+          "frame-ancestors 'none'")
+WITH_TURNSTILE = ("default-src 'self'; script-src 'self' https://challenges.cloudflare.com; style-src 'self'; "
+                  "img-src 'self' https: data:; connect-src 'self'; font-src 'self'; "
+                  "frame-src https://challenges.cloudflare.com; object-src 'none'; base-uri 'self'; "
+                  "form-action 'self'; frame-ancestors 'none'")
+REFUSED = ("This form needs Cloudflare's anti-spam check, which runs with JavaScript: allow JavaScript and "
+           "challenges.cloudflare.com for this page, reload it and try again.")
+EXAMPLE = os.path.join(ROOT, "site", "resume.json")
+OWNER_EMAIL = "mara@example.com"  # basics.email of the example resume
+
+
+@pytest.fixture(scope="module")
+def clean_env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        for setting in SETTINGS:
+            patch.delenv(setting.name, raising=False)
+        patch.setenv("VITAE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def siteverify():
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+def _service(tmp_path_factory, name: str, site_key: str, **settings) -> LiveService:
+    out = tmp_path_factory.mktemp(f"{name}-site") / "site"
+    # the cards whose upstreams are not configured here would answer 503 and log it: left out
+    build(EXAMPLE, str(out), SiteOptions(site_url="http://127.0.0.1:8000", widgets=("visitors", "contact"),
+                                         turnstile_site_key=site_key))
+    db = tmp_path_factory.mktemp(name) / "vitae.db"
+    app = create_app({"STORAGE_URL": f"sqlite:///{db}", "SECRET_KEY": "browser-test-key", "SITE_DIR": str(out),
+                      "CONTACT_RATE_LIMIT": "off", "OUTBOX_INLINE_SECONDS": "0", **settings})
+    with app.app_context():
+        app.extensions["vitae.storage"].init()
+    return LiveService(app)
+
+
+@pytest.fixture(scope="module")
+def services(clean_env, tmp_path_factory, siteverify):
+    started = {
+        "turnstile": _service(tmp_path_factory, "turnstile", SITE_KEY, TURNSTILE_SITE_KEY=SITE_KEY,
+                              TURNSTILE_SECRET=SECRET, TURNSTILE_VERIFY_URL=siteverify.url + SITEVERIFY),
+        "plain": _service(tmp_path_factory, "plain", ""),
+    }
+    yield started
+    for service in started.values():
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    # Cloudflare's host resolves to nothing: its script fails at once, never reaching the network
+    browser = Chromium(flags=("--host-resolver-rules=MAP challenges.cloudflare.com ~NOTFOUND",))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser(chromium, services):
+    chromium.reset()
+    yield chromium
+
+
+def pending(service: LiveService) -> list:
+    with service.app.app_context():
+        return service.app.extensions["vitae.storage"].items("outbox", "pending")
+
+
+def fill_and_send(browser, message: str) -> None:
+    for name, value in (("name", "Ada Visitor"), ("email", "ada@example.com"), ("message", message)):
+        field = browser.driver.find_element("css selector", f"#cf-{name}")
+        field.clear()
+        field.send_keys(value)
+    browser.driver.find_element("css selector", "#cf-submit").click()
+
+
+def console_until(browser, condition, message: str, timeout: float = 10.0) -> list[dict]:
+    """Console entries read until one of them meets ``condition`` (the browser empties the log on each read)."""
+    entries: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not any(condition(entry["message"]) for entry in entries):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}: {entries}")
+        entries += browser.console()
+        time.sleep(0.05)
+    return entries
+
+
+def test_with_the_keys_the_form_carries_the_widget_and_the_policy_lets_cloudflare_in(browser, services):
+    url = services["turnstile"].url
+    assert requests.get(url + "/", timeout=10).headers["Content-Security-Policy"] == WITH_TURNSTILE
+    browser.open(url + "/")
+    widget = browser.js("const w = document.querySelector('#contact-form .cf-turnstile');"
+                        "return w && [w.id, w.dataset.sitekey, w.dataset.action]")
+    assert widget == ["cf-turnstile", SITE_KEY, "contact"]
+    assert browser.js("return [...document.scripts].filter(s => s.src === arguments[0]).map(s => [s.async, s.defer])",
+                      SCRIPT) == [[True, True]]
+    assert browser.js("return [...document.scripts].filter(s => !s.src).length") == 0  # no inline script
+    assert browser.visible("#cf-turnstile-note")
+    assert "needs JavaScript" in browser.text("#cf-turnstile-note") and OWNER_EMAIL in browser.text("#cf-turnstile-note")
+
+    # the browser asked Cloudflare for the script (the policy let it) and failed on the name alone
+    entries = console_until(browser, lambda m: "challenges.cloudflare.com" in m, "the script's failed load")
+    failed = [e["message"] for e in entries if "challenges.cloudflare.com" in e["message"]]
+    assert all("ERR_NAME_NOT_RESOLVED" in m for m in failed), failed
+    assert not [e for e in entries if "Content Security Policy" in e["message"]], entries
+    assert [e["message"] for e in entries if e["level"] == "SEVERE"] == failed  # nothing else went wrong
+    browser.js("document.getElementById('contact').scrollIntoView()")
+    browser.screenshot("contact-turnstile-unreachable", full_page=False)
+
+
+def test_with_the_keys_a_message_without_a_token_is_refused_clearly(browser, services, siteverify):
+    service = services["turnstile"]
+    browser.open(service.url + "/")
+    fill_and_send(browser, "Sent while the widget could not load.")
+    browser.wait(lambda: browser.text("#cf-status").startswith("This form needs"), message="the refusal")
+    assert browser.text("#cf-status") == f"{REFUSED} You can also write to {OWNER_EMAIL}."
+    assert browser.js("return document.getElementById('cf-status').className") == "form-status error"
+    assert browser.js("return document.getElementById('cf-submit').disabled") is False
+    assert browser.js("return document.getElementById('cf-name').value") == "Ada Visitor"  # kept for a retry
+    assert browser.console_errors(allow_failed_requests=True) == []
+
+    # without JavaScript: the form posts by itself and comes back as a page saying why
+    browser.javascript(False)
+    browser.open(service.url + "/", ready=False)
+    fill_and_send(browser, "Sent without JavaScript.")
+    browser.wait(lambda: browser.driver.current_url.endswith("/api/contact"), message="the form page")
+    assert browser.text("#cf-status") == REFUSED
+    assert browser.js("return document.getElementById('cf-message').value") == "Sent without JavaScript."
+    assert browser.text("#cf-turnstile-note").startswith("The anti-spam check (Cloudflare Turnstile) needs JavaScript")
+    assert siteverify.count() == 0 and pending(service) == []
+
+
+def test_with_the_keys_a_token_is_sent_checked_and_accepted(browser, services, siteverify):
+    """The widget puts its token in the form as cf-turnstile-response: here the test does, as it would."""
+    service = services["turnstile"]
+    siteverify.script("POST", SITEVERIFY, Reply(200, json={"success": True, "error-codes": []}))
+    browser.open(service.url + "/")
+    browser.js("const t = document.createElement('input'); t.type = 'hidden'; t.name = 'cf-turnstile-response';"
+               "t.value = 'token-from-the-widget'; document.getElementById('cf-turnstile').append(t);")
+    fill_and_send(browser, "Checked by Turnstile.")
+    browser.wait(lambda: browser.text("#cf-status") == "Thank you! Your message has been sent.", message="success")
+    [check] = siteverify.calls("POST", SITEVERIFY)
+    assert check.form()["response"] == ["token-from-the-widget"] and check.form()["secret"] == [SECRET]
+    [item] = pending(service)
+    assert item.payload["turnstile"] == "passed" and item.payload["message"] == "Checked by Turnstile."
+
+
+def test_without_the_keys_no_widget_and_the_strict_policy(browser, services, siteverify):
+    service = services["plain"]
+    assert requests.get(service.url + "/", timeout=10).headers["Content-Security-Policy"] == STRICT
+    browser.open(service.url + "/")
+    assert browser.js("return document.querySelectorAll('.cf-turnstile, #cf-turnstile-note').length") == 0
+    assert browser.js("return [...document.scripts].some(s => s.src.includes('cloudflare'))") is False
+    calls = siteverify.count()
+    fill_and_send(browser, "No check needed here.")
+    browser.wait(lambda: browser.text("#cf-status") == "Thank you! Your message has been sent.", message="success")
+    assert browser.console_errors() == [] and siteverify.count() == calls
+    assert [item.payload["message"] for item in pending(service)] == ["No check needed here."]
+    assert "turnstile" not in pending(service)[0].payload
