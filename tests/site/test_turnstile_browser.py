@@ -135,7 +135,8 @@ def test_with_the_keys_the_form_carries_the_widget_and_the_policy_lets_cloudflar
                       SCRIPT) == [[True, True]]
     assert browser.js("return [...document.scripts].filter(s => !s.src).length") == 0  # no inline script
     assert browser.visible("#cf-turnstile-note")
-    assert "needs JavaScript" in browser.text("#cf-turnstile-note") and OWNER_EMAIL in browser.text("#cf-turnstile-note")
+    note = browser.text("#cf-turnstile-note")
+    assert "needs JavaScript" in note and OWNER_EMAIL in note
 
     # the browser asked Cloudflare for the script (the policy let it) and failed on the name alone
     entries = console_until(browser, lambda m: "challenges.cloudflare.com" in m, "the script's failed load")
