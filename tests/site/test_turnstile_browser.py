@@ -2,15 +2,20 @@
 
 Two services on free loopback ports, each serving its own build of the example resume with its own SQLite
 store: ``turnstile`` with both keys (siteverify is a fake on loopback) and ``plain`` without them. There is
-no network here, and Chromium resolves challenges.cloudflare.com to nothing (``--host-resolver-rules``), so
-Cloudflare's script never loads: the tests show that the page carries the widget, that the policy lets the
-browser ask Cloudflare for it (the load fails on the name, not on the policy), that a message without a
-token is refused clearly with JavaScript and without, and that one with a token is checked and accepted.
+no network here. One browser resolves challenges.cloudflare.com to nothing (``--host-resolver-rules``), so
+Cloudflare's script never loads: the page carries the widget, the policy lets the browser ask Cloudflare
+for it (the load fails on the name, not on the policy), a message without a token is refused clearly with
+JavaScript and without, and one with a token is checked and accepted. Another browser reaches a stand-in
+for challenges.cloudflare.com on loopback (HTTPS with a certificate made here, which that browser alone is
+told to accept): its widget script loads, frames a page of its origin and puts a token into the form, all
+under the site's policy, which also refuses the same script on the site without the keys.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import ssl
 import time
 
 import pytest
@@ -97,6 +102,80 @@ def chromium():
 def browser(chromium, services):
     chromium.reset()
     yield chromium
+
+
+#: The stand-in for Cloudflare's api.js: like the real one (implicit rendering) it fills each .cf-turnstile
+#: container with a frame from its own origin and a hidden cf-turnstile-response field, and offers reset().
+FAKE_WIDGET = """
+let issued = 0;
+function solve(box) {
+  let field = box.querySelector('input[name="cf-turnstile-response"]');
+  if (!field) {
+    field = document.createElement('input');
+    field.type = 'hidden';
+    field.name = 'cf-turnstile-response';
+    box.append(field);
+  }
+  issued += 1;
+  field.value = 'token-' + issued + '-for-' + box.dataset.sitekey;
+}
+for (const box of document.querySelectorAll('.cf-turnstile')) {
+  const frame = document.createElement('iframe');
+  frame.title = 'Widget containing a Cloudflare security challenge';
+  frame.addEventListener('load', () => { box.dataset.framed = 'true'; });
+  frame.src = 'https://challenges.cloudflare.com/challenge.html';
+  box.append(frame);
+  solve(box);
+}
+window.turnstile = { resets: 0, reset(box) { this.resets += 1; solve(box); } };
+"""
+
+
+def _self_signed(folder) -> ssl.SSLContext:
+    """A server context with a certificate for challenges.cloudflare.com, signed by itself."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "challenges.cloudflare.com")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("challenges.cloudflare.com")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@pytest.fixture(scope="module")
+def cloudflare(tmp_path_factory):
+    """The stand-in for challenges.cloudflare.com: a fake upstream speaking HTTPS on loopback."""
+    upstream = FakeUpstream()
+    upstream.server.socket = _self_signed(tmp_path_factory.mktemp("tls")).wrap_socket(upstream.server.socket,
+                                                                                        server_side=True)
+    upstream.script("GET", "/turnstile/v0/api.js", Reply(200, body=FAKE_WIDGET,
+                                                         headers={"Content-Type": "text/javascript"}))
+    upstream.script("GET", "/challenge.html", Reply(200, body="<!doctype html><title>Challenge</title><p>Human?</p>",
+                                                    headers={"Content-Type": "text/html; charset=utf-8"}))
+    upstream.start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium_with_cloudflare(cloudflare):
+    port = cloudflare.server.server_address[1]
+    browser = Chromium(flags=(f"--host-resolver-rules=MAP challenges.cloudflare.com 127.0.0.1:{port}",
+                              "--ignore-certificate-errors"))
+    yield browser
+    browser.close()
 
 
 def pending(service: LiveService) -> list:
@@ -197,3 +276,33 @@ def test_without_the_keys_no_widget_and_the_strict_policy(browser, services, sit
     assert browser.console_errors() == [] and siteverify.count() == calls
     assert [item.payload["message"] for item in pending(service)] == ["No check needed here."]
     assert "turnstile" not in pending(service)[0].payload
+
+
+def test_the_policy_lets_the_widget_load_frame_and_answer(chromium_with_cloudflare, services, cloudflare, siteverify):
+    browser = chromium_with_cloudflare
+    browser.reset()
+    service = services["turnstile"]
+    siteverify.script("POST", SITEVERIFY, Reply(200, json={"success": True, "error-codes": []}))
+    verified = siteverify.count("POST", SITEVERIFY)
+    browser.open(service.url + "/")
+    browser.wait(lambda: browser.js("return document.getElementById('cf-turnstile').dataset.framed") == "true",
+                 message="the widget's frame")
+    assert [(c.method, c.path) for c in cloudflare.calls()] == [("GET", "/turnstile/v0/api.js"),
+                                                                 ("GET", "/challenge.html")]
+    assert browser.js("return document.querySelectorAll('#contact-form iframe').length") == 1
+
+    fill_and_send(browser, "Checked by the widget.")
+    browser.wait(lambda: browser.text("#cf-status") == "Thank you! Your message has been sent.", message="success")
+    checks = siteverify.calls("POST", SITEVERIFY)[verified:]
+    assert [c.form()["response"] for c in checks] == [[f"token-1-for-{SITE_KEY}"]]
+    assert browser.js("return window.turnstile.resets") == 1  # a token counts once: the widget starts again
+    assert browser.js("return document.querySelector('[name=\"cf-turnstile-response\"]').value") \
+        == f"token-2-for-{SITE_KEY}"
+    assert browser.console_errors() == []  # no policy violation, nothing failed to load
+
+    # without the keys the strict policy refuses the very same script
+    browser.open(services["plain"].url + "/")
+    browser.js("const s = document.createElement('script'); s.src = arguments[0]; document.head.append(s);", SCRIPT)
+    refused = console_until(browser, lambda m: "Content Security Policy" in m, "the refusal of the script")
+    assert any(SCRIPT in e["message"] and "script-src 'self'" in e["message"] for e in refused), refused
+    assert len(cloudflare.calls()) == 2 and browser.js("return window.turnstile === undefined")
