@@ -23,7 +23,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 def make(app_factory, backend, upstream, **extra):
     settings = dict(GITHUB_API_URL=upstream.url, BLOG_REPO="octo/blog", GITHUB_TOKEN="github_pat_blog_token",
-                    BLOG_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="0.3", SITE_URL=SITE, VISITOR_RATE_LIMIT="off")
+                    BLOG_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="5", SITE_URL=SITE, VISITOR_RATE_LIMIT="off")
     return app_factory(backend, **{**settings, **extra})
 
 

@@ -240,7 +240,7 @@ def test_origin_secret_guards_every_route_pages_included(make_app, upstream, tmp
     serve(upstream, [issue(3)])
     app = make_app(ORIGIN_SECRET="new-secret-2b", ORIGIN_SECRET_PREVIOUS="old-secret-1a", SITE_DIR=str(site),
                    GITHUB_API_URL=upstream.url, BLOG_REPO="octo/blog", BLOG_COMMENTS="false", STATS_PUBLIC="true",
-                   OUTBOX_INLINE_SECONDS="0", UPSTREAM_TIMEOUT="0.3")
+                   OUTBOX_INLINE_SECONDS="0", UPSTREAM_TIMEOUT="5")
     client = app.test_client()
     for sent in (None, "", "guess", "new-secret-2"):
         headers = {**kwargs.get("headers", {}), **({"X-Origin-Verify": sent} if sent is not None else {})}

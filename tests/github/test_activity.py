@@ -15,7 +15,7 @@ TTL = 300
 @pytest.fixture(params=["sqlite", "redis"])
 def app(request, make_app, upstream):
     return make_app(request.param, GITHUB_API_URL=upstream.url, GITHUB_USERNAME="octo", GITHUB_TOKEN=TOKEN,
-                    GITHUB_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="0.3")
+                    GITHUB_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="5")
 
 
 def event(kind, repo="octo/site", payload=None, created_at="2027-01-15T07:00:00Z"):

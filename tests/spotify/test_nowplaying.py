@@ -29,7 +29,7 @@ TTL = 30
 def app(request, make_app, upstream):
     return make_app(request.param, SPOTIFY_API_URL=f"{upstream.url}/v1", SPOTIFY_ACCOUNTS_URL=upstream.url,
                     SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET, SPOTIFY_REFRESH_TOKEN=REFRESH,
-                    SPOTIFY_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="0.3")
+                    SPOTIFY_CACHE_TTL=str(TTL), UPSTREAM_TIMEOUT="5")
 
 
 def token_reply(access=ACCESS, expires_in=3600, **extra):
@@ -312,7 +312,7 @@ def test_authorize_prints_the_address_then_the_refresh_token(app, upstream):
 
 def test_authorize_asks_for_unset_credentials_and_uses_the_apps_accounts_address(make_app, upstream):
     upstream.script("POST", TOKEN, Reply(200, json={"access_token": "a", "refresh_token": "brand-new-refresh"}))
-    app = make_app("sqlite", SPOTIFY_ACCOUNTS_URL=upstream.url, UPSTREAM_TIMEOUT="0.3")
+    app = make_app("sqlite", SPOTIFY_ACCOUNTS_URL=upstream.url, UPSTREAM_TIMEOUT="5")
     result = authorize(app, pasted=f"{CLIENT_ID}\n{CLIENT_SECRET}\nAQD-the-code-from-spotify_123")
     assert result.exit_code == 0, result.output
     address = next(line.strip() for line in result.output.splitlines() if "/authorize?" in line)
