@@ -122,6 +122,21 @@ def one_of(*values: str) -> Callable[[str], str]:
     return parse
 
 
+def timezone(value: str) -> str:
+    """An IANA time zone name such as ``Europe/Berlin`` (or ``UTC``), checked against the zone data
+    (the system's, else the ``tzdata`` package's); ValueError for any other."""
+    import zoneinfo
+
+    value = value.strip()
+    try:
+        if not value or len(value) > 64:
+            raise ValueError
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ValueError("expected an IANA time zone name such as UTC or Europe/Berlin") from None
+    return value
+
+
 def log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

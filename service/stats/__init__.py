@@ -1,8 +1,8 @@
-"""The owner's stats: top pages, referrers and campaigns per UTC day, a private /stats page,
-/api/stats (JSON, CSV), ``flask stats``, and the weekly Telegram digest and alerts.
+"""The owner's stats: top pages, referrers and campaigns per day (of the owner's ``STATS_TIMEZONE``), a
+private /stats page, /api/stats (JSON, CSV), ``flask stats``, and the weekly Telegram digest and alerts.
 
 Counting (`counting`) happens in the visitor counter's fold of recorded views;
-reading (`report`) is bounded per request; access (`access`) is the owner's
+reading (`report`) is bounded per request and compares a range with the one before it; access (`access`) is the owner's
 token unless ``STATS_PUBLIC``; `notify` listens to the other features'
 events (alerts, storage errors, the periodic tick) and sends the digest and
 alerts through the outbox.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..core import redaction
-from ..core.config import Setting, boolean, integer, matching, rate, text
+from ..core.config import Setting, boolean, integer, matching, rate, text, timezone
 from ..core.feature import Feature
 from . import cli, exclusion, geo, notify, routes, sharing
 
@@ -23,6 +23,9 @@ SETTINGS = (
     Setting("STATS_PUBLIC", "false", boolean, "true: /stats and /api/stats are public, like a shared dashboard."),
     Setting("STATS_RETENTION_DAYS", "400", integer(7, 3660), "Days the daily detail (pages, referrers, "
             "campaigns, browsers, devices, countries) is kept before it expires."),
+    Setting("STATS_TIMEZONE", "UTC", timezone, "IANA time zone of the owner's days (Europe/Berlin, "
+            "America/New_York, ...): the day a view is counted on, /stats ranges, the digest's day and hour, alert "
+            "times. A change applies to views counted from then on; days already counted keep their old bounds."),
     Setting("STATS_DAILY_VALUES", "100", integer(10, 1000), "Distinct values kept per dimension and day; a new "
             "value arriving when full replaces the one with the fewest, whose count goes to (other)."),
     Setting("STATS_LOGIN_RATE_LIMIT", "10/hour", rate, "Wrong /stats passwords or tokens per address before "
@@ -40,8 +43,8 @@ SETTINGS = (
     Setting("STATS_DIGEST", "false", boolean, "true: send the owner a weekly digest on the channels NOTIFY_DIGEST "
             "names (default: every configured one)."),
     Setting("STATS_DIGEST_DAY", "mon", matching(r"(?i)mon|tue|wed|thu|fri|sat|sun", "mon, tue, ... or sun"),
-            "UTC weekday of the weekly digest."),
-    Setting("STATS_DIGEST_HOUR", "8", integer(0, 23), "UTC hour of the weekly digest."),
+            "Weekday of the weekly digest, in STATS_TIMEZONE."),
+    Setting("STATS_DIGEST_HOUR", "8", integer(0, 23), "Hour of the weekly digest, in STATS_TIMEZONE."),
     Setting("STATS_ALERTS", "false", boolean, "true: alerts to the owner on the NOTIFY_ALERTS channels (dead-lettered "
             "contact message, Spotify re-authorisation, storage errors, GitHub rate limit spent)."),
     Setting("STATS_ALERT_INTERVAL", "21600", integer(60, 30 * 86400), "Seconds between two alerts of the same "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import click
@@ -12,7 +11,7 @@ from flask.cli import AppGroup
 from ..core.deps import current
 from ..core.errors import ServiceError
 from ..storage import StorageError
-from . import report
+from . import display, report
 
 stats_cli = AppGroup("stats", help="The owner's stats: top pages, referrers, campaigns; the weekly digest.")
 
@@ -21,30 +20,48 @@ stats_cli = AppGroup("stats", help="The owner's stats: top pages, referrers, cam
 @click.option("--range", "name", type=click.Choice(list(report.PRESETS)), default="7d", show_default=True)
 @click.option("--from", "start", help="First day (YYYY-MM-DD), with --to for a custom range.")
 @click.option("--to", "end", help="Last day (YYYY-MM-DD); default today.")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Compare with the previous period of the same length.")
 @click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True, help="Rows per table.")
 @click.option("--json", "as_json", is_flag=True, help="The same report as GET /api/stats.")
-def show_command(name: str, start: str | None, end: str | None, top: int, as_json: bool):
-    """Totals, the daily series and the top values of every dimension."""
-    args = {"range": name, **({"from": start} if start else {}), **({"to": end} if end else {})}
-    today = dt.datetime.fromtimestamp(current().now(), dt.UTC).date()
+def show_command(name: str, start: str | None, end: str | None, compare: bool, top: int, as_json: bool):
+    """Totals, the series and the top values of every dimension, in the days of STATS_TIMEZONE.
+
+    Values are printed with control and invisible characters escaped (a stored value cannot drive the
+    terminal)."""
+    config = current_app.config
+    zone = config["STATS_TIMEZONE"]
+    args = {"range": name, "compare": "previous" if compare else "none", **({"from": start} if start else {}),
+            **({"to": end} if end else {})}
     try:
-        span = report.parse_range(args, today, current_app.config["STATS_RETENTION_DAYS"])
+        span = report.parse_range(args, report.today(current().now(), zone), config["STATS_RETENTION_DAYS"], zone)
         data = report.build(current().storage, span, top=top)
     except ServiceError as exc:
         raise click.UsageError(exc.message) from None
     except StorageError as exc:
         raise click.ClickException(f"storage not answering: {exc}") from None
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(data, indent=2))  # JSON escapes control characters itself
         return
-    click.echo(f"{data['from']} to {data['to']} (UTC): {data['totals']['views']:,} views, "
+    compared = data["comparison"]
+
+    def versus(change: dict | None) -> str:
+        return f"  {display.short(change)}" if change else ""
+
+    click.echo(f"{data['from']} to {data['to']} ({data['timezone']}): {data['totals']['views']:,} views, "
                f"{data['totals']['visitors']:,} visitors")
-    for day in data["daily"]:
-        click.echo(f"  {day['date']}  {day['views']:>8,} views  {day['visitors']:>8,} visitors")
+    if compared:
+        click.echo(f"  against {compared['from']} to {compared['to']}: views{versus(compared['totals']['views'])}, "
+                   f"visitors{versus(compared['totals']['visitors'])}"
+                   + ("" if compared["complete"] else " (partly older than the retention)"))
+    for bucket in data["series"]:
+        days = bucket["from"] if bucket["days"] == 1 else f"{bucket['from']} to {bucket['to']}"
+        click.echo(f"  {days}  {bucket['views']:>8,} views  {bucket['visitors']:>8,} visitors")
     for dimension, rows in data["tables"].items():
-        click.echo(f"\n{dimension} ({data['counts'][dimension]})")
+        click.echo(f"\n{dimension} ({data['counts'].get(dimension, 'count')})")
         for row in rows:
-            click.echo(f"  {row['count']:>8,}  {row['value']}")
+            click.echo(f"  {row['count']:>8,}  {display.printable(row['value'])}"
+                       f"{versus(row.get('comparison', {}).get('count'))}")
         if not rows:
             click.echo("  (none)")
 

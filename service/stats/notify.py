@@ -8,14 +8,16 @@ channel is routed (none configured) or the feature is switched off
 (``STATS_DIGEST``, ``STATS_ALERTS``).
 
 * The digest is due during the week's ``STATS_DIGEST_DAY`` at
-  ``STATS_DIGEST_HOUR`` (UTC), for that hour (no worker running then: no
-  digest that week); it covers the seven days before
-  that moment against the seven before them. Whoever sees it due first
+  ``STATS_DIGEST_HOUR``, in the owner's ``STATS_TIMEZONE``, for that hour
+  (no worker running then: no digest that week); it covers the seven local
+  days before that moment against the seven before them (one report with
+  its comparison). Whoever sees it due first
   claims the week with ``add("stats:digest:<date>")`` (set-if-absent), so
   several workers and the schedule send it once.
 * An alert of one kind (``dead_letter``, ``spotify_reauthorize``,
   ``storage_errors``, ``github_rate_limit``) is queued at most once per
   ``STATS_ALERT_INTERVAL``, claimed the same way (``stats:alert:<kind>``).
+  Each says when it was raised, in ``STATS_TIMEZONE``.
   Alerts never raise: the failure they report must not become another.
 """
 
@@ -28,6 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ..core.clock import local_time
 from ..storage import Storage, StorageError
 
 if TYPE_CHECKING:
@@ -61,43 +64,51 @@ def state(deps: Deps) -> _State:
     return deps.client("stats.notify", lambda _settings: _State())
 
 
-def digest_moment(at: float, day: str, hour: int) -> dt.datetime:
-    """The latest scheduled digest moment at or before ``at`` (UTC)."""
-    current = dt.datetime.fromtimestamp(at, dt.UTC)
-    monday = (current - dt.timedelta(days=current.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    moment = monday + dt.timedelta(days=DAYS.index(day.lower()), hours=hour)
-    return moment if moment <= current else moment - dt.timedelta(days=7)
+def digest_moment(at: float, day: str, hour: int, zone: str = "UTC") -> dt.datetime:
+    """The latest scheduled digest moment at or before ``at``: ``day`` at ``hour`` in the time zone ``zone``
+    (an aware datetime in that zone; across a daylight-saving change the hour is the local one)."""
+    current = local_time(at, zone)
+    monday = (current - dt.timedelta(days=current.weekday())).date()
+    start = monday + dt.timedelta(days=DAYS.index(day.lower()))
+    moment = dt.datetime(start.year, start.month, start.day, hour, tzinfo=current.tzinfo)
+    if moment.timestamp() > at:
+        earlier = start - dt.timedelta(days=7)
+        moment = dt.datetime(earlier.year, earlier.month, earlier.day, hour, tzinfo=current.tzinfo)
+    return moment
 
 
-def _change(current: int, previous: int) -> str:
-    if not previous:
-        return "new" if current else "±0"
-    return f"{(current - previous) / previous:+.0%}"
+def _change(change: dict) -> str:
+    """A total's change on the week before, as the digest words it: ``+50%``, ``new``, ``±0``."""
+    if not change["previous"]:
+        return "new" if change["delta"] else "±0"
+    return f"{change['delta'] / change['previous']:+.0%}"
 
 
 def digest(storage: Storage, moment: dt.datetime) -> tuple[str, str, str]:
-    """The digest of the week before ``moment``: its title, its Telegram HTML and its plain text, made
-    from the same numbers."""
+    """The digest of the week before ``moment`` (its local days), against the week before it: its title, its
+    Telegram HTML and its plain text, made from the same numbers. Stored values are escaped for Telegram's
+    HTML and made `display.printable` in both."""
     from ..channels.telegram_api import escape
     from ..outbox import delivery
-    from . import report
+    from . import display, report
     end = moment.date() - dt.timedelta(days=1)
-    week = report.build(storage, report.Range(end - dt.timedelta(days=6), end, "custom"), top=DIGEST_TOP)
-    before = report.build(storage, report.Range(end - dt.timedelta(days=13), end - dt.timedelta(days=7), "custom"),
-                          top=0)
+    zone = str(moment.tzinfo or "UTC")
+    week = report.build(storage, report.Range(end - dt.timedelta(days=6), end, "custom", zone=zone), top=DIGEST_TOP)
     messages = storage.counters([delivery.received_key(day["date"]) for day in week["daily"]])
+    changes = week["comparison"]["totals"]
     views, visitors = week["totals"]["views"], week["totals"]["visitors"]
     title = f"Weekly stats {week['from']} to {week['to']}"
-    summary = [f"Views: {views:,} ({_change(views, before['totals']['views'])} on the week before)",
-               f"Visitors: {visitors:,} ({_change(visitors, before['totals']['visitors'])})",
+    summary = [f"Views: {views:,} ({_change(changes['views'])} on the week before)",
+               f"Visitors: {visitors:,} ({_change(changes['visitors'])})",
                f"Contact messages received: {sum(messages.values()):,}"]
     html, plain = [f"<b>Weekly stats</b> {week['from']} to {week['to']}", *summary], list(summary)
     for dimension, heading in (("pages", "Top pages"), ("referrers", "Top referrers")):
         rows = week["tables"][dimension]
         html.append(f"\n<b>{heading}</b>")
-        html += [f"{row['count']:,}  <code>{escape(row['value'])}</code>" for row in rows] or ["none"]
+        html += [f"{row['count']:,}  <code>{escape(display.printable(row['value']))}</code>"
+                 for row in rows] or ["none"]
         plain.append(f"\n{heading}")
-        plain += [f"{row['count']:,}  {row['value']}" for row in rows] or ["none"]
+        plain += [f"{row['count']:,}  {display.printable(row['value'])}" for row in rows] or ["none"]
     return title, "\n".join(html), "\n".join(plain)
 
 
@@ -116,7 +127,7 @@ def send_digest(deps: Deps, *, force: bool = False) -> bool:
     if not config["STATS_DIGEST"] or not routing.routes(config, "digest"):
         return False
     at = deps.now()
-    moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"])
+    moment = digest_moment(at, config["STATS_DIGEST_DAY"], config["STATS_DIGEST_HOUR"], config["STATS_TIMEZONE"])
     period = moment.date().isoformat()
     if not force and at >= moment.timestamp() + DIGEST_WINDOW:
         return False  # past the digest's hour: a worker started later in the week does not send last week's
@@ -159,9 +170,12 @@ def alert(deps: Deps, kind: str, text: str) -> bool:
         storage = deps.storage
         if not storage.add(f"stats:alert:{kind}", str(deps.now()), ttl=config["STATS_ALERT_INTERVAL"]):
             return False
+        zone = config["STATS_TIMEZONE"]
+        when = f"raised {local_time(deps.now(), zone):%Y-%m-%d %H:%M} ({zone})"
         # cut before escaping: whole entities
         delivery.notify(deps, "alert", title=f"Alert: {kind.replace('_', ' ')}",
-                        html=f"<b>Alert</b>: {escape(text[:1000])}", text=text[:1000], at=deps.now())
+                        html=f"<b>Alert</b>: {escape(text[:1000])}\n<i>{when}</i>", text=f"{text[:1000]}\n{when}",
+                        at=deps.now())
     except StorageError as exc:
         log.warning("alert %s not queued, storage not answering: %s", kind, exc)
         return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import os
 from urllib.parse import urlencode
@@ -14,7 +13,6 @@ from ..core.config import project_path
 from ..core.deps import current
 from ..core.errors import NotFound, RateLimited, Unauthorized
 from ..core.security import require_same_site_post
-from .counting import DIMENSIONS
 
 page = Blueprint("stats", __name__, url_prefix="/stats")
 api = Blueprint("stats_api", __name__)
@@ -25,27 +23,46 @@ _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (
 
 
 def _report(extra: tuple[str, ...] = ()) -> dict:
-    """The report the request asks for (400 for unknown or repeated parameters); public ones come cached."""
+    """The report the request asks for (400 for unknown or repeated parameters); public and long ones come
+    cached (`report.report`)."""
     from . import access, report
     config = current_app.config
-    today = dt.datetime.fromtimestamp(current().now(), dt.UTC).date()
-    span, chosen = report.parse_args(request.args.to_dict(flat=False), today, config["STATS_RETENTION_DAYS"], extra)
-    if access.public():
-        return report.cached(current().storage, span, chosen)
-    return report.build(current().storage, span, chosen)
+    zone = config["STATS_TIMEZONE"]
+    span, chosen = report.parse_args(request.args.to_dict(flat=False), report.today(current().now(), zone),
+                                     config["STATS_RETENTION_DAYS"], extra, zone)
+    return report.report(current().storage, span, chosen, access.public())
+
+
+#: Characters that make a spreadsheet read a cell as a formula (a leading tab or CR is stripped first by some).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` safe in a spreadsheet: one starting with a formula character gets a leading ``'``."""
+    return "'" + value if value.startswith(_FORMULA) else value
 
 
 def _csv(data: dict, table: str) -> Response:
+    """One table as CSV: each row's value and numbers and, with the comparison, each number's previous value
+    and change."""
     from . import access
-    if table not in DIMENSIONS:
-        raise NotFound(f"table must be one of {', '.join(DIMENSIONS)}", code="unknown_table")
+    if table not in data["tables"]:
+        raise NotFound(f"table must be one of {', '.join(data['tables'])}", code="unknown_table")
+    rows = data["tables"][table]
+    fields = [name for name in (rows[0] if rows else {"count": 0}) if name not in ("value", "comparison")]
+    names = [data["counts"].get(table, name) if name == "count" else name for name in fields]
+    compared = data["comparison"] is not None
+    header = ["value", *names]
+    if compared:
+        header += [f"{word} {name}" for name in names for word in ("previous", "change")]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["value", data["counts"][table]])
-    for row in data["tables"][table]:
-        # a leading = + - @ would be a formula in a spreadsheet
-        value = row["value"]
-        writer.writerow(["'" + value if value[:1] in ("=", "+", "-", "@") else value, row["count"]])
+    writer.writerow(header)
+    for row in rows:
+        line = [csv_cell(row["value"]), *(row[field] for field in fields)]
+        if compared:
+            line += [row["comparison"][field][part] for field in fields for part in ("previous", "delta")]
+        writer.writerow(line)
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = (f'attachment; filename="stats-{table}-{data["from"]}-'
                                                f'{data["to"]}.csv"')
@@ -95,21 +112,26 @@ def _link(data: dict, base: str = "/stats", **changes) -> str:
     args = {"range": data["range"]} if data["range"] != "custom" else {"from": data["from"], "to": data["to"]}
     if data["filter"]:
         args.update(dimension=data["filter"]["dimension"], value=data["filter"]["value"])
+    if data["comparison"] is None:
+        args["compare"] = "none"
     args.update(changes)
     query = urlencode({k: v for k, v in args.items() if v is not None})
     return f"{base}?{query}" if query else base
 
 
 def _render(base: str = "/stats", shared: bool = False, new_link: str | None = None) -> Response:
-    """The stats page for the request's range: the owner's (or the public one) under ``/stats``, or a
+    """The stats page for the request's range and its comparison: the owner's (or the public one) under ``/stats``, or a
     read-only shared one under its link (no switch, no sign-out, no share links, no CSV)."""
     from ..theme.render import render_page
-    from . import access, chart, exclusion, report, sharing
+    from . import access, chart, display, exclusion, report, sharing
     data = _report()
     owner = not shared and access.owner_cookie_valid()
-    html = render_page("stats/page.html", data=data, chart=chart.svg(data["daily"]), titles=_TITLES,
-                       presets=report.PRESETS, link=lambda **changes: _link(data, base, **changes), base=base,
-                       public=access.public(), shared=shared, max_days=report.MAX_DAYS,
+    retention = current_app.config["STATS_RETENTION_DAYS"]
+    presets = {name: days for name, days in report.PRESETS.items() if days <= retention}
+    html = render_page("stats/page.html", data=data, chart=chart.svg(data["series"], data["interval"]),
+                       titles=_TITLES, presets=presets, link=lambda **changes: _link(data, base, **changes),
+                       base=base, public=access.public(), shared=shared, max_days=retention,
+                       short=display.short, spoken=display.spoken, direction=display.direction,
                        excluded=exclusion.owner_flag(request.cookies),
                        shares=[link.public() for link in sharing.links(current().storage)] if owner else None,
                        new_link=new_link, max_links=sharing.MAX_LINKS)

@@ -2,7 +2,8 @@
 reads.
 
 Counter keys: ``page:<path>`` (views of one page), ``site:views`` (all views),
-``site:uniques`` (all-time sum of daily unique visitors) and, per UTC day,
+``site:uniques`` (all-time sum of daily unique visitors) and, per day (the owner's
+``STATS_TIMEZONE``: UTC unless set),
 ``site:day:<date>:views`` / ``site:day:<date>:uniques``. A view is counted by
 one `Storage.hit` (one round trip): the rate limit, the view id (``view:<id>``,
 24 h, when the page sent one, so a retry of the same view is counted once),
@@ -24,7 +25,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from ..core.clock import utc_date
+from ..core.clock import local_date, local_time
 from ..core.errors import Invalid
 from ..core.paths import page_key
 from ..core.privacy import subject_hash, visitor_hash
@@ -102,10 +103,13 @@ def count(deps: Deps, path: str, visit: Visit, found: counting.Details, *, at: f
     answers the counts as they are now.
 
     The answer's ``page_views`` and ``total_views`` include this view (atomic counters); ``unique_visitors``
-    is as of the last fold (this visitor's first view of the day is in it after the next fold)."""
+    is as of the last fold (this visitor's first view of the day is in it after the next fold).
+
+    The view's day is its date in ``STATS_TIMEZONE``, decided here, once: the fold counts it on that day,
+    and the visitor hash's salt rotates at that day's midnight (still once a day, whatever the zone)."""
     now, settings = at, deps.settings
     secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["VISITOR_RATE_LIMIT"]
-    date = utc_date(now)
+    date = local_date(now, settings["STATS_TIMEZONE"])
     visitor = None if visit.opted_out else visitor_hash(secret, date, visit.ip, visit.user_agent, site)
     limit = window(rate, "visit", subject_hash(secret, date, visit.ip), now) if rate else None
     result = deps.storage.hit(Hit(
@@ -201,14 +205,14 @@ def _history(storage: Storage, today: dt.date) -> dict[str, list[int]]:
 
 
 def daily(deps: Deps, days: int) -> list[dict]:
-    """Views and unique visitors for the last ``days`` UTC days (at most `MAX_DAYS`), oldest first,
-    today included.
+    """Views and unique visitors for the last ``days`` days (of ``STATS_TIMEZONE``; at most `MAX_DAYS`),
+    oldest first, today included.
 
     Two storage calls whatever ``days`` is: the history value (finished days, see `_history`) and
     one eventually consistent read of the `LIVE_DAYS` still counting (today and yesterday).
     """
     storage = deps.storage
-    today = dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
+    today = local_time(deps.now(), deps.settings["STATS_TIMEZONE"]).date()
     dates = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
     history = _history(storage, today) if days > LIVE_DAYS else {}
     live = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(LIVE_DAYS)]

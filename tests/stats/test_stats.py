@@ -132,7 +132,8 @@ def test_malformed_stats_fields_are_refused_with_400(client, body):
     assert answer.status_code == 400 and answer.json["error"] in ("invalid_referrer", "invalid_query")
 
 
-@pytest.mark.parametrize("query", ["range=year", "from=2027-01-01&to=2026-12-01", "from=2026-01-01&to=2026-12-31",
+@pytest.mark.parametrize("query", ["range=year", "from=2027-01-01&to=2026-12-01", "from=2025-12-01&to=2026-12-31",
+                                   "compare=yes", "range=365d&compare=Previous",
                                    "from=2027-13-01", "from=x" * 400, "to=2099-01-01&from=2099-01-01",
                                    "from=2020-01-01&to=2020-01-02", "dimension=bogus&value=x"])
 def test_bad_ranges_and_filters_are_refused_with_400(make_app, query):
@@ -225,7 +226,9 @@ def test_csv_per_table_and_the_terminal_tables(make_app):
     fold(app)
     csv = client.get("/api/stats.csv?table=pages&range=today", headers=BEARER)
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
-    assert csv.data.decode().splitlines() == ["value,views", "/blog/7,1"]
+    assert csv.data.decode().splitlines() == ["value,views,previous views,change views", "/blog/7,1,0,1"]
+    alone = client.get("/api/stats.csv?table=pages&range=today&compare=none", headers=BEARER)
+    assert alone.data.decode().splitlines() == ["value,views", "/blog/7,1"]
     assert client.get("/api/stats.csv?table=nope", headers=BEARER).status_code == 404
     result = app.test_cli_runner().invoke(args=["stats", "show", "--range", "today"])
     assert result.exit_code == 0, result.output
