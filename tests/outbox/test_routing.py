@@ -248,7 +248,8 @@ def test_notify_routes_the_digest_to_email_and_alerts_to_the_webhook(make_app, u
     assert numbers.findall(title + "\n" + text) == numbers.findall(re.sub(r"<[^>]+>", "", html))
     assert "Contact messages received: 1" in text
     [alert] = hook.delivered
-    assert alert["kind"] == "alert" and alert["text"] == "GitHub's rate limit is spent <until 10:00>\nraised 2027-01-15 08:00 (UTC)"
+    assert alert["kind"] == "alert"
+    assert alert["text"] == "GitHub's rate limit is spent <until 10:00>\nraised 2027-01-15 08:00 (UTC)"
 
 
 def test_the_digest_is_not_queued_when_no_channel_is_routed(make_app, clock):
