@@ -128,6 +128,8 @@ def timezone(value: str) -> str:
     import zoneinfo
 
     value = value.strip()
+    if value == "UTC":  # the default reads no zone data (nothing to load at a Lambda cold start)
+        return value
     try:
         if not value or len(value) > 64:
             raise ValueError

@@ -755,11 +755,27 @@ def test_stats_page_shows_counted_views_and_refuses_a_wrong_password(browser, st
     assert "newsletter" in browser.text("#table-sources") and "(direct)" in browser.text("#table-referrers")
     assert "Chrome" in browser.text("#table-browsers") and "desktop" in browser.text("#table-devices")
     assert browser.js("return document.querySelectorAll('.stats-chart rect.views').length") == 7
+    # compared with the 7 days before: an arrow and a signed change, and the same in words for screen readers
+    assert browser.text("#change-views [aria-hidden]") == "▲ +2 (new)"
+    assert browser.js("return document.querySelector('#change-visitors .visually-hidden').textContent") == "up 1 from 0"
+    assert "▲ +1 (new)" in browser.text("#table-sources")
     assert browser.console_errors(allow_failed_requests=True) == []  # no CSP violation on any page
     browser.viewport(1280, 900)
     shot = browser.screenshot("stats")
     os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
     shutil.copy(shot, os.path.join(ROOT, "docs", "stats.png"))
+    # the comparison switched off and on again; a year is charted by week
+    browser.js("document.getElementById('compare-toggle').click()")
+    browser.wait(lambda: not browser.visible("#change-views"), message="the page without the comparison")
+    assert "▲" not in browser.text("#table-pages") and browser.text("#total-views") == "2"
+    browser.js("document.getElementById('compare-toggle').click()")
+    browser.wait(lambda: browser.visible("#change-views"), message="the comparison again")
+    browser.open(f"{stats_url}/stats?range=365d", ready=False)
+    browser.wait(lambda: "visitors per week" in (browser.text("figcaption") or ""), message="the year by week")
+    assert browser.js("return document.querySelectorAll('.stats-chart rect.views').length") == 53
+    assert browser.text("#total-views") == "2"
+    browser.open(f"{stats_url}/stats", ready=False)
+    browser.wait(lambda: browser.visible("#table-campaigns"), message="the stats page again")
     # a filtered view follows the table's link
     browser.js("document.querySelector('#table-campaigns td a').click()")
     browser.wait(lambda: "only campaigns: launch" in (browser.text(".stats-period") or ""), message="the filter")
