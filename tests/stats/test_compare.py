@@ -192,6 +192,19 @@ def test_an_unknown_time_zone_stops_start_up(zone):
     assert load(STATS_SETTINGS, {"STATS_TIMEZONE": "America/New_York"})["STATS_TIMEZONE"] == "America/New_York"
 
 
+def test_zones_load_without_the_systems_zone_files():
+    # Lambda's runtime and slim images may have no /usr/share/zoneinfo: the pinned tzdata package stands in
+    import zoneinfo
+
+    try:
+        zoneinfo.reset_tzpath([])
+        berlin = zoneinfo.ZoneInfo.no_cache("Europe/Berlin")
+        assert berlin.utcoffset(dt.datetime(2027, 7, 1)) == dt.timedelta(hours=2)
+        assert load(STATS_SETTINGS, {"STATS_TIMEZONE": "Asia/Kolkata"})["STATS_TIMEZONE"] == "Asia/Kolkata"
+    finally:
+        zoneinfo.reset_tzpath()
+
+
 def test_the_digest_moment_is_the_owners_local_hour_across_daylight_saving():
     from service.stats.notify import digest_moment
 
