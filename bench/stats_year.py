@@ -11,7 +11,7 @@ not cut a Query at 1 MB): the bytes per dimension, the 1 MB pages each Query wou
 requests, one after another), and the read units (0.5 per started 4 KB per page, eventually
 consistent). Timings are of this machine and of moto, so only their proportions mean much.
 
-    python -m bench.stats_year [--runs 5]
+    python -m bench.stats_year [--runs 5] [--backends sqlite,redis,dynamodb] [--fillings typical,full]
 """
 
 from __future__ import annotations
@@ -90,16 +90,20 @@ def dynamodb_cost(storage) -> dict:
             "pages_in_sequence": max(math.ceil(size / 1_048_576) for size in sizes.values()), "read_units": units}
 
 
-def measure(runs: int) -> list[dict]:
+def measure(runs: int, backends: set[str], fillings: set[str]) -> list[dict]:
     redis, moto = RedisServer().start(), MotoProcess().start()
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="vitae-stats-year-") as folder:
             for filling, (values, page, host) in FILLINGS.items():
+                if filling not in fillings:
+                    continue
                 for backend, url in (("sqlite", f"sqlite:///{Path(folder) / filling}.db"),
                                      ("redis", f"{redis.url}?prefix=b{uuid.uuid4().hex[:6]}:"),
                                      ("dynamodb", f"dynamodb://b-{uuid.uuid4().hex[:10]}?region=us-east-1"
                                                   f"&endpoint_url={moto.endpoint}")):
+                    if backend not in backends:
+                        continue
                     storage = open_storage(url)
                     if backend == "dynamodb":  # moto on a busy machine answers a year's Query slower than AWS
                         import boto3
@@ -139,7 +143,10 @@ def main() -> None:
         os.environ.pop(name, None)
     parser = argparse.ArgumentParser(prog="python -m bench.stats_year", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="reports built per backend and filling (median)")
-    measure(parser.parse_args().runs)
+    parser.add_argument("--backends", default="sqlite,redis,dynamodb", help="comma-separated")
+    parser.add_argument("--fillings", default=",".join(FILLINGS), help="comma-separated: typical, full")
+    options = parser.parse_args()
+    measure(options.runs, set(options.backends.split(",")), set(options.fillings.split(",")))
 
 
 if __name__ == "__main__":

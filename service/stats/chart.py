@@ -9,6 +9,8 @@ from typing import Any
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT, PAD = 720, 200, 28
+
+
 def _name(bucket: dict[str, Any], unit: str) -> str:
     """How a bucket is named in its ``<title>``: the day, the week's days, or the month and its days."""
     if unit == "day":
