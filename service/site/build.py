@@ -1,15 +1,18 @@
 """Building the static site: ``resume.json`` + ``site/templates`` + ``site/assets`` -> a folder of plain files.
 
-`build` validates the resume against the bundled JSON Resume schema
-(``site/resume.schema.json``, `service.theme.resume`), renders every page
-with the site's templates (`service.theme.templates`) and writes::
+`build` validates the resume and its translations against the bundled JSON
+Resume schema (``site/resume.schema.json``, `service.theme.resume`,
+`service.theme.languages`), renders every page with the site's templates
+(`service.theme.templates`) and writes::
 
     index.html            the resume, complete without JavaScript, plus the live widgets' slots
+    de/index.html         the resume in each further language, from resume.de.json beside resume.json
     contact/thanks.html   where the contact form sent without JavaScript lands (with the contact widget)
     404.html              served for missing paths (Flask here, CloudFront's error page on AWS)
     assets/site.<hash>.css, assets/site.<hash>.js   fingerprinted: cache them for ever
     favicon.svg, robots.txt, and the owner's photo when it is a local file
     resume.pdf            the resume page printed to PDF (`service.site.pdf`), when a Chromium is at hand
+    de/resume.pdf         the same for each further language
 
 The folder is uploadable as-is to S3 and is what `service.site.serve` serves.
 The blog's pages and ``/sitemap.xml`` are not files: the app renders them
@@ -17,7 +20,9 @@ The blog's pages and ``/sitemap.xml`` are not files: the app renders them
 gives the build. The output is replaced in one step at the
 end, so a running server never sees a half-written site. `ResumeError` is
 raised, naming the field, when the resume does not match the schema;
-nothing is written then.
+nothing is written then. Words a language's translation table lacks are
+English, and the report's ``warnings`` say so; its ``pages`` name each
+language's resume page.
 
 **The PDF.** Each resume page (the ``index.html`` template, written to
 ``index.html``, or ``<lang>/index.html`` for a translated one) gets its PDF
@@ -46,13 +51,15 @@ import re
 import shutil
 import tempfile
 
-from ..theme.resume import ResumeError, load_resume, photo_paths
-from ..theme.templates import SiteOptions, asset_files, environment, site_values, source_dir
+from ..theme.languages import all_words, editions
+from ..theme.resume import ResumeError, photo_paths, sections
+from ..theme.templates import SiteOptions, asset_files, edition_links, environment, site_values, source_dir
 from .pdf import PdfUnavailable, find_browser, print_pdf
 
 __all__ = ["PAGES", "BuildReport", "PdfUnavailable", "ResumeError", "SiteOptions", "build"]
 
-#: Pages written from templates: (template, output path, canonical path, counted path or None).
+#: Pages written from templates: (template, output path, canonical path, counted path or None). The resume's
+#: page is written once per language (`service.theme.languages`); the others are the default language's.
 PAGES = (
     ("index.html", "index.html", "/", "/"),
     ("404.html", "404.html", None, None),
@@ -68,20 +75,24 @@ class BuildReport:
     home_bytes: int
     #: What became of each PDF, one line each: "resume.pdf: printed, 2 A4 pages" or "...: unchanged, kept".
     notes: tuple[str, ...] = ()
-    #: Why a PDF that was asked for is not in the build, one line each (its page then does not link to it).
+    #: Why a PDF that was asked for is not in the build, and what the build filled in with English (a language
+    #: without a translation table, a missing word); one line each.
     warnings: tuple[str, ...] = ()
+    #: (language tag, the resume page's file in ``out_dir``) per language, the default first: ("en", "index.html"),
+    #: ("de", "de/index.html").
+    pages: tuple[tuple[str, str], ...] = ()
 
 
 def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | None = None) -> BuildReport:
-    """Render the site for ``resume_path`` into ``out_dir`` (replaced as a whole), with the PDFs ``options`` ask for.
+    """Render the site for ``resume_path`` and its translations beside it (``resume.<lang>.json``) into
+    ``out_dir`` (replaced as a whole), with the PDFs ``options`` ask for.
 
     Raises `ResumeError`, and `PdfUnavailable` when ``options.pdf`` is ``required`` and a PDF cannot be
     made; nothing is written then.
     """
     source = source or source_dir()
-    resume = load_resume(resume_path)
+    found = editions(resume_path)
     resume_dir = os.path.dirname(os.path.abspath(resume_path))
-    photo_url, photo_file = photo_paths(resume, resume_dir)
     site_url = options.site_url.rstrip("/")
 
     assets, files = asset_files(source)
@@ -91,37 +102,51 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
             files[name] = handle.read()
 
     env = environment(source)
-    basics = resume.get("basics") or {}
-    site = site_values(resume, options, assets, photo_url)
+    words, language_warnings = all_words(found, source)
+    links = edition_links(found, words, site_url)
     browser, warnings = _pdf_browser(options)
+    warnings += language_warnings
     notes: list[str] = []
     pdfs: dict[str, str] = {}  # page -> its PDF
-    pages = {output: (template, output, canonical, counted) for template, output, canonical, counted in PAGES
-             if not (output.startswith("contact/") and "contact" not in site["widgets"])}
+    pages = {}  # output -> (template, output, canonical, counted, the values of its language)
+    photos = set()
+    for edition in found:
+        resume, basics = edition.resume, edition.resume.get("basics") or {}
+        photo_url, photo_file = photo_paths(resume, resume_dir)
+        photos.add(photo_file)
+        values = {"resume": resume, "basics": basics, "sections": sections(resume),
+                  "site": site_values(resume, options, assets, photo_url, words[edition.tag], links, edition.tag)}
+        chosen = PAGES if edition.code is None else (("index.html", edition.output, edition.path, edition.path),)
+        pages.update({output: (template, output, canonical, counted, values)
+                      for template, output, canonical, counted in chosen
+                      if not (output.startswith("contact/") and "contact" not in values["site"]["widgets"])})
+        if edition.code is None:
+            # /sitemap.xml is not a file: the app serves it with the blog's posts (`service.blog.pages`)
+            files["robots.txt"] = env.get_template("robots.txt").render(site=values["site"]).encode()
 
-    def render(template: str, output: str, canonical: str | None, counted: str | None, pdf: str | None) -> None:
+    def render(template: str, output: str, canonical: str | None, counted: str | None, values: dict,
+               pdf: str | None) -> None:
         page = {"canonical": site_url + canonical if canonical else None, "counted": counted, "output": output,
                 "pdf": "/" + pdf if pdf else None}
-        files[output] = env.get_template(template).render(resume=resume, basics=basics, site=site,
-                                                          page=page).encode()
+        files[output] = env.get_template(template).render(page=page, **values).encode()
 
-    for template, output, canonical, counted in pages.values():
+    for template, output, canonical, counted, values in pages.values():
         pdf = _pdf_name(template, output) if browser else None
         if pdf:
             pdfs[output] = pdf
-        render(template, output, canonical, counted, pdf)
-    # /sitemap.xml is not a file: the app serves it with the blog's posts (`service.blog.pages`)
-    files["robots.txt"] = env.get_template("robots.txt").render(site=site).encode()
+        render(template, output, canonical, counted, values, pdf)
 
     home = sum(len(files[name]) for name in ("index.html", "favicon.svg", *(a.lstrip("/") for a in assets.values())))
-    if photo_file:
+    for photo_file in sorted(filter(None, photos)):
         with open(os.path.join(resume_dir, photo_file), "rb") as handle:
             files[photo_file] = handle.read()
-    metadata = {"author": basics.get("name") or "", "lang": site["lang"], "paper": options.pdf_paper}
     temp = _stage(out_dir, files)
     try:
         stamps = _read_stamps(out_dir)
         for output, pdf in pdfs.items():
+            values = pages[output][4]
+            metadata = {"author": values["basics"].get("name") or "", "lang": values["site"]["lang"],
+                        "paper": options.pdf_paper}
             try:
                 notes.append(_make_pdf(temp, out_dir, output, pdf, _pdf_source(files, output, metadata), stamps,
                                        metadata, browser))
@@ -138,7 +163,7 @@ def build(resume_path: str, out_dir: str, options: SiteOptions, source: str | No
     _write_stamps(out_dir, {pdf: stamps[pdf] for pdf in pdfs.values() if pdf in stamps})
     names = sorted({*files, *(pdf for pdf in pdfs.values() if os.path.isfile(os.path.join(out_dir, pdf)))})
     return BuildReport(out_dir=out_dir, files=tuple(names), home_bytes=home, notes=tuple(notes),
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), pages=tuple((edition.tag, edition.output) for edition in found))
 
 
 # --- the PDFs ----------------------------------------------------------------------------------------

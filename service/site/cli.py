@@ -18,7 +18,8 @@ site_cli = AppGroup("site", help="Build the static site from resume.json.")
               help="The folder to write (replaced as a whole; default: SITE_DIR, build/site).")
 @with_appcontext
 def build_command(resume_path: str | None, out_dir: str | None):
-    """Validate resume.json and render the static site (pages, assets, robots.txt, the resume's PDF)."""
+    """Validate resume.json and its translations and render the static site (pages, assets, robots.txt, the
+    resume's PDFs)."""
     from ..theme.templates import WIDGETS_KEY
     from .build import PdfUnavailable, ResumeError, SiteOptions, build
     config = current_app.config
@@ -32,5 +33,7 @@ def build_command(resume_path: str | None, out_dir: str | None):
         click.echo(note, err=True)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+    languages = ", ".join(f"{tag} ({page})" for tag, page in report.pages)
     click.echo(f"built {len(report.files)} files into {report.out_dir} "
-               f"(home page with its assets: {report.home_bytes / 1024:.1f} KB before compression)", err=True)
+               f"(home page with its assets: {report.home_bytes / 1024:.1f} KB before compression; "
+               f"resume pages: {languages})", err=True)

@@ -18,8 +18,8 @@ from typing import Any
 from flask import current_app
 
 from ..core.config import project_path
-from . import templates
-from .resume import load_resume, photo_paths
+from . import languages, templates
+from .resume import photo_paths
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,20 +31,26 @@ def environment():
 
 
 @functools.lru_cache(maxsize=8)
-def _templates(resume_path: str, modified: float, options: templates.SiteOptions):
-    """(environment, site values, resume) for the resume at ``resume_path`` as it was at ``modified``."""
+def _templates(resume_path: str, versions: tuple[tuple[str, float], ...], options: templates.SiteOptions):
+    """(environment, site values, resume) for the resume at ``resume_path`` and its translations as they were
+    at ``versions``; the site values are the default language's, with every language's page in ``editions``."""
     source = templates.source_dir()
-    resume = load_resume(resume_path)
-    photo_url, _ = photo_paths(resume, os.path.dirname(os.path.abspath(resume_path)))
+    found = languages.editions(resume_path)
+    default = found[0].resume
+    words, _ = languages.all_words(found, source)  # the build reports missing words; pages just use English
+    photo_url, _ = photo_paths(default, os.path.dirname(os.path.abspath(resume_path)))
     assets, _ = templates.asset_files(source)
-    return environment(), templates.site_values(resume, options, assets, photo_url), resume
+    links = templates.edition_links(found, words, options.site_url)
+    site = templates.site_values(default, options, assets, photo_url, words[found[0].tag], links, found[0].tag)
+    return environment(), site, default
 
 
-def resume_version() -> tuple[str, float]:
-    """(path, modification time) of the resume pages are rendered with (``SITE_RESUME``); `OSError` when
-    it cannot be read."""
+def resume_version() -> tuple[str, tuple[tuple[str, float], ...]]:
+    """(path, (file, modification time) of it and each translation beside it) of the resume pages are
+    rendered with (``SITE_RESUME``); `OSError` when it cannot be read."""
     path = project_path(current_app.config["SITE_RESUME"])
-    return path, os.stat(path).st_mtime
+    files = [path, *(file for _, file in languages.language_files(path))]
+    return path, tuple((file, os.stat(file).st_mtime) for file in files)
 
 
 def context() -> tuple[Any, dict[str, Any], dict]:

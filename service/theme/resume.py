@@ -2,7 +2,8 @@
 
 `load_resume` reads and validates; `ResumeError` names each bad field
 (``work[1].startDate: ...``); `photo_paths` resolves ``basics.image`` to the
-address the pages use and the local file the build copies.
+address the pages use and the local file the build copies; `sections` is
+the order of the page's sections, ``meta.sections`` when the resume sets it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from urllib.parse import urlsplit
 from .templates import source_dir
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: The resume page's sections in their default order: ``meta.sections`` lists some of them, in its own order.
+#: ``recognition`` shows awards, certificates and publications; ``personal`` languages and interests.
+SECTIONS = ("about", "work", "projects", "volunteer", "education", "skills", "recognition", "personal",
+            "references")
 
 
 class ResumeError(Exception):
@@ -46,6 +51,10 @@ def _schema_problem(error) -> str:
         return f"{field_name(where)}: {error.instance!r} is not a date like 2021-03-15, 2021-03 or 2021"
     if kind == "format" and expected == "email":
         return f"{field_name(where)}: {error.instance!r} is not an email address"
+    if kind == "enum" and where[:2] == ["meta", "sections"]:
+        return f"{field_name(where)}: unknown section {error.instance!r}; expected one of {', '.join(expected)}"
+    if kind == "uniqueItems":
+        return f"{field_name(where)}: lists an item twice"
     if kind == "format" and expected == "uri":
         return f"{field_name(where)}: {error.instance!r} is not an absolute http(s) URL"
     return f"{field_name(where)}: {error.message}"
@@ -71,8 +80,9 @@ def _format_checker():
     return checker
 
 
-def validate(resume: object, schema_path: str | None = None) -> None:
-    """Check ``resume`` against the bundled schema; raise `ResumeError` listing every bad field."""
+def validate(resume: object, schema_path: str | None = None, name: str = "resume.json") -> None:
+    """Check ``resume`` (the file ``name``) against the bundled schema; raise `ResumeError` listing every
+    bad field."""
     from jsonschema import Draft7Validator
 
     with open(schema_path or os.path.join(source_dir(), "resume.schema.json"), encoding="utf-8") as handle:
@@ -81,7 +91,7 @@ def validate(resume: object, schema_path: str | None = None) -> None:
     errors = sorted(validator.iter_errors(resume), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         problems = "\n".join(f"  {_schema_problem(error)}" for error in errors)
-        raise ResumeError(f"resume.json does not match the JSON Resume schema:\n{problems}")
+        raise ResumeError(f"{name} does not match the JSON Resume schema:\n{problems}")
 
 
 def load_resume(path: str) -> dict:
@@ -97,8 +107,14 @@ def load_resume(path: str) -> dict:
         raise ResumeError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     if not isinstance(resume, dict):
         raise ResumeError(f"{path}: (top level): must be an object")
-    validate(resume)
+    validate(resume, name=os.path.basename(path))
     return resume
+
+
+def sections(resume: dict) -> tuple[str, ...]:
+    """The names of the page's sections in order (`SECTIONS`): ``meta.sections`` when set, the rest hidden."""
+    chosen = (resume.get("meta") or {}).get("sections")
+    return tuple(chosen) if chosen is not None else SECTIONS
 
 
 def photo_paths(resume: dict, resume_dir: str) -> tuple[str | None, str | None]:

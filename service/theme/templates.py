@@ -17,10 +17,13 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..core.config import project_path
+
+if TYPE_CHECKING:
+    from .languages import Edition
 
 #: Where the app keeps ``{widget name: settings it needs}`` for the features with a card (set by the factory).
 WIDGETS_KEY = "vitae.widgets"
@@ -67,13 +70,20 @@ def source_dir() -> str:
 # --- template helpers ---------------------------------------------------------------
 
 
-def display_date(value: str | None) -> str:
-    """``2021-03-15`` or ``2021-03`` -> ``Mar 2021``; ``2021`` -> ``2021``; empty -> ``Present``."""
+def display_date(value: str | None, words: Mapping[str, Any] | None = None) -> str:
+    """``2021-03-15`` or ``2021-03`` -> ``Mar 2021``; ``2021`` -> ``2021``; empty -> ``Present``.
+
+    ``words`` (a language's words, `languages.words`) gives the month names, the month-and-year pattern and
+    the word for the present; English without it.
+    """
+    months = words["months"] if words else _MONTHS
     if not value:
-        return "Present"
+        return words["present"] if words else "Present"
     year, _, rest = value.partition("-")
     month = rest[:2]
-    return f"{_MONTHS[int(month) - 1]} {year}" if month.isdigit() and 1 <= int(month) <= 12 else year
+    if not (month.isdigit() and 1 <= int(month) <= 12):
+        return year
+    return (words["month_year"] if words else "{month} {year}").format(month=months[int(month) - 1], year=year)
 
 
 def display_url(value: str | None) -> str:
@@ -126,16 +136,23 @@ def asset_files(source: str) -> tuple[dict[str, str], dict[str, bytes]]:
     return assets, files
 
 
-def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], photo_url: str | None) -> dict[str, Any]:
-    """What every template knows as ``site``: name, language, addresses, assets, widgets, feeds, and the
-    Turnstile site key (empty: no widget)."""
+def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], photo_url: str | None,
+                words: Mapping[str, Any], editions: tuple[Mapping[str, str], ...] = (),
+                lang: str | None = None) -> dict[str, Any]:
+    """What every template knows as ``site``: name, language and its ``words``, addresses (``home``: this
+    language's resume page), assets, widgets, feeds, ``editions``: the resume's languages
+    (`edition_links`), empty with one language, and the Turnstile site key (empty: no widget). ``lang`` is
+    the page's language (`languages.Edition.tag`; by default the resume's ``meta.lang``, else ``en``)."""
     site_url = options.site_url.rstrip("/")
     basics = resume.get("basics") or {}
     modified = (resume.get("meta") or {}).get("lastModified", "")[:10]
+    lang = lang or (resume.get("meta") or {}).get("lang") or "en"
     return {
         "url": site_url, "api_base": options.api_base, "widgets": set(options.widgets),
-        "api_timeout_ms": int(options.api_timeout * 1000), "lang": (resume.get("meta") or {}).get("lang") or "en",
-        "name": basics.get("name") or "Resume",
+        "api_timeout_ms": int(options.api_timeout * 1000), "lang": lang,
+        "words": words, "editions": editions if len(editions) > 1 else (),
+        "home": next((edition["path"] for edition in editions if edition["tag"] == lang), "/"),
+        "name": basics.get("name") or words["resume"],
         "description": summary_text(basics.get("summary") or basics.get("label")),
         "photo": photo_url, "photo_absolute": (site_url + photo_url) if photo_url and photo_url.startswith("/")
         else photo_url, "css": assets["site.css"], "js": assets["site.js"],
@@ -143,3 +160,14 @@ def site_values(resume: dict, options: SiteOptions, assets: dict[str, str], phot
         "year": modified[:4] or str(dt.date.today().year),
         "turnstile_site_key": options.turnstile_site_key if "contact" in options.widgets else "",
     }
+
+
+def edition_links(found: list[Edition], words: Mapping[str, Mapping[str, Any]],
+                  site_url: str) -> tuple[dict[str, str], ...]:
+    """The resume's languages as the templates list them: per language its ``tag``, its name in itself
+    (``Deutsch``, from ``words``: `languages.all_words`), its page's ``path`` and absolute ``url`` and its
+    ``lastmod``; the default first."""
+    return tuple({"tag": edition.tag, "name": words[edition.tag]["language_name"], "path": edition.path,
+                  "url": site_url.rstrip("/") + edition.path,
+                  "lastmod": ((edition.resume.get("meta") or {}).get("lastModified") or "")[:10]}
+                 for edition in found)

@@ -174,7 +174,7 @@ def test_head_carries_description_open_graph_icon_and_canonical(built):
     links = {a["rel"]: a for a in markup.find("link")}
     assert links["canonical"]["href"] == f"{SITE_URL}/"
     assert links["icon"]["href"] == "/favicon.svg"
-    feeds = {a["type"]: a["href"] for a in markup.find("link") if a["rel"] == "alternate"}
+    feeds = {a["type"]: a["href"] for a in markup.find("link") if a["rel"] == "alternate" and "hreflang" not in a}
     assert feeds == {"application/atom+xml": "/blog/feed.xml", "application/feed+json": "/blog/feed.json"}
     robots = {a.get("name"): a["content"] for a in Markup(read(out, "404.html")).find("meta") if a.get("name")}
     assert robots["robots"] == "noindex"
@@ -298,7 +298,8 @@ def test_cli_builds_from_the_settings(make_app, tmp_path):
                    SITE_WIDGETS="visitors,contact", SITE_PDF="off")  # the PDF: tests/site/test_pdf.py
     result = app.test_cli_runner().invoke(args=["site", "build"])
     assert result.exit_code == 0, result.output
-    assert f"built 8 files into {out}" in result.output  # the blog's pages and the sitemap are the app's
+    assert f"built 9 files into {out}" in result.output  # the blog's pages and the sitemap are the app's
+    assert "resume pages: en (index.html), de (de/index.html)" in result.output
     assert "KB before compression" in result.output
     html = read(out, "index.html")
     assert '<link rel="canonical" href="https://cv.example.org/">' in html and 'id="spotify"' not in html
