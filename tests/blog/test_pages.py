@@ -217,8 +217,8 @@ def test_the_sitemap_lists_every_post_with_lastmod(app, upstream):
     tree = ET.fromstring(app.test_client().get("/sitemap.xml").data)  # noqa: S314 - our own sitemap
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
     urls = {u.find("s:loc", ns).text: u.find("s:lastmod", ns) for u in tree.findall("s:url", ns)}
-    assert set(urls) == {f"{SITE}/", f"{SITE}/blog/", f"{SITE}/blog/9/post-9", f"{SITE}/blog/8/post-8",
-                         f"{SITE}/blog/2/post-2"}
+    assert set(urls) == {f"{SITE}/", f"{SITE}/de/", f"{SITE}/blog/", f"{SITE}/blog/9/post-9",
+                         f"{SITE}/blog/8/post-8", f"{SITE}/blog/2/post-2"}  # the resume in each of its languages
     assert urls[f"{SITE}/blog/9/post-9"].text == "2027-01-10"
 
 

@@ -51,6 +51,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.server,
 NAME = "Testa Quillfeather"
 SECTIONS = ["About", "Experience", "Projects", "Volunteering", "Education", "Skills",
             "Awards, certificates and publications", "Languages and interests", "References", "Contact"]
+GERMAN_SECTIONS = ["Über mich", "Berufserfahrung", "Projekte", "Ehrenamt", "Ausbildung", "Kenntnisse",
+                   "Auszeichnungen, Zertifikate und Veröffentlichungen", "Sprachen und Interessen", "Referenzen",
+                   "Kontakt"]
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -67,12 +70,17 @@ def clean_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resume_file(tmp_path_factory):
-    """The example resume with another name (the build and the blog's server-rendered pages read it)."""
+    """The example resume and its German translation with another name (the build and the blog's
+    server-rendered pages read it)."""
     source = tmp_path_factory.mktemp("resume")
     with open(os.path.join(ROOT, "site", "resume.json"), encoding="utf-8") as handle:
         resume = json.load(handle)
     resume["basics"]["name"] = NAME
     (source / "resume.json").write_text(json.dumps(resume), encoding="utf-8")
+    with open(os.path.join(ROOT, "site", "resume.de.json"), encoding="utf-8") as handle:
+        german = json.load(handle)
+    german["basics"]["name"] = NAME
+    (source / "resume.de.json").write_text(json.dumps(german), encoding="utf-8")
     shutil.copy(os.path.join(ROOT, "site", "photo.svg"), source / "photo.svg")
     return str(source / "resume.json")
 
@@ -190,6 +198,29 @@ def test_the_resume_reads_fine_without_javascript(browser, services):
     assert browser.driver.find_element("css selector", "#cf-name").is_displayed()
     browser.open(services["live"] + "/blog/", ready=False)
     assert "Measuring before optimising" in browser.driver.find_element("css selector", "main").text
+
+
+def test_the_language_switcher_leads_to_the_german_page_and_back(browser, services):
+    browser.open(services["live"] + "/")
+    switcher = browser.driver.find_element("css selector", "nav.language-nav")
+    assert switcher.get_attribute("aria-label") == "Language" and switcher.is_displayed()
+    german = switcher.find_element("css selector", "a[hreflang='de']")
+    assert german.text == "Deutsch" and german.get_attribute("lang") == "de"
+    german.click()
+    browser.wait(lambda: browser.driver.current_url == services["live"] + "/de/", message="the German page")
+    browser.wait(lambda: browser.js("return document.body.dataset.ready === 'true'"), message="its widgets")
+    assert browser.js("return document.documentElement.lang") == "de"
+    assert browser.text("h1") == NAME
+    headings = browser.js("return [...document.querySelectorAll('main h2')].map(h => h.textContent.trim())")
+    assert headings == GERMAN_SECTIONS
+    assert "März 2021 – heute" in browser.text("main")
+    current = browser.driver.find_element("css selector", ".language-nav a[aria-current='page']")
+    assert current.text == "Deutsch"
+    assert browser.driver.find_element("css selector", "nav.language-nav").get_attribute("aria-label") == "Sprache"
+    browser.driver.find_element("css selector", ".language-nav a[hreflang='en']").click()
+    browser.wait(lambda: browser.driver.current_url == services["live"] + "/", message="back to English")
+    assert browser.js("return document.documentElement.lang") == "en"
+    assert browser.console_errors() == []
 
 
 # --- widgets --------------------------------------------------------------------------------------
@@ -586,7 +617,7 @@ def test_unknown_posts_say_so(browser, services):
 
 # --- quality bar ------------------------------------------------------------------------------------
 
-PAGES = ("/", "/blog/", "/blog/?tag=performance", "/blog/14/measuring-before-optimising",
+PAGES = ("/", "/de/", "/blog/", "/blog/?tag=performance", "/blog/14/measuring-before-optimising",
          "/blog/12/running-a-queue-on-sqlite", "/blog/?q=sqlite+queue")
 
 
