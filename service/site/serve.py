@@ -2,7 +2,9 @@
 
 Fingerprinted assets (``name.<8+ hex>.ext``) are cached for a year and
 immutable; HTML (and XML, text, the resume's PDF) is revalidated on every visit; other files
-for an hour. A missing page answers the site's ``404.html`` when there is one.
+for an hour. A missing page answers the site's ``404.html`` when there is one. A folder is served
+from its ``index.html`` at its address with the slash (``/de/``); without it (``/de``) it answers a
+permanent redirect there.
 
 Text files (HTML, CSS, JS, SVG, XML, JSON, text) are gzipped on the fly for
 clients that accept it, with ``Vary: Accept-Encoding`` and a weak ETag (the
@@ -20,7 +22,7 @@ import gzip
 import os
 import re
 
-from flask import Blueprint, Flask, current_app, send_from_directory
+from flask import Blueprint, Flask, current_app, redirect, request, send_from_directory
 from werkzeug.security import safe_join
 
 from ..core.config import project_path
@@ -69,7 +71,13 @@ def _compress(response, root: str, filename: str):
 @bp.get("/<path:filename>")
 def static_file(filename: str):
     root = site_dir(current_app)
-    if filename.endswith("/") or os.path.isdir(os.path.join(root, filename)):
+    folder = safe_join(root, filename)
+    if not filename.endswith("/") and folder is not None and os.path.isdir(folder):
+        # /de -> /de/, as CloudFront's viewer-request function answers: one address per page. safe_join
+        # refused absolute and climbing names, so the target stays a path on this site.
+        query = request.query_string.decode("latin-1")
+        return redirect("/" + filename.strip("/") + "/" + (f"?{query}" if query else ""), code=301)
+    if filename.endswith("/"):
         filename = filename.rstrip("/") + "/index.html"
     response = send_from_directory(root, filename, max_age=_cache_seconds(filename))
     if _cache_seconds(filename) == 0:

@@ -11,7 +11,10 @@
 //    ending in "/" is served from its index.html, because S3 behind Origin
 //    Access Control is a plain object store and knows no index documents
 //    below the root (the root itself is the distribution's default object).
-//    The function's own paths (/blog/) must reach it unchanged.
+//    The function's own paths (/blog/) must reach it unchanged. A path
+//    whose last part has no dot is such a folder without its slash (/de
+//    for the German resume at /de/): it answers a permanent redirect to
+//    the folder, as a web server would, rather than S3's missing object.
 
 var APEX = '${apex_domain}';
 var WWW = '${www_domain}';
@@ -47,6 +50,15 @@ function handler(event) {
 
   if (SERVE_INDEX && request.uri.charAt(request.uri.length - 1) === '/') {
     request.uri += 'index.html';
+  } else if (SERVE_INDEX && request.uri.split('/').pop().indexOf('.') === -1) {
+    return {
+      statusCode: 301,
+      statusDescription: 'Moved Permanently',
+      headers: {
+        location: { value: request.uri + '/' + queryString(request.querystring) },
+        'cache-control': { value: 'public, max-age=86400' },
+      },
+    };
   }
   return request;
 }

@@ -607,11 +607,14 @@ def _assert_www_redirects(redirect: dict, redirect_root: dict, redirect_post: di
 
 
 def test_viewer_request_function_redirects_www_and_serves_directory_indexes(stack):
-    *redirects, index, asset = _run_function(stack, "viewer_request", [
-        *WWW_EVENTS, _request("/blog/", "jane.example"), _request("/css/site.css", "jane.example")])
+    *redirects, index, language, asset, folder = _run_function(stack, "viewer_request", [
+        *WWW_EVENTS, _request("/blog/", "jane.example"), _request("/de/", "jane.example"),
+        _request("/css/site.css", "jane.example"), _request("/de", "jane.example", {"a": {"value": "1"}})])
     _assert_www_redirects(*redirects)
     assert index["uri"] == "/blog/index.html"
+    assert language["uri"] == "/de/index.html"  # a translated resume's page (the build writes de/index.html)
     assert asset["uri"] == "/css/site.css"
+    assert folder["statusCode"] == 301 and folder["headers"]["location"]["value"] == "/de/?a=1"
 
 
 def test_function_origin_paths_redirect_www_and_reach_the_app_unchanged(stack):

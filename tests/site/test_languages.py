@@ -229,11 +229,24 @@ def test_one_language_makes_a_sitemap_without_alternates(make_app, tmp_path):
 def test_a_language_page_is_served_at_its_folder(make_app, built):
     _, out = built
     client = make_app(SITE_DIR=str(out)).test_client()
-    for path in ("/de/", "/de"):
-        response = client.get(path)
-        assert response.status_code == 200 and response.data == (out / "de" / "index.html").read_bytes(), path
-        assert response.headers["Cache-Control"] == "no-cache"
-    assert client.get("/fr/").status_code == 404
+    response = client.get("/de/")
+    assert response.status_code == 200 and response.data == (out / "de" / "index.html").read_bytes()
+    assert response.headers["Cache-Control"] == "no-cache"
+    # one address per page, as on AWS (terraform/functions/viewer-request.js)
+    moved = client.get("/de?utm_source=cv")
+    assert moved.status_code == 301 and moved.headers["Location"] == "/de/?utm_source=cv"
+    assert client.get("/fr/").status_code == 404 and client.get("/fr").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["//etc", "//evil.example/", "/%2Fetc", "/de/../../", "/..%2F..%2Fetc",
+                                  "/assets/..%2F..%2Fservice", "///de"])
+def test_the_folder_redirect_never_leaves_the_site(make_app, built, path):
+    _, out = built
+    # the raw path as a server receives it (the test client would read //etc as a host name)
+    response = make_app(SITE_DIR=str(out)).test_client().get("/", environ_overrides={"PATH_INFO": path})
+    location = response.headers.get("Location", "")
+    assert not location.startswith("//") and "://" not in location and "etc" not in location, (path, location)
+    assert response.status_code in (301, 308, 404), (path, response.status_code)
 
 
 # --- the sections' order and visibility ---------------------------------------------------------------------
