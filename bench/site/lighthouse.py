@@ -1,4 +1,5 @@
-"""`make bench-site`: Lighthouse scores of the home page, the blog index, a server-rendered post page and a search.
+"""`make bench-site`: Lighthouse scores of the home page, its German translation, the blog index, a
+server-rendered post page and a search (``python bench/site/lighthouse.py home home-de`` scores only those).
 
 Builds the site into a temporary folder (``SITE_URL`` = the local address,
 so canonical links and the sitemap match what Lighthouse loads), starts the
@@ -37,7 +38,7 @@ CHROME_PATH = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --disable-background-networking"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 # the blog index and the post are rendered by the app (service/blog/pages.py)
-PAGES = (("home", "/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"),
+PAGES = (("home", "/"), ("home-de", "/de/"), ("blog", "/blog/"), ("post", "/blog/14/measuring-before-optimising"),
          ("search", "/blog/?q=sqlite+queue"))
 RESULTS = os.path.join(ROOT, "bench", "results")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -55,7 +56,13 @@ def lighthouse(url: str, report: str, desktop: bool) -> dict:
         return json.load(handle)
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    """Score the pages named in ``names`` (all of `PAGES` when empty)."""
+    unknown = sorted(set(names) - {name for name, _ in PAGES})
+    if unknown:
+        print(f"unknown page {unknown[0]!r}; expected some of {', '.join(name for name, _ in PAGES)}", file=sys.stderr)
+        return 2
+    pages = [(name, path) for name, path in PAGES if not names or name in names]
     os.makedirs(RESULTS, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vitae-bench-site-")
     port = free_port()
@@ -76,13 +83,13 @@ def main() -> int:
     try:
         wait_for_port(port, timeout=30)
         for preset in ("mobile", "desktop"):
-            for name, path in PAGES:
+            for name, path in pages:
                 report = lighthouse(base + path, os.path.join(RESULTS, f"lighthouse-{name}-{preset}.json"),
                                     desktop=preset == "desktop")
                 scores = {c: round(100 * (report["categories"][c]["score"] or 0)) for c in CATEGORIES}
                 weight = report["audits"]["total-byte-weight"]["numericValue"]
                 rows.append((name, preset, scores, weight))
-                print(f"{name:5} {preset:8} " + "  ".join(f"{c} {scores[c]:3}" for c in CATEGORIES)
+                print(f"{name:7} {preset:8} " + "  ".join(f"{c} {scores[c]:3}" for c in CATEGORIES)
                       + f"  transfer {weight / 1024:.1f} KB", flush=True)
     finally:
         server.terminate()
@@ -102,4 +109,4 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
