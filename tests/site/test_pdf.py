@@ -76,10 +76,13 @@ def printed(tmp_path_factory):
 @with_chromium
 def test_the_build_says_it_printed_and_links_the_pdf(printed):
     report, out, _ = printed
-    assert report.notes == ("resume.pdf: printed, 2 A4 pages",) and report.warnings == ()
-    assert "resume.pdf" in report.files
+    assert report.notes == ("resume.pdf: printed, 2 A4 pages", "de/resume.pdf: printed, 2 A4 pages")
+    assert report.warnings == ()
+    assert "resume.pdf" in report.files and "de/resume.pdf" in report.files
     html = (out / "index.html").read_text(encoding="utf-8")
     assert '<a href="/resume.pdf" type="application/pdf" download>Download PDF</a>' in html
+    german = (out / "de" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="/de/resume.pdf" type="application/pdf" download>Als PDF herunterladen</a>' in german
     assert (out / "resume.pdf").read_bytes().startswith(b"%PDF-")
     assert oct((out / "resume.pdf").stat().st_mode & 0o777) == "0o644"
 
@@ -150,6 +153,18 @@ def test_tagged_for_accessibility_with_an_outline(printed):
     assert [entry.title for entry in pdf.outline[1] if not isinstance(entry, list)] == SECTIONS
 
 
+@with_chromium
+def test_each_language_has_its_own_pdf(printed):
+    """site/resume.de.json's page is printed too, in German, with its own language and outline."""
+    _, out, _ = printed
+    pdf = reader(out / "de" / "resume.pdf")
+    assert pdf.trailer["/Root"]["/Lang"] == "de" and len(pdf.pages) == 2
+    assert pdf.metadata.title.startswith("Mara Lindqvist · Backend-Entwicklerin")
+    assert [entry.title for entry in pdf.outline[1] if not isinstance(entry, list)][:2] == ["Über mich",
+                                                                                          "Berufserfahrung"]
+    assert "März 2021 – heute" in text_of(pdf)
+
+
 # --- printed again only when something changed ---------------------------------------------------------
 
 
@@ -159,11 +174,12 @@ def test_the_pdf_is_printed_again_only_when_its_sources_change(tmp_path):
     build(EXAMPLE, str(out), OPTIONS)
     first = (out / "resume.pdf").read_bytes()
     with open(stamp_path(str(out)), encoding="utf-8") as handle:
-        assert set(json.load(handle)) == {"resume.pdf"}
+        assert set(json.load(handle)) == {"resume.pdf", "de/resume.pdf"}
     assert os.path.dirname(stamp_path(str(out))) == str(tmp_path)  # beside the uploaded folder, not in it
 
     again = build(EXAMPLE, str(out), OPTIONS)
-    assert again.notes == ("resume.pdf: unchanged since the last build, kept",)
+    assert again.notes == ("resume.pdf: unchanged since the last build, kept",
+                           "de/resume.pdf: unchanged since the last build, kept")
     assert (out / "resume.pdf").read_bytes() == first  # a new print would carry new dates
 
     resume = example()
@@ -197,11 +213,12 @@ def test_the_pdf_is_printed_again_only_when_its_sources_change(tmp_path):
 def test_without_a_working_chromium_the_site_is_built_without_a_pdf_link(tmp_path, browser, reason):
     out = tmp_path / "site"
     report = build(EXAMPLE, str(out), dataclasses.replace(OPTIONS, pdf="auto", pdf_browser=browser))
-    assert len(report.warnings) == 1
     assert report.warnings[0].startswith("resume.pdf: not built, so the page does not link to it:")
     assert reason in report.warnings[0]
+    assert all("not built, so the page does not link to it" in warning for warning in report.warnings)
     assert not (out / "resume.pdf").exists() and "resume.pdf" not in report.files
     assert "resume.pdf" not in (out / "index.html").read_text(encoding="utf-8")
+    assert "resume.pdf" not in (out / "de" / "index.html").read_text(encoding="utf-8")
     assert (out / "404.html").exists()
 
 
