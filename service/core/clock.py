@@ -4,7 +4,6 @@ in UTC or in a named time zone (the owner's ``STATS_TIMEZONE``)."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
 
 def utc_date(timestamp: float) -> str:
@@ -15,7 +14,11 @@ def utc_date(timestamp: float) -> str:
 def zone(name: str) -> dt.tzinfo:
     """The time zone of an IANA ``name`` (validated at start-up: see `core.config.timezone`); ZoneInfo keeps
     one instance per name, so this is a dictionary look-up after the first call."""
-    return dt.UTC if name == "UTC" else zoneinfo.ZoneInfo(name)
+    if name == "UTC":
+        return dt.UTC
+    import zoneinfo  # only for another zone: about 3 ms of imports a cold start with the default need not pay
+
+    return zoneinfo.ZoneInfo(name)
 
 
 def local_time(timestamp: float, name: str) -> dt.datetime:

@@ -125,11 +125,11 @@ def one_of(*values: str) -> Callable[[str], str]:
 def timezone(value: str) -> str:
     """An IANA time zone name such as ``Europe/Berlin`` (or ``UTC``), checked against the zone data
     (the system's, else the ``tzdata`` package's); ValueError for any other."""
+    value = value.strip()
+    if value == "UTC":  # the default imports and reads no zone data (nothing to load at a Lambda cold start)
+        return value
     import zoneinfo
 
-    value = value.strip()
-    if value == "UTC":  # the default reads no zone data (nothing to load at a Lambda cold start)
-        return value
     try:
         if not value or len(value) > 64:
             raise ValueError

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from ..core.deps import current
 from ..core.errors import ServiceError
 from ..storage import StorageError
-from . import display, report
+from . import report
 
 stats_cli = AppGroup("stats", help="The owner's stats: top pages, referrers, campaigns; the weekly digest.")
 
@@ -29,6 +29,7 @@ def show_command(name: str, start: str | None, end: str | None, compare: bool, t
 
     Values are printed with control and invisible characters escaped (a stored value cannot drive the
     terminal)."""
+    from . import display
     config = current_app.config
     zone = config["STATS_TIMEZONE"]
     args = {"range": name, "compare": "previous" if compare else "none", **({"from": start} if start else {}),

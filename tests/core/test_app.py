@@ -396,5 +396,7 @@ def test_start_up_and_a_counted_view_load_no_other_features_code(tmp_path):
               "service.contact.turnstile", "service.spotify.nowplaying", "service.spotify.client",
               "service.github.activity", "service.github.client", "service.site.build", "service.theme.render",
               "service.theme.resume",
-              "markdown_it", "nh3", "pygments", "jsonschema", "requests"}
+              "service.stats.display",
+              "markdown_it", "nh3", "pygments", "jsonschema", "requests",
+              "zoneinfo"}  # STATS_TIMEZONE is UTC by default: no zone data is imported or read
     assert not unused & modules, sorted(unused & modules)
