@@ -45,11 +45,18 @@ def _templates(resume_path: str, versions: tuple[tuple[str, float], ...], option
     return environment(), site, default
 
 
+@functools.lru_cache(maxsize=4)
+def _translations(resume_path: str, folder_version: int) -> tuple[str, ...]:
+    """The translations beside ``resume_path`` while its folder is at ``folder_version``: a file added,
+    removed or renamed there changes the folder's modification time, so the folder is listed again."""
+    return tuple(file for _, file in languages.language_files(resume_path))
+
+
 def resume_version() -> tuple[str, tuple[tuple[str, float], ...]]:
     """(path, (file, modification time) of it and each translation beside it) of the resume pages are
     rendered with (``SITE_RESUME``); `OSError` when it cannot be read."""
     path = project_path(current_app.config["SITE_RESUME"])
-    files = [path, *(file for _, file in languages.language_files(path))]
+    files = [path, *_translations(path, os.stat(os.path.dirname(os.path.abspath(path))).st_mtime_ns)]
     return path, tuple((file, os.stat(file).st_mtime) for file in files)
 
 
