@@ -134,8 +134,10 @@ def test_package_is_small_and_holds_only_what_runs(package):
         names = archive.namelist()
     tops = {name.split("/", 1)[0] for name in names}
     assert {"handler.py", "zappa_settings.py", "service", "flask", "werkzeug", "zappa", "nh3"} <= tops
-    # site/ holds the templates, assets and resume the function renders the blog's pages with
-    assert {"site/templates/blog/post.html", "site/assets/site.css", "site/resume.json"} <= set(names)
+    # site/ holds the templates, assets and resume the function renders the blog's pages with, and the
+    # translations and their words the sitemap lists and the pages' words come from
+    assert {"site/templates/blog/post.html", "site/assets/site.css", "site/resume.json", "site/resume.de.json",
+            "site/translations/en.json"} <= set(names)
     never = {"tests", "bench", "terraform", "build", "tools", "instance", ".env", ".git", ".github",
              "boto3", "botocore", "s3transfer", "pip", "setuptools", "troposphere", "yaml", "gunicorn", "redis",
              "charset_normalizer",
