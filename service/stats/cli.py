@@ -65,6 +65,20 @@ def show_command(name: str, start: str | None, end: str | None, compare: bool, t
                        f"{versus(row.get('comparison', {}).get('count'))}")
         if not rows:
             click.echo("  (none)")
+    click.echo("\nevents (count, visitors, conversion)")
+    for row in data["events"]:
+        click.echo(f"  {row['count']:>8,}  {row['visitors']:>8,}  {row['conversion']:>6.1%}  "
+                   f"{display.printable(row['value'])}{versus(row.get('comparison', {}).get('count'))}")
+    if not data["events"]:
+        click.echo("  (none)")
+    click.echo("\nreading (readings, median seconds, reached 25/50/75/100 %)")
+    for row in data["reading"]:
+        shares = " ".join(f"{share:>4.0%}" for share in row["scroll"].values())
+        click.echo(f"  {row['readings']:>8,}  {row['median_seconds']:>7.1f}  {shares}  "
+                   f"{display.printable(row['value'])}")
+    if not data["reading"]:
+        click.echo("  (none)")
+
 
 
 @stats_cli.command("digest")

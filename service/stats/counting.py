@@ -11,7 +11,11 @@ the views and pages only). Every value is reduced before it is stored:
 * ``utm_source``/``utm_medium``/``utm_campaign`` from the page address:
   lowercased, characters outside ``a-z 0-9 . _ ~ + -`` and space dropped,
   at most 64 characters; absent or empty ones are not counted;
-* browser family and device class from the User-Agent, in fixed buckets;
+* browser family, device class and operating system from the User-Agent, in
+  fixed buckets;
+* screen size class from the viewport width the page sends (``width``, CSS
+  pixels): ``phone`` below 576, ``tablet`` below 992, ``laptop`` below 1440,
+  ``desktop`` from 1440; `UNKNOWN` when the page sent none;
 * country: two capital letters from the CDN's header behind a trusted
   proxy, or from the owner's GeoIP database (`geo.country`), else
   `UNKNOWN`; the address it may be looked up with is never stored.
@@ -19,7 +23,10 @@ the views and pages only). Every value is reduced before it is stored:
 A day holds at most ``STATS_DAILY_VALUES`` values per dimension: a new
 value arriving when they are full takes the place of the value with the
 fewest (the space-saving scheme of the storage's `Tally`), whose count moves
-to ``(other)``. A view whose referrer is a known referrer-spam host
+to ``(other)``. Besides, each counted view adds its page's pairs
+(page, referrer host), (page, campaign) and (page, country) to the
+``page-referrers``, ``page-campaigns`` and ``page-countries`` tallies
+(`breakdown`): the per-page breakdown, bounded like any tally. A view whose referrer is a known referrer-spam host
 (`is_spam`: Matomo's list, vendored in ``referrer_spam.txt``) is not counted
 at all.
 """
@@ -35,12 +42,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..core.errors import Invalid
 from ..storage import Tally
+from . import breakdown
 
 DIRECT = "(direct)"
 UNKNOWN = "(unknown)"
 #: Dimensions counted on every view, and those counted once per visitor and day.
 VIEW_DIMENSIONS = ("pages",)
-VISITOR_DIMENSIONS = ("referrers", "sources", "mediums", "campaigns", "browsers", "devices", "countries")
+VISITOR_DIMENSIONS = ("referrers", "sources", "mediums", "campaigns", "browsers", "devices", "systems", "screens",
+                      "countries")
 DIMENSIONS = VIEW_DIMENSIONS + VISITOR_DIMENSIONS
 UTM = {"utm_source": "sources", "utm_medium": "mediums", "utm_campaign": "campaigns"}
 MAX_REFERRER = 2048  # characters of a referrer or page query looked at; the rest is ignored
@@ -60,6 +69,16 @@ _BROWSERS = (
 _TABLET = re.compile(r"ipad|tablet|kindle|silk/|playbook|(android(?!.*mobile))")
 _MOBILE = re.compile(r"mobi|iphone|ipod|android|phone")
 _DESKTOP = re.compile(r"windows nt|macintosh|x11|cros|linux")
+# (bucket, pattern on the lowercased User-Agent), first match wins: iOS and Android say "like Mac OS X" and "Linux".
+_SYSTEMS = (
+    ("iOS", re.compile(r"iphone|ipad|ipod")), ("Android", re.compile(r"android")),
+    ("ChromeOS", re.compile(r"cros ")), ("Windows", re.compile(r"windows")),
+    ("macOS", re.compile(r"macintosh|mac os x")), ("Linux", re.compile(r"linux|x11|bsd")),
+)
+#: Screen size classes: (class, widths below this many CSS pixels), first match wins; wider is `WIDEST`.
+SCREENS = (("phone", 576), ("tablet", 992), ("laptop", 1440))
+WIDEST = "desktop"
+MAX_WIDTH = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +90,8 @@ class Details:
     browser: str
     device: str
     country: str
+    system: str = UNKNOWN
+    screen: str = UNKNOWN
 
 
 def referrer_host(raw: object, own_hosts: frozenset[str]) -> str:
@@ -132,6 +153,22 @@ def browser_and_device(user_agent_lower: str) -> tuple[str, str]:
     return browser, device
 
 
+@functools.lru_cache(maxsize=256)  # on every counted view; a handful of User-Agents make most of the traffic
+def operating_system(user_agent_lower: str) -> str:
+    """The operating system of a lowercased User-Agent, in fixed buckets (``Other`` when none matches)."""
+    return next((name for name, pattern in _SYSTEMS if pattern.search(user_agent_lower)), "Other")
+
+
+def screen_class(width: object) -> str:
+    """The size class of a viewport ``width`` (CSS pixels; see `SCREENS`), `UNKNOWN` when absent; 400 for
+    anything but a whole number from 1 to `MAX_WIDTH`."""
+    if width is None:
+        return UNKNOWN
+    if isinstance(width, bool) or not isinstance(width, int) or not 0 < width <= MAX_WIDTH:
+        raise Invalid(f"width must be the viewport's width in CSS pixels, 1 to {MAX_WIDTH}", code="invalid_width")
+    return next((name for name, below in SCREENS if width < below), WIDEST)
+
+
 #: The vendored referrer-spam list (its header says where it comes from and how to update it).
 SPAM_LIST = os.path.join(os.path.dirname(__file__), "referrer_spam.txt")
 
@@ -156,15 +193,18 @@ def details(body: Mapping, headers: Mapping, own_hosts: frozenset[str], *, count
     its ``country`` (`geo.country`).
 
     With no ``referrer`` in the body, the ``Referer`` header stands in (a view counted without the
-    site's script). Raises a 400 `ServiceError` for a referrer or query that is not a string.
+    site's script). Raises a 400 `ServiceError` for a referrer or query that is not a string, or a
+    ``width`` that is not a viewport width.
     """
     raw_referrer = body.get("referrer") if "referrer" in body else headers.get("Referer")
     query = body.get("query")
     if query is None and isinstance(body.get("path"), str) and "?" in body["path"]:
         query = body["path"].split("?", 1)[1].split("#", 1)[0]
-    browser, device = browser_and_device(headers.get("User-Agent", "")[:512].lower())
+    user_agent = headers.get("User-Agent", "")[:512].lower()
+    browser, device = browser_and_device(user_agent)
     return Details(referrer=referrer_host(raw_referrer, own_hosts), utm=campaign(query), browser=browser,
-                   device=device, country=country)
+                   device=device, country=country, system=operating_system(user_agent),
+                   screen=screen_class(body.get("width")))
 
 
 #: The series of the stats' daily tallies (`Storage.daily_tallies`): keys ``stats:<date>:<dimension>``.
@@ -179,8 +219,8 @@ def tallies(date: str, path: str, found: Details, *, cap: int, retention_days: i
     """(view tallies, visitor tallies) of one counted view on ``date``."""
     ttl = (retention_days + 1) * 86400  # the day's detail outlives the day by the retention
     visitor = {"referrers": found.referrer, **found.utm, "browsers": found.browser, "devices": found.device,
-               "countries": found.country}
-    return ([Tally(key(date, "pages"), path, cap, ttl)],
+               "systems": found.system, "screens": found.screen, "countries": found.country}
+    return ([Tally(key(date, "pages"), path, cap, ttl), *breakdown.view_tallies(date, path, found, cap, ttl)],
             [Tally(key(date, dimension), value, cap, ttl) for dimension, value in visitor.items()])
 
 

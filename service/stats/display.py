@@ -53,3 +53,4 @@ def spoken(change: Mapping[str, Any]) -> str:
 def direction(change: Mapping[str, Any]) -> str:
     """``up``, ``down`` or ``same``: the class the page styles (besides the arrow and the words)."""
     return "up" if change["delta"] > 0 else "down" if change["delta"] < 0 else "same"
+

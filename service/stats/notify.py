@@ -109,6 +109,13 @@ def digest(storage: Storage, moment: dt.datetime) -> tuple[str, str, str]:
                  for row in rows] or ["none"]
         plain.append(f"\n{heading}")
         plain += [f"{row['count']:,}  {display.printable(row['value'])}" for row in rows] or ["none"]
+    if week["events"]:  # events are named by the site's pages and its visitors' clicks: escaped like any value
+        html.append("\n<b>Top events</b>")
+        html += [f"{row['count']:,}  <code>{escape(display.printable(row['value']))}</code> "
+                 f"({row['visitors']:,} visitors)" for row in week["events"]]
+        plain.append("\nTop events")
+        plain += [f"{row['count']:,}  {display.printable(row['value'])} ({row['visitors']:,} visitors)"
+                  for row in week["events"]]
     return title, "\n".join(html), "\n".join(plain)
 
 

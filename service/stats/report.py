@@ -40,6 +40,7 @@ from typing import Any
 from ..core.clock import local_time
 from ..core.errors import Invalid
 from ..storage import Storage
+from . import detail
 from .counting import DIMENSIONS, SERIES, VIEW_DIMENSIONS, key
 
 #: Named ranges: days ending today (one longer than the retention is refused).
@@ -221,8 +222,9 @@ def buckets(daily: Sequence[Mapping[str, Any]], unit: str) -> list[dict[str, Any
 
 def _period(tallies: Mapping[str, dict[str, int]], dates: Sequence[str], chosen: tuple[str, str] | None,
             top: int | None) -> dict[str, Any]:
-    """One period's totals, daily series and tables (the top ``top`` rows of each; None: every row) from the
-    daily detail ``tallies`` (a day missing from it counts nothing)."""
+    """One period's totals, daily series and tables (the top ``top`` rows of each; None: every row), and its
+    events, reading and chosen page's breakdown (`detail.sections`), from the daily detail ``tallies`` (a day
+    missing from it counts nothing)."""
     def day(date: str, dimension: str) -> dict[str, int]:
         return tallies.get(key(date, dimension)) or {}
 
@@ -240,11 +242,13 @@ def _period(tallies: Mapping[str, dict[str, int]], dates: Sequence[str], chosen:
                 summed[member] = summed.get(member, 0) + n
         rows = sorted(summed.items(), key=lambda item: (-item[1], item[0]))[:top]
         tables[dimension] = [{"value": member, "count": n} for member, n in rows]
+    visitors = sum(sum(day(d, "devices").values()) for d in dates)  # the site's, whatever the filter
     return {
         "totals": {"views": sum(d["views"] for d in series), "visitors": sum(d["visitors"] for d in series)},
         "daily": series,
         "counts": {dimension: "views" if dimension in VIEW_DIMENSIONS else "visitors" for dimension in DIMENSIONS},
         "tables": tables,
+        **detail.sections(tallies, dates, chosen, visitors, top),
     }
 
 
@@ -260,14 +264,23 @@ def _numbers(row: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
+def _tables(data: Mapping[str, Any], earlier: Mapping[str, Any]) -> list[tuple[list, list]]:
+    """Every table of a period beside the same table of ``earlier``: the dimensions', then the events',
+    the reading's and the chosen page's (`detail.TABLES`)."""
+    pairs = [(rows, earlier["tables"].get(name, [])) for name, rows in data["tables"].items()]
+    pairs += [(data[name], earlier.get(name) or []) for name in detail.TABLES]
+    page, before = data.get("page") or {}, earlier.get("page") or {}
+    return pairs + [(rows, before.get(name, [])) for name, rows in page.items()]
+
+
 def compare(data: dict[str, Any], earlier: Mapping[str, Any]) -> None:
     """Add the comparison with ``earlier`` (the previous period's `_period`, every row) to ``data``: the
     totals' `change` under ``comparison.totals``, and each table row's, number by number, under the row's
     ``comparison`` (a value missing from the previous period was 0 there)."""
     data["comparison"]["totals"] = {name: change(value, earlier["totals"].get(name, 0))
                                     for name, value in _numbers(data["totals"]).items()}
-    for name, rows in data["tables"].items():
-        before = {row["value"]: row for row in earlier["tables"].get(name, [])}
+    for rows, earlier_rows in _tables(data, earlier):
+        before = {row["value"]: row for row in earlier_rows}
         for row in rows:
             previous = before.get(row["value"], {})
             row["comparison"] = {field: change(value, previous.get(field, 0))
@@ -275,15 +288,17 @@ def compare(data: dict[str, Any], earlier: Mapping[str, Any]) -> None:
 
 
 def build(storage: Storage, span: Range, chosen: tuple[str, str] | None = None, top: int = TOP) -> dict[str, Any]:
-    """The report: totals, the daily series, the chart's series and the top ``top`` rows of every dimension,
-    each compared with the previous period when ``span.compare``.
+    """The report: totals, the daily series, the chart's series, the top ``top`` rows of every dimension and
+    the events, reading and (filtered on a page) the page's breakdown, each compared with the previous period
+    when ``span.compare``.
 
     With ``chosen`` (dimension, value) the totals and series are that value's (its views for pages,
     its visitors otherwise); the tables stay whole (combinations are not stored).
     """
     before = span.previous() if span.compare else None
     first = span.start if before is None else max(before.start, span.kept_from or before.start)
-    tallies = storage.daily_tallies(SERIES, DIMENSIONS, first.isoformat(), span.end.isoformat())
+    tallies = storage.daily_tallies(SERIES, (*DIMENSIONS, *detail.names(chosen)), first.isoformat(),
+                                    span.end.isoformat())
     current = _period(tallies, span.dates, chosen, top)
     unit = interval(span.days)
     data = {

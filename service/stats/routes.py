@@ -19,7 +19,8 @@ api = Blueprint("stats_api", __name__)
 
 _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (utm_source)",
            "mediums": "Mediums (utm_medium)", "campaigns": "Campaigns (utm_campaign)", "browsers": "Browsers",
-           "devices": "Devices", "countries": "Countries"}
+           "devices": "Devices", "systems": "Operating systems", "screens": "Screen sizes", "countries": "Countries"}
+_PAGE_TITLES = {"referrers": "Referrers", "campaigns": "Campaigns", "countries": "Countries", "events": "Events"}
 
 
 def _report(extra: tuple[str, ...] = ()) -> dict:
@@ -38,30 +39,45 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: str) -> str:
-    """``value`` safe in a spreadsheet: one starting with a formula character gets a leading ``'``."""
+    """``value`` safe in a spreadsheet: control and bidi characters written as escapes (`display.printable`,
+    not cut), and one starting with a formula character gets a leading ``'``."""
+    from . import display
+    value = display.printable(value, limit=len(value))
     return "'" + value if value.startswith(_FORMULA) else value
+
+
+def _flat(row: dict) -> dict:
+    """A row with its nested numbers (reading's ``scroll``: depth -> share) as columns of their own."""
+    nested = {f"{name}_{key}": value for name, inner in row.items() if isinstance(inner, dict) and name != "comparison"
+              for key, value in inner.items()}
+    return {**{name: value for name, value in row.items() if name == "comparison" or not isinstance(value, dict)},
+            **nested}
 
 
 def _csv(data: dict, table: str) -> Response:
     """One table as CSV: each row's value and numbers and, with the comparison, each number's previous value
     and change."""
-    from . import access
-    if table not in data["tables"]:
-        raise NotFound(f"table must be one of {', '.join(data['tables'])}", code="unknown_table")
-    rows = data["tables"][table]
+    from . import access, detail
+    tables = {**data["tables"], **{name: [_flat(row) for row in data[name]] for name in detail.TABLES}}
+    if table not in tables:
+        raise NotFound(f"table must be one of {', '.join(tables)}", code="unknown_table")
+    rows = tables[table]
     fields = [name for name in (rows[0] if rows else {"count": 0}) if name not in ("value", "comparison")]
     names = [data["counts"].get(table, name) if name == "count" else name for name in fields]
     compared = data["comparison"] is not None
+    compared_fields = set(rows[0].get("comparison") or {}) if rows else {"count"}
     header = ["value", *names]
     if compared:
-        header += [f"{word} {name}" for name in names for word in ("previous", "change")]
+        header += [f"{word} {name}" for field, name in zip(fields, names, strict=True) if field in compared_fields
+                   for word in ("previous", "change")]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
     for row in rows:
         line = [csv_cell(row["value"]), *(row[field] for field in fields)]
         if compared:
-            line += [row["comparison"][field][part] for field in fields for part in ("previous", "delta")]
+            line += [row["comparison"][field][part] for field in fields if field in compared_fields
+                     for part in ("previous", "delta")]
         writer.writerow(line)
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = (f'attachment; filename="stats-{table}-{data["from"]}-'
@@ -129,7 +145,7 @@ def _render(base: str = "/stats", shared: bool = False, new_link: str | None = N
     retention = current_app.config["STATS_RETENTION_DAYS"]
     presets = {name: days for name, days in report.PRESETS.items() if days <= retention}
     html = render_page("stats/page.html", data=data, chart=chart.svg(data["series"], data["interval"]),
-                       titles=_TITLES, presets=presets, link=lambda **changes: _link(data, base, **changes),
+                       titles=_TITLES, page_titles=_PAGE_TITLES, presets=presets, link=lambda **changes: _link(data, base, **changes),
                        base=base, public=access.public(), shared=shared, max_days=retention,
                        short=display.short, spoken=display.spoken, direction=display.direction,
                        excluded=exclusion.owner_flag(request.cookies),

@@ -9,7 +9,8 @@ one `Storage.hit` (one round trip): the rate limit, the view id (``view:<id>``,
 24 h, when the page sent one, so a retry of the same view is counted once),
 the page and site totals (atomic counters: the answer includes the view), and
 the recorded view in the ``views`` log, which holds only what the stats keep
-(see `record`). The fold (`fold`) turns recorded views, in batches and exactly
+(see `record`). The page's later beacons (events, reading: `beacons`) are
+recorded in the same log. The fold (`fold`) turns recorded views, in batches and exactly
 once, into the daily counters, unique visitors (a visitor's daily marker is
 ``visitor:<date>:<hash>``, 48 h) and the owner's stats. The daily series
 keeps the finished days in one value, ``visitors:daily-history`` (see
@@ -32,6 +33,7 @@ from ..core.privacy import subject_hash, visitor_hash
 from ..core.ratelimit import too_many, window
 from ..stats import counting
 from ..storage import Hit, Storage
+from . import beacons
 
 if TYPE_CHECKING:
     from ..core.deps import Deps
@@ -92,7 +94,8 @@ def read(deps: Deps, path: str) -> dict:
 def record(date: str, path: str, visitor: str | None, found: counting.Details) -> str:
     """The recorded view: JSON of only what the fold needs (no address, no User-Agent, no full referrer)."""
     return json.dumps({"d": date, "p": path, "v": visitor, "r": found.referrer, "u": dict(found.utm),
-                       "b": found.browser, "dv": found.device, "c": found.country}, separators=(",", ":"))
+                       "b": found.browser, "dv": found.device, "o": found.system, "sz": found.screen,
+                       "c": found.country}, separators=(",", ":"))
 
 
 def count(deps: Deps, path: str, visit: Visit, found: counting.Details, *, at: float, view: str | None = None) -> dict:
@@ -124,22 +127,26 @@ def count(deps: Deps, path: str, visit: Visit, found: counting.Details, *, at: f
     return _answer(path, result.counts, counted=True)
 
 
-def _folded_hit(text: str, cap: int, retention_days: int) -> Hit:
-    """What one recorded view adds: its day's views, page tally and, for the day's first view of its visitor,
-    the unique counters and the visitor tallies. A record that cannot be read adds nothing (logged): it must
-    not hold up the views behind it."""
+def _folded_hits(text: str, cap: int, retention_days: int) -> list[Hit]:
+    """What one record adds. A recorded view: its day's views, page tally and, for the day's first view of
+    its visitor, the unique counters and the visitor tallies. A recorded beacon: see `beacons.fold_hits`.
+    A record that cannot be read adds nothing (logged): it must not hold up the records behind it."""
     try:
         view = json.loads(text)
+        if view.get("k") == beacons.KIND:
+            return beacons.fold_hits(view, cap, retention_days)
         date, visitor = view["d"], view["v"]
+        # views recorded before the operating system and screen class were kept carry neither
         found = counting.Details(referrer=view["r"], utm=dict(view["u"]), browser=view["b"], device=view["dv"],
-                              country=view["c"])
+                                 country=view["c"], system=view.get("o", counting.UNKNOWN),
+                                 screen=view.get("sz", counting.UNKNOWN))
         tally, unique_tally = counting.tallies(date, view["p"], found, cap=cap, retention_days=retention_days)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.error("a recorded view could not be read and is skipped: %s", type(exc).__name__)
-        return Hit()
-    return Hit(incr=[f"site:day:{date}:views"], tally=tally,
-               unique=(f"visitor:{date}:{visitor}", VISITOR_TTL) if visitor else None,
-               unique_incr=["site:uniques", f"site:day:{date}:uniques"], unique_tally=unique_tally)
+        return []
+    return [Hit(incr=[f"site:day:{date}:views"], tally=tally,
+                unique=(f"visitor:{date}:{visitor}", VISITOR_TTL) if visitor else None,
+                unique_incr=["site:uniques", f"site:day:{date}:uniques"], unique_tally=unique_tally)]
 
 
 def fold(deps: Deps, *, batch: int = FOLD_BATCH, rounds: int = 50, now: float | None = None) -> int:
@@ -161,7 +168,7 @@ def fold(deps: Deps, *, batch: int = FOLD_BATCH, rounds: int = 50, now: float | 
         if not records:
             break
         if storage.fold(VIEWS_LOG, start, planned or records[-1][0],
-                        [_folded_hit(text, cap, retention) for _, text in records]):
+                        [hit for _, text in records for hit in _folded_hits(text, cap, retention)]):
             folded += len(records)
         if planned is None and len(records) < batch:
             break

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+import json
+
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..core.deps import current
-from ..core.errors import Invalid
+from ..core.errors import Invalid, UnsupportedMediaType, error_response
 from ..core.http import query_int
 from ..core.paths import normalise_path
 from ..core.privacy import is_bot, opted_out
 from ..stats import counting, exclusion, geo
-from . import counter
+from . import beacons, counter
 
 bp = Blueprint("visitors", __name__)
 
@@ -44,6 +46,36 @@ def count_view():
     visit = counter.Visit(ip=address, user_agent=user_agent, opted_out=opted_out(request.headers))
     answer = counter.count(deps, path, visit, found, at=deps.now(), view=view)
     return _no_store(jsonify(answer))
+
+
+@bp.post("/visitors/events")
+def record_beacon():
+    """A page's events and reading (see `beacons`): 204 when recorded, and also when left out (a bot, a
+    visitor who sent DNT or Sec-GPC, the owner's browser, a path or network of ``STATS_IGNORE``: nothing is
+    recorded, and the page is not told apart)."""
+    kind = (request.mimetype or "").lower()
+    if kind not in ("text/plain", "application/json"):
+        raise UnsupportedMediaType("send the beacon as JSON (text/plain or application/json)",
+                                   code="unsupported_media_type")
+    if (request.content_length or 0) > beacons.MAX_BODY:
+        return error_response(413, "body_too_large", f"a beacon is at most {beacons.MAX_BODY} bytes")
+    raw = request.get_data(cache=False)
+    if len(raw) > beacons.MAX_BODY:
+        return error_response(413, "body_too_large", f"a beacon is at most {beacons.MAX_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise Invalid('expected a JSON object like {"path": "/", "view_id": "…", "events": ["email"]}',
+                      code="invalid_body")
+    beacon = beacons.parse(body, normalise_path(body.get("path")))
+    user_agent, address, deps = request.headers.get("User-Agent", ""), request.remote_addr or "", current()
+    if not (is_bot(user_agent) or opted_out(request.headers)
+            or exclusion.excluded(deps.settings["STATS_IGNORE"], beacon.path, address, request.cookies)):
+        visit = counter.Visit(ip=address, user_agent=user_agent, opted_out=False)
+        beacons.send(deps, current_app.extensions["vitae.beacon-limits"], beacon, visit, at=deps.now())
+    return _no_store(Response(status=204))
 
 
 @bp.get("/visitors")

@@ -172,8 +172,12 @@ function countView(path) {
   if (!widgets.has('visitors') || !path) return Promise.resolve(null);
   // the referrer's host and the page's utm_* parameters feed the owner's stats (reduced on the server)
   const body = { path, referrer: document.referrer, query: window.location.search, view_id: newViewId() };
-  // the owner's browser only reads the counts
-  const send = () => (countsThisBrowser() ? sendView(body) : api(`/visitors?path=${encodeURIComponent(path)}`));
+  // the viewport's width gives the owner's stats a screen size class (phone, tablet, laptop, desktop)
+  if (window.innerWidth > 0) body.width = Math.round(window.innerWidth);
+  // the owner's browser only reads the counts, and sends no events or reading
+  const counts = countsThisBrowser();
+  if (counts) watchPage(path, body.view_id);
+  const send = () => (counts ? sendView(body) : api(`/visitors?path=${encodeURIComponent(path)}`));
   counted ??= send().then((result) => {
     const box = byId('visitor-counter');
     if (!result.ok || !result.data || typeof result.data.page_views !== 'number') return null;
@@ -189,6 +193,64 @@ function countView(path) {
     return d;
   });
   return counted;
+}
+
+// --- events and reading: sent with navigator.sendBeacon when the page is hidden ------------------
+
+// Visitors who ask not to be tracked send none; nothing is stored in the browser.
+const OPTED_OUT = navigator.doNotTrack === '1' || navigator.globalPrivacyControl === true;
+const DOWNLOAD = /\.(pdf|zip|gz|tgz|7z|rar|tar|docx?|xlsx?|pptx?|odt|ods|csv|epub|mp3|mp4|dmg|exe|apk)$/i;
+const beacon = { path: null, view: null, seq: 0, events: [], visible: 0, since: null, scroll: 0 };
+
+/** Queue an event for the page's next beacon; the name is reduced to what the server accepts. */
+function track(name) {
+  const clean = String(name || '').toLowerCase().replace(/[^a-z0-9._:/-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 48);
+  if (beacon.view && clean && beacon.events.length < 8) beacon.events.push(clean);
+}
+
+/** The event a click on ``target`` fires: its data-vitae-event, or a link's kind (mail, download, outbound). */
+function eventOf(target) {
+  const marked = target.closest('[data-vitae-event]');
+  if (marked) return marked.dataset.vitaeEvent;
+  const link = target.closest('a[href]');
+  if (!link) return null;
+  const url = new URL(link.href, location.href);
+  if (url.protocol === 'mailto:') return 'email';
+  if (!/^https?:$/.test(url.protocol)) return null;
+  const file = url.pathname.split('/').pop();
+  if (DOWNLOAD.test(file) || link.hasAttribute('download')) return `download:${file}`;
+  return url.host === location.host ? null : `outbound:${url.hostname.replace(/^www\./, '')}`;
+}
+
+function scrolled() {
+  const page = document.documentElement.scrollHeight;
+  beacon.scroll = Math.max(beacon.scroll, page ? Math.min(100, ((window.scrollY + window.innerHeight) / page) * 100) : 100);
+}
+
+/** Send what is new: the events since the last beacon and, in the view's first beacon, the reading. */
+function sendBeacon() {
+  if (beacon.since !== null) beacon.visible += performance.now() - beacon.since;
+  beacon.since = null;
+  const body = { path: beacon.path, view_id: beacon.view, seq: beacon.seq };
+  if (beacon.events.length) body.events = beacon.events.splice(0);
+  if (beacon.seq === 0) body.reading = { seconds: Math.min(86400, Math.round(beacon.visible / 1000)), scroll: Math.round(beacon.scroll) };
+  if ((!body.events && !body.reading) || beacon.seq > 7 || !navigator.sendBeacon) return;
+  beacon.seq += 1;
+  navigator.sendBeacon(`${API}/visitors/events`, JSON.stringify(body));
+}
+
+/** Watch the counted view ``view`` of ``path``: clicks that are events, visible time and scroll depth. */
+function watchPage(path, view) {
+  if (OPTED_OUT || beacon.view) return;
+  Object.assign(beacon, { path, view, since: document.visibilityState === 'visible' ? performance.now() : null });
+  scrolled();
+  window.addEventListener('scroll', scrolled, { passive: true });
+  document.addEventListener('click', (event) => { if (event.target instanceof Element) track(eventOf(event.target)); }, true);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') sendBeacon();
+    else beacon.since = performance.now();
+  });
+  window.addEventListener('pagehide', () => { if (beacon.since !== null || beacon.events.length) sendBeacon(); });
 }
 
 // --- Spotify -------------------------------------------------------------------
@@ -421,6 +483,7 @@ function setupContact() {
     if (result.status === 202 || (result.ok && result.data && result.data.status === 'accepted')) {
       form.reset();
       fields.forEach((f) => showFieldError(f, ''));
+      track('contact-sent');
       say('Thank you! Your message has been sent.', 'ok');
     } else if (result.status === 400 && result.data && result.data.fields) {
       let target = null;
