@@ -2,15 +2,17 @@
 
 The page sends one reading per view when it is first hidden: the seconds it was visible
 (``visibilitychange``; time in a background tab does not count) and the deepest scroll reached, in
-percent of the page. Nothing is kept per visitor or per view: each reading adds one to daily tallies
-whose members are page paths, so every name is bounded by ``STATS_DAILY_VALUES`` pages a day:
+percent of the page. Nothing is kept per visitor or per view: each reading adds one to two daily
+tallies whose members are (page, bucket) pairs, ``<path> <bucket>`` (a path holds no space):
 
-* ``read-t0`` .. ``read-t8``: the visible time's bucket (`BOUNDS`: under 5 s, 5-10 s, ..., 10 min and more);
-  their sum is the page's readings;
-* ``read-s25`` .. ``read-s100``: readings that reached 25, 50, 75 and 100 % of the page.
+* ``read-time``: the visible time's bucket, ``t0`` .. ``t8`` (`BOUNDS`: under 5 s, 5-10 s, ...,
+  10 min and more); a page's members sum to its readings;
+* ``read-scroll``: ``25``, ``50``, ``75``, ``100`` for each depth the reading reached.
 
-The median time is computed when the report is read, from the summed buckets (linear within the bucket
-holding the middle reading); the scroll shares are each level's readings over the page's readings.
+Each is capped at ``STATS_DAILY_VALUES`` pages' worth of members (that many times the buckets), so
+storage stays bounded whatever the number of pages. The median time is computed when the report is
+read, from the summed buckets (linear within the bucket holding the middle reading); the scroll
+shares are each depth's readings over the page's readings.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from ..storage import Tally
 BOUNDS = (5, 10, 20, 30, 60, 120, 300, 600)
 #: Scroll depths (percent) whose share of readings the report shows.
 LEVELS = (25, 50, 75, 100)
-#: The longest visible time a reading may claim (a day), and the report's stand-in width of the last bucket.
+#: The longest visible time a reading may claim (a day).
 MAX_SECONDS = 86_400
-TIMES = tuple(f"read-t{i}" for i in range(len(BOUNDS) + 1))
-SCROLLS = tuple(f"read-s{level}" for level in LEVELS)
-NAMES = (*TIMES, *SCROLLS)
+TIME, SCROLL = "read-time", "read-scroll"
+NAMES = (TIME, SCROLL)
+BUCKETS = len(BOUNDS) + 1
 
 
 def reading(raw: object) -> tuple[int, int] | None:
@@ -53,8 +55,9 @@ def bucket(seconds: int) -> int:
 
 def tallies(date: str, path: str, seconds: int, scroll: int, *, cap: int, ttl: int) -> list[Tally]:
     """What one reading of ``path`` adds."""
-    names = [TIMES[bucket(seconds)], *(f"read-s{level}" for level in LEVELS if scroll >= level)]
-    return [Tally(f"stats:{date}:{name}", path, cap, ttl) for name in names]
+    return [Tally(f"stats:{date}:{TIME}", f"{path} t{bucket(seconds)}", cap * BUCKETS, ttl),
+            *(Tally(f"stats:{date}:{SCROLL}", f"{path} {level}", cap * len(LEVELS), ttl)
+              for level in LEVELS if scroll >= level)]
 
 
 def median(buckets: list[int]) -> float:
@@ -72,18 +75,25 @@ def median(buckets: list[int]) -> float:
     return float(edges[-1])  # not reached: the buckets sum to total
 
 
+def _split(summed: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """``{path: {bucket: n}}`` of a summed tally; ``(other)`` (pairs past a day's cap) is left out."""
+    pages: dict[str, dict[str, int]] = {}
+    for member, n in summed.items():
+        path, _, name = member.rpartition(" ")
+        if path:
+            pages.setdefault(path, {})[name] = n
+    return pages
+
+
 def table(summed: Mapping[str, Mapping[str, int]], top: int | None) -> list[dict]:
-    """Reading per page, most read first: ``value`` (the page), ``readings``, ``median_seconds`` and ``scroll`` (level ->
-    share of readings reaching it, 0 to 1), from the range's summed tallies ``{name: {path: n}}``."""
-    counts: dict[str, int] = {}
-    for name in TIMES:
-        for path, n in summed.get(name, {}).items():
-            if not path.startswith("("):  # (other): pages past a day's cap have no buckets of their own
-                counts[path] = counts.get(path, 0) + n
+    """Reading per page, most read first: ``value`` (the page), ``readings``, ``median_seconds`` and ``scroll``
+    (depth -> share of readings reaching it, 0 to 1), from the range's summed tallies ``{name: {member: n}}``."""
+    times, scrolls = _split(summed.get(TIME, {})), _split(summed.get(SCROLL, {}))
+    counts = {path: sum(buckets.values()) for path, buckets in times.items()}
     rows = []
     for path, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]:
-        buckets = [summed.get(name, {}).get(path, 0) for name in TIMES]
+        buckets = [times[path].get(f"t{i}", 0) for i in range(BUCKETS)]
         rows.append({"value": path, "readings": n, "median_seconds": median(buckets),
-                     "scroll": {str(level): round(min(summed.get(f"read-s{level}", {}).get(path, 0) / n, 1.0), 4)
+                     "scroll": {str(level): round(min(scrolls.get(path, {}).get(str(level), 0) / n, 1.0), 4)
                                 for level in LEVELS}})
     return rows
