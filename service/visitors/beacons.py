@@ -12,8 +12,10 @@ Recording a beacon is one `Storage.hit` holding only its log record (one write: 
 backend, one write unit on DynamoDB): the record joins the recorded views in the ``views`` log and the
 fold turns it into tallies (`fold_hits`). It holds no address and no User-Agent: only the day, the
 path, the view id, the events, the reading and the daily-salted visitor hash (for the events' unique
-visitors). The fold counts each (view id, seq) once (a marker, 48 h), so a beacon sent again counts
-once, and a view's reading once (only ``seq`` 0 carries one).
+visitors). Only a view's first beacon (``seq`` 0) brings a reading. The fold keeps no marker per
+beacon: ``navigator.sendBeacon`` does not send one twice, and a marker would not stop a forged beacon
+(its view id is the sender's to choose) while costing a write each; forged beacons are bounded like
+forged views, by the per-address limit.
 
 The per-address limit (``BEACON_RATE_LIMIT``) is counted in each process's memory (`LocalWindows`):
 a limit held in storage would be a second write per beacon.
@@ -43,8 +45,6 @@ log = logging.getLogger(__name__)
 MAX_SEQ = 7
 #: Largest beacon body read (bytes): a beacon is a few hundred.
 MAX_BODY = 4096
-#: Seconds a beacon's marker (``beacon:<view>:<seq>``) is kept: past the log's own keeping.
-MARKER_TTL = 48 * 3600
 KIND = "b"
 
 
@@ -96,8 +96,8 @@ def send(deps: Deps, limits: LocalWindows, beacon: Beacon, visit: counter.Visit,
 
 
 def fold_hits(view: dict, cap: int, retention_days: int) -> list[Hit]:
-    """What one recorded beacon adds: its events (firings, the page's breakdown) and its reading under the
-    beacon's marker, then the events' visitors. Raises `KeyError`, `TypeError` or `ValueError` for a
+    """What one recorded beacon adds: its events (firings, the page's breakdown) and its reading, then the
+    events' visitors. Raises `KeyError`, `TypeError` or `ValueError` for a
     record that cannot be read."""
     date, path, visitor, seq = view["d"], view["p"], view["v"], int(view["s"])
     fired = [name for name in view["e"] if isinstance(name, str)]
@@ -106,7 +106,7 @@ def fold_hits(view: dict, cap: int, retention_days: int) -> list[Hit]:
     if view["r"] is not None and seq == 0:
         seconds, scroll = (int(value) for value in view["r"])
         tallies += reading.tallies(date, path, seconds, scroll, cap=cap, ttl=ttl)
-    hits = [Hit(unique=(f"beacon:{view['i']}:{seq}", MARKER_TTL), unique_tally=tallies)]
+    hits = [Hit(tally=tallies)]
     if visitor:
         hits += events.visitor_hits(date, fired, visitor, cap=cap, ttl=ttl)
     return hits

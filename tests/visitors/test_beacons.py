@@ -113,17 +113,16 @@ def test_a_beacon_costs_one_write_unit_on_dynamodb_at_its_largest(make_app):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_beacon_sent_again_counts_once_and_a_view_reads_once(make_app, backend):
+def test_a_view_reads_once_and_a_visitor_counts_once_per_event(make_app, backend):
     client = make_app(backend, STATS_TOKEN=TOKEN).test_client()
     view_id = view(client)
-    body = {"path": "/", "view_id": view_id, "events": ["cta"], "reading": {"seconds": 100, "scroll": 50}}
+    body = {"path": "/", "view_id": view_id, "events": ["cta", "cta"], "reading": {"seconds": 100, "scroll": 50}}
     beacon(client, body)
-    beacon(client, body)  # the same beacon again (a replay): nothing more
     beacon(client, {**body, "seq": 1})  # a later beacon carrying a reading: its events count, the reading not
     data = report(client)
-    assert data["events"] == [{"name": "cta", "count": 2, "visitors": 1, "conversion": 1.0}]
+    assert data["events"] == [{"name": "cta", "count": 4, "visitors": 1, "conversion": 1.0}]
     assert [row["readings"] for row in data["reading"]] == [1]
-    assert report(client)["events"][0]["count"] == 2  # folding again changes nothing
+    assert report(client)["events"][0]["count"] == 4  # folding again changes nothing
 
 
 def test_bots_and_opted_out_visitors_record_nothing(make_app):
@@ -232,3 +231,25 @@ def test_hostile_stored_values_are_escaped_on_the_page_in_the_csv_and_the_termin
     assert "\x1b" not in csv and "\u202e" not in csv and "<b>x</b>\\u202e\\x1b[31m,1,0,0.0" in csv.splitlines()
     shown = app.test_cli_runner().invoke(args=["stats", "show", "--range", "today"]).output
     assert "\x1b" not in shown and "\u202e" not in shown and "\\u202e" in shown
+
+
+def test_what_beacons_cost_on_dynamodb_with_their_fold(make_app):
+    """The figures of docs/cost.md: 60 beacons (each with an event and a reading) of 60 views from 40 visitors,
+    the request and the fold's share. Each beacon here is its visitor's first of its event that day (the worst
+    case): the fold writes a visitor marker for each, besides a share of the tally items."""
+    app = make_app("dynamodb", STATS_TOKEN=TOKEN)
+    client = app.test_client()
+    views = [(view(client, f"/blog/{n % 5}", ip=f"198.51.100.{n % 40}"), n) for n in range(60)]
+    fold(app)
+    with CapacityUnits(app.extensions["vitae.storage"]) as units:
+        for view_id, n in views:
+            assert beacon(client, {"path": f"/blog/{n % 5}", "view_id": view_id, "events": [f"goal-{n % 3}"],
+                                   "reading": {"seconds": n * 7, "scroll": n % 101}},
+                          ip=f"198.51.100.{n % 40}").status_code == 204
+        request_units = units.write
+        assert fold(app) == 60
+    breakdown = {operation: (int(calls), write / 60, read / 60)
+                 for operation, (calls, write, read) in sorted(units.by_operation.items())}
+    print(f"per beacon: {units.write / 60:.2f} write units, {units.read / 60:.2f} read units; {breakdown}")
+    assert request_units == 60  # one write unit each on the request
+    assert units.write / 60 <= 2.2 and units.read / 60 <= 1.2, breakdown
