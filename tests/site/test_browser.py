@@ -861,3 +861,39 @@ def test_the_owner_leaves_their_browser_out_and_shares_a_read_only_link(browser,
     browser.open(f"{stats_url}{path}", ready=False)
     assert "unknown_link" in browser.text("body") and not browser.visible("#table-pages")
     assert browser.console_errors(allow_failed_requests=True) == []  # no CSP violation on any page
+
+
+def test_events_reading_system_and_screen_from_a_real_page_reach_the_stats(browser, stats_url):
+    browser.viewport(1280, 900)
+    browser.open(f"{stats_url}/")
+    # there is no internet here: the outbound link's navigation is cancelled, after the site's listener saw it
+    browser.js("window.addEventListener('click', (e) => { if (e.target.closest('a[href^=\"https://github\"]')) "
+               "e.preventDefault(); }, true);")
+    browser.js("document.getElementById('theme-toggle').click();")  # data-vitae-event="theme-toggle"
+    browser.js("document.querySelector('a[href^=\"https://github.com/\"]').click();")
+    browser.js("window.scrollTo(0, document.documentElement.scrollHeight);")
+    # leaving the page hides it: its one beacon (the two events, the visible time, the scroll depth) goes out
+    browser.open(f"{stats_url}/stats", ready=False)
+    if browser.visible("#token"):
+        _sign_in(browser, STATS_TOKEN)
+    browser.wait(lambda: browser.visible("#table-events"), message="the stats page")
+
+    def folded() -> bool:
+        if "theme-toggle" in (browser.text("#table-events") or ""):
+            return True
+        browser.open(f"{stats_url}/stats", ready=False)
+        return False
+    browser.wait(folded, message="the page's events on the stats page")
+    events = browser.text("#table-events")
+    assert "outbound:github.com" in events and "theme-toggle" in events
+    cells = browser.js("return [...document.querySelectorAll('#table-reading tbody tr')].map("
+                       "(row) => [...row.cells].map((cell) => cell.textContent.trim()))")
+    home = next(row for row in cells if row[0] == "/")
+    # columns: page, readings, median time, share reaching 25, 50, 75, 100 %: this reading went to the bottom
+    assert int(home[1]) >= 1 and home[2].endswith(" s") and home[6] != "0%", cells
+    assert "Linux" in browser.text("#table-systems") and "laptop" in browser.text("#table-screens")
+    # clicking a page: its own referrers, countries and events
+    browser.js("document.querySelector('#table-reading td a').click()")
+    browser.wait(lambda: browser.visible("#page-detail"), message="the page's breakdown")
+    assert "outbound:github.com" in browser.text("#page-events") and "(direct)" in browser.text("#page-referrers")
+    assert browser.console_errors(allow_failed_requests=True) == []

@@ -196,6 +196,16 @@ def test_the_build_reports_the_home_page_weight(built):
     assert report.home_bytes == sum((out / name).stat().st_size for name in set(loaded)) > 0
 
 
+def test_all_of_the_sites_javascript_is_at_most_12_kb_gzipped(built):
+    """Every script the build ships (the site's one, with the counter, beacons and widgets), compressed as the
+    server and the CDN send it."""
+    _, out = built
+    scripts = sorted(out.rglob("*.js"))
+    assert scripts
+    zipped = sum(len(gzip.compress(path.read_bytes(), 9)) for path in scripts)
+    assert zipped <= 12 * 1024, {path.name: path.stat().st_size for path in scripts}
+
+
 def test_api_base_and_widget_choice_shape_the_pages(tmp_path):
     build(EXAMPLE, str(tmp_path / "a"), SiteOptions(site_url=SITE_URL, api_base="https://api.example.com/api",
                                                     widgets=("visitors", "blog"), api_timeout=2.5))
