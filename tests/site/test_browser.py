@@ -866,11 +866,13 @@ def test_the_owner_leaves_their_browser_out_and_shares_a_read_only_link(browser,
 def test_events_reading_system_and_screen_from_a_real_page_reach_the_stats(browser, stats_url):
     browser.viewport(1280, 900)
     browser.open(f"{stats_url}/")
-    # there is no internet here: the outbound link's navigation is cancelled, after the site's listener saw it
-    browser.js("window.addEventListener('click', (e) => { if (e.target.closest('a[href^=\"https://github\"]')) "
-               "e.preventDefault(); }, true);")
+    # there is no internet here, and no download is wanted: the outbound link's navigation and the PDF's download
+    # are cancelled, after the site's listener saw the clicks
+    browser.js("window.addEventListener('click', (e) => { if (e.target.closest('a[href^=\"https://github\"], "
+               ".download a')) e.preventDefault(); }, true);")
     browser.js("document.getElementById('theme-toggle').click();")  # data-vitae-event="theme-toggle"
     browser.js("document.querySelector('a[href^=\"https://github.com/\"]').click();")
+    browser.js("document.querySelector('.download a').click();")  # the resume's PDF
     browser.js("window.scrollTo(0, document.documentElement.scrollHeight);")
     # leaving the page hides it: its one beacon (the two events, the visible time, the scroll depth) goes out
     browser.open(f"{stats_url}/stats", ready=False)
@@ -885,7 +887,7 @@ def test_events_reading_system_and_screen_from_a_real_page_reach_the_stats(brows
         return False
     browser.wait(folded, message="the page's events on the stats page")
     events = browser.text("#table-events")
-    assert "outbound:github.com" in events and "theme-toggle" in events
+    assert "outbound:github.com" in events and "theme-toggle" in events and "download:resume.pdf" in events
     cells = browser.js("return [...document.querySelectorAll('#table-reading tbody tr')].map("
                        "(row) => [...row.cells].map((cell) => cell.textContent.trim()))")
     home = next(row for row in cells if row[0] == "/")
