@@ -253,3 +253,28 @@ def test_what_beacons_cost_on_dynamodb_with_their_fold(make_app):
     print(f"per beacon: {units.write / 60:.2f} write units, {units.read / 60:.2f} read units; {breakdown}")
     assert request_units == 60  # one write unit each on the request
     assert units.write / 60 <= 2.2 and units.read / 60 <= 1.2, breakdown
+
+
+def test_the_median_time_is_interpolated_in_the_bucket_holding_the_middle_reading():
+    from service.stats.reading import BOUNDS, median
+
+    assert median([0] * (len(BOUNDS) + 1)) == 0.0
+    # 10 readings: 4 under 5 s, 4 in 5-10 s, 2 in 10-20 s: the 5th is the first of 5-10 s
+    assert median([4, 4, 2, 0, 0, 0, 0, 0, 0]) == 6.2
+    assert median([0, 0, 0, 0, 0, 0, 0, 0, 3]) == 900.0  # the open last bucket: 600 s to 1200 s
+
+
+def test_the_digest_lists_the_weeks_events_escaped(make_app, clock):
+    import datetime as dt
+
+    from service.stats import notify
+    from service.storage import Hit, Tally
+
+    app = make_app(STATS_TOKEN=TOKEN)
+    storage = app.extensions["vitae.storage"]
+    day = (dt.datetime.fromtimestamp(clock.now, dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    storage.hit(Hit(tally=[Tally(f"stats:{day}:events", "<b>cv</b>&", 100, 86400),
+                           Tally(f"stats:{day}:event-visitors", "<b>cv</b>&", 100, 86400)]))
+    _, html, plain = notify.digest(storage, dt.datetime.fromtimestamp(clock.now, dt.UTC))
+    assert "<code>&lt;b&gt;cv&lt;/b&gt;&amp;</code> (1 visitors)" in html and "<b>cv</b>" not in html
+    assert "Top events" in plain and "<b>cv</b>&" in plain
