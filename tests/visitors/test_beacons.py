@@ -139,6 +139,22 @@ def test_bots_and_opted_out_visitors_record_nothing(make_app):
     assert report(client)["events"] == [] and report(client)["reading"] == []
 
 
+def test_the_owners_browser_and_ignored_paths_and_networks_record_no_beacon(make_app):
+    from service.stats.exclusion import COOKIE
+
+    app = make_app(STATS_IGNORE="/drafts/* 198.51.100.0/24")
+    client = app.test_client()
+    body = {"path": "/", "view_id": "v" * 20, "events": ["email"]}
+    assert beacon(client, {**body, "path": "/drafts/new"}).status_code == 204
+    assert beacon(client, body, ip="198.51.100.40").status_code == 204
+    client.set_cookie(COOKIE, "1")
+    assert beacon(client, body).status_code == 204
+    assert fold(app) == 0
+    client.delete_cookie(COOKIE)
+    assert beacon(client, body).status_code == 204
+    assert fold(app) == 1  # the same beacon from a visitor is recorded
+
+
 HOSTILE = [
     (b"not json", 400, "invalid_body"),
     (b"[1, 2]", 400, "invalid_body"),
