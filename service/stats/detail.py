@@ -16,6 +16,10 @@ from .counting import SERIES
 
 #: The sections that are tables of rows (a ``value`` and its numbers), compared like the dimensions' tables.
 TABLES = ("events", "reading")
+#: Each table's numbers as CSV columns (reading's ``scroll`` flattened), and those compared (all but scroll's).
+COLUMNS = {"events": ("count", "visitors", "conversion"),
+           "reading": ("readings", "median_seconds", *(f"scroll_{level}" for level in reading.LEVELS))}
+COMPARED = {"events": COLUMNS["events"], "reading": ("readings", "median_seconds")}
 
 
 def _page(chosen: tuple[str, str] | None) -> str | None:

@@ -39,10 +39,7 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: str) -> str:
-    """``value`` safe in a spreadsheet: control and bidi characters written as escapes (`display.printable`,
-    not cut), and one starting with a formula character gets a leading ``'``."""
-    from . import display
-    value = display.printable(value, limit=len(value))
+    """``value`` safe in a spreadsheet: one starting with a formula character gets a leading ``'``."""
     return "'" + value if value.startswith(_FORMULA) else value
 
 
@@ -62,10 +59,11 @@ def _csv(data: dict, table: str) -> Response:
     if table not in tables:
         raise NotFound(f"table must be one of {', '.join(tables)}", code="unknown_table")
     rows = tables[table]
-    fields = [name for name in (rows[0] if rows else {"count": 0}) if name not in ("value", "comparison")]
+    fields = [name for name in (rows[0] if rows else dict.fromkeys(detail.COLUMNS.get(table, ("count",))))
+              if name not in ("value", "comparison")]
     names = [data["counts"].get(table, name) if name == "count" else name for name in fields]
     compared = data["comparison"] is not None
-    compared_fields = set(rows[0].get("comparison") or {}) if rows else {"count"}
+    compared_fields = set(rows[0].get("comparison") or {}) if rows else set(detail.COMPARED.get(table, ("count",)))
     header = ["value", *names]
     if compared:
         header += [f"{word} {name}" for field, name in zip(fields, names, strict=True) if field in compared_fields

