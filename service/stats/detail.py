@@ -13,7 +13,6 @@ from typing import Any
 from . import breakdown, events, reading
 from .counting import SERIES
 
-
 #: The sections that are tables of rows (a ``value`` and its numbers), compared like the dimensions' tables.
 TABLES = ("events", "reading")
 #: Each table's numbers as CSV columns (reading's ``scroll`` flattened), and those compared (all but scroll's).

@@ -143,7 +143,8 @@ def _render(base: str = "/stats", shared: bool = False, new_link: str | None = N
     retention = current_app.config["STATS_RETENTION_DAYS"]
     presets = {name: days for name, days in report.PRESETS.items() if days <= retention}
     html = render_page("stats/page.html", data=data, chart=chart.svg(data["series"], data["interval"]),
-                       titles=_TITLES, page_titles=_PAGE_TITLES, presets=presets, link=lambda **changes: _link(data, base, **changes),
+                       titles=_TITLES, page_titles=_PAGE_TITLES, presets=presets,
+                       link=lambda **changes: _link(data, base, **changes),
                        base=base, public=access.public(), shared=shared, max_days=retention,
                        short=display.short, spoken=display.spoken, direction=display.direction,
                        excluded=exclusion.owner_flag(request.cookies),
