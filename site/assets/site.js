@@ -214,7 +214,8 @@ function eventOf(target) {
   if (marked) return marked.dataset.vitaeEvent;
   const link = target.closest('a[href]');
   if (!link) return null;
-  const url = new URL(link.href, location.href);
+  let url;
+  try { url = new URL(link.href, location.href); } catch { return null; } // an href no browser can follow
   if (url.protocol === 'mailto:') return 'email';
   if (!/^https?:$/.test(url.protocol)) return null;
   const file = url.pathname.split('/').pop();
