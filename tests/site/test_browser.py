@@ -29,7 +29,7 @@ import requests
 from pypdf import PdfReader
 
 from service import create_app
-from service.features import SETTINGS, WIDGETS
+from service.features import WIDGETS
 from service.site.build import SiteOptions, build
 
 from ..browser import (
@@ -57,15 +57,6 @@ GERMAN_SECTIONS = ["Über mich", "Berufserfahrung", "Projekte", "Ehrenamt", "Aus
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def clean_env(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        for setting in SETTINGS:
-            patch.delenv(setting.name, raising=False)
-        patch.setenv("VITAE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ import pytest
 import requests
 
 from service import create_app
-from service.features import SETTINGS
 from service.site.build import SiteOptions, build
 
 from ..browser import Chromium, LiveService, browser_missing
+from ..contact.test_turnstile_site import STRICT, WITH_TURNSTILE
 from ..fakes import FakeUpstream, Reply
 from ..helpers import ROOT
 
@@ -36,26 +36,10 @@ SITE_KEY = "0x4AAAAAAAbrowsertestkey"
 SECRET = "0x4AAAAAAAbrowser-test-secret"
 SITEVERIFY = "/turnstile/v0/siteverify"
 SCRIPT = "https://challenges.cloudflare.com/turnstile/v0/api.js"
-STRICT = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-          "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-          "frame-ancestors 'none'")
-WITH_TURNSTILE = ("default-src 'self'; script-src 'self' https://challenges.cloudflare.com; style-src 'self'; "
-                  "img-src 'self' https: data:; connect-src 'self'; font-src 'self'; "
-                  "frame-src https://challenges.cloudflare.com; object-src 'none'; base-uri 'self'; "
-                  "form-action 'self'; frame-ancestors 'none'")
 REFUSED = ("This form needs Cloudflare's anti-spam check, which runs with JavaScript: allow JavaScript and "
            "challenges.cloudflare.com for this page, reload it and try again.")
 EXAMPLE = os.path.join(ROOT, "site", "resume.json")
 OWNER_EMAIL = "mara@example.com"  # basics.email of the example resume
-
-
-@pytest.fixture(scope="module")
-def clean_env(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        for setting in SETTINGS:
-            patch.delenv(setting.name, raising=False)
-        patch.setenv("VITAE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
-        yield
 
 
 @pytest.fixture(scope="module")
