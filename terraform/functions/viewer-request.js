@@ -15,10 +15,14 @@
 //    whose last part has no dot is such a folder without its slash (/de
 //    for the German resume at /de/): it answers a permanent redirect to
 //    the folder, as a web server would, rather than S3's missing object.
+//    Only a path of plain segments (FOLDER) is redirected: the target is
+//    the path itself, and one starting "//" or "/\" (//evil.example/x)
+//    would be read by browsers as another site's address.
 
 var APEX = '${apex_domain}';
 var WWW = '${www_domain}';
 var SERVE_INDEX = ${serve_index};
+var FOLDER = /^(\/[A-Za-z0-9._~-]+)+$/;
 
 function queryString(querystring) {
   var parts = [];
@@ -50,7 +54,7 @@ function handler(event) {
 
   if (SERVE_INDEX && request.uri.charAt(request.uri.length - 1) === '/') {
     request.uri += 'index.html';
-  } else if (SERVE_INDEX && request.uri.split('/').pop().indexOf('.') === -1) {
+  } else if (SERVE_INDEX && FOLDER.test(request.uri) && request.uri.split('/').pop().indexOf('.') === -1) {
     return {
       statusCode: 301,
       statusDescription: 'Moved Permanently',

@@ -617,6 +617,17 @@ def test_viewer_request_function_redirects_www_and_serves_directory_indexes(stac
     assert folder["statusCode"] == 301 and folder["headers"]["location"]["value"] == "/de/?a=1"
 
 
+def test_the_folder_redirect_never_leaves_the_site(stack):
+    """A path a browser would read as another site's address (//host/x, /\\host/x) is not redirected to."""
+    hostile = ["//evil.example/x", "///evil.example/x", "/\\evil.example/x", "/\t/evil.example/x",
+               "/%2F/evil.example/x"]
+    *answers, folder = _run_function(stack, "viewer_request", [*(_request(uri, "jane.example") for uri in hostile),
+                                                               _request("/de/x", "jane.example")])
+    for uri, answer in zip(hostile, answers, strict=True):
+        assert "statusCode" not in answer and answer["uri"] == uri, (uri, answer)
+    assert folder["headers"]["location"]["value"] == "/de/x/"
+
+
 def test_function_origin_paths_redirect_www_and_reach_the_app_unchanged(stack):
     """www.<domain>/blog/* was served without the redirect; the app's paths must not gain an index.html."""
     *redirects, blog, api = _run_function(stack, "www_redirect", [
