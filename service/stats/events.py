@@ -1,4 +1,5 @@
-"""Events and goals: what visitors did on a page besides viewing it, counted per UTC day and per page.
+"""Events and goals: what visitors did on a page besides viewing it, counted per day
+(of ``STATS_TIMEZONE``) and per page.
 
 An event is a name: ``outbound:<host>`` (a link to another site), ``download:<file>`` (a link to a
 file such as ``/resume.pdf``), ``email`` (a ``mailto:`` link), ``contact-sent`` (the contact form's

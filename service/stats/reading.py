@@ -1,4 +1,5 @@
-"""Reading: visible time on a page and how far down it was scrolled, aggregated per page and UTC day.
+"""Reading: visible time on a page and how far down it was scrolled, aggregated per page and
+day (of ``STATS_TIMEZONE``).
 
 The page sends one reading per view when it is first hidden: the seconds it was visible
 (``visibilitychange``; time in a background tab does not count) and the deepest scroll reached, in

@@ -28,7 +28,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from ..core.clock import utc_date
+from ..core.clock import local_date
 from ..core.errors import Invalid
 from ..core.privacy import subject_hash, visitor_hash
 from ..core.ratelimit import LocalWindows, too_many
@@ -83,12 +83,13 @@ def record(date: str, visitor: str | None, beacon: Beacon) -> str:
 
 
 def send(deps: Deps, limits: LocalWindows, beacon: Beacon, visit: counter.Visit, *, at: float) -> None:
-    """Record ``beacon`` made at ``at``; raise a `RateLimited` error when this process has seen
+    """Record ``beacon`` made at ``at`` on its day in ``STATS_TIMEZONE`` (the day its view is counted on, with
+    that day's visitor salt); raise a `RateLimited` error when this process has seen
     ``BEACON_RATE_LIMIT`` beacons from the address in the window. The caller leaves out bots and
     opted-out visitors."""
     settings = deps.settings
     secret, site, rate = settings["SECRET_KEY"], settings["SITE_URL"], settings["BEACON_RATE_LIMIT"]
-    date = utc_date(at)
+    date = local_date(at, settings["STATS_TIMEZONE"])  # the owner's day, as the page's view was counted on
     if rate is not None and not limits.allow(rate, subject_hash(secret, date, visit.ip), at):
         raise too_many(rate, at, "too many beacons from this address; try again later")
     visitor = visitor_hash(secret, date, visit.ip, visit.user_agent, site)

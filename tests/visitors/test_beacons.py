@@ -320,3 +320,16 @@ def test_events_reading_and_a_pages_breakdown_are_compared_with_the_previous_per
     assert page.status_code == 303
     html = client.get("/stats?range=today&dimension=pages&value=/").data.decode()
     assert "visitors change" in html and "readings change" in html
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_beacon_is_counted_on_its_views_day_in_the_owners_time_zone(make_app, clock, backend):
+    app = make_app(backend, STATS_TOKEN=TOKEN, STATS_TIMEZONE="Europe/Berlin")
+    client = app.test_client()
+    clock.now = 1800401400.0  # 2027-01-19 23:30 UTC: 00:30 on the 20th in Berlin
+    beacon(client, {"path": "/", "view_id": view(client), "events": ["email"], "reading": {"seconds": 8, "scroll": 30}})
+    data = report(client)
+    assert data["from"] == "2027-01-20" and data["totals"]["visitors"] == 1
+    assert data["events"] == [{"value": "email", "count": 1, "visitors": 1, "conversion": 1.0}]
+    assert [row["value"] for row in data["reading"]] == ["/"]
+    assert report(client, "from=2027-01-19&to=2027-01-19")["events"] == []
