@@ -76,7 +76,10 @@ def _reader(path: str):
     import maxminddb  # only where a database is configured
     try:
         return maxminddb.open_database(path, maxminddb.MODE_MEMORY)
-    except (OSError, ValueError, RuntimeError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError
+    # InvalidDatabaseError (a RuntimeError) for most damage, but a damaged metadata section fails as the
+    # reader builds it (TypeError, KeyError...): whatever it is, caught here, or every counted view would
+    # read the whole file again and answer 500
+    except Exception as exc:
         log.error("GEOIP_DATABASE cannot be read, countries stay unknown until a restart: %s",
                   type(exc).__name__)
         return None

@@ -96,9 +96,19 @@ def test_a_missing_database_stops_start_up(make_app, tmp_path):
     assert "GEOIP_DATABASE" in str(raised.value)
 
 
-def test_a_corrupt_database_leaves_countries_unknown_and_says_so_once(make_app, tmp_path, caplog):
+def _damaged_metadata(path) -> bytes:
+    """A real database whose metadata has one key misspelt (one byte changed, as on a damaged disk)."""
+    mmdb.write(path, NETWORKS)
+    data = path.read_bytes()
+    assert data.count(b"node_count") == 1
+    return data.replace(b"node_count", b"node_cXunt")
+
+
+@pytest.mark.parametrize(("content", "error"), [(lambda path: b"not a database" * 100, "InvalidDatabaseError"),
+                                                (_damaged_metadata, "TypeError")], ids=["junk", "metadata"])
+def test_a_corrupt_database_leaves_countries_unknown_and_says_so_once(make_app, tmp_path, caplog, content, error):
     broken = tmp_path / "broken.mmdb"
-    broken.write_bytes(b"not a database" * 100)
+    broken.write_bytes(content(broken))
     geo._reader.cache_clear()
     geo._lookup.cache_clear()
     client = make_app(STATS_TOKEN=TOKEN, GEOIP_DATABASE=str(broken), VISITOR_RATE_LIMIT="off").test_client()
@@ -106,7 +116,7 @@ def test_a_corrupt_database_leaves_countries_unknown_and_says_so_once(make_app, 
         view(client, f"198.51.100.{n}")
     assert countries(client) == {"(unknown)": 3}
     assert [r.message for r in caplog.records if "GEOIP_DATABASE" in r.message] == [
-        "GEOIP_DATABASE cannot be read, countries stay unknown until a restart: InvalidDatabaseError"]
+        f"GEOIP_DATABASE cannot be read, countries stay unknown until a restart: {error}"]
     geo._reader.cache_clear()
 
 
