@@ -25,7 +25,10 @@ says how many days each covers).
 ones are refused), and `cache_key` names a request's report canonically, so
 a cached report cannot be bypassed by adding, reordering or respelling
 parameters. Reports longer than `LONG_DAYS` are cached (`cached`) for
-everyone, the owner too: see `LONG_SECONDS`.
+everyone, the owner too: see `LONG_SECONDS`. A cache cannot bound readers
+who ask for a new report each time (another ``value``, another ``from``), so
+the routes give everyone but the owner a site-wide budget of built reports
+(`READER_BUILDS`); cached ones cost it nothing.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..core.clock import local_time
+from ..core.config import Rate
 from ..core.errors import Invalid
 from ..storage import Storage
 from . import detail
@@ -56,6 +60,9 @@ WEEK_LIMIT = 366
 LONG_DAYS = 92
 #: Seconds a long report is kept: a year compared with the year before reads up to 730 days of detail.
 LONG_SECONDS = 300
+#: Reports built (not read from a cache) per minute for every reader but the owner together: STATS_PUBLIC's
+#: visitors and share links. A year's report costs seconds of reading: this bounds what strangers can spend.
+READER_BUILDS = Rate(count=30, period=60)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,26 +168,31 @@ def cache_key(span: Range, chosen: tuple[str, str] | None) -> str:
 
 
 def cached(storage: Storage, span: Range, chosen: tuple[str, str] | None,
-           seconds: int = PUBLIC_SECONDS) -> dict[str, Any]:
+           seconds: int = PUBLIC_SECONDS, before_build: Callable[[], None] | None = None) -> dict[str, Any]:
     """`build`'s report, kept ``seconds`` in storage under `cache_key`: a public dashboard's visitors, or an
     owner reloading a long range, cost one storage read each, and at most one report per ``seconds`` per
-    distinct request."""
+    distinct request. ``before_build`` is called (and may raise) only when the report must be built."""
     entry = cache_key(span, chosen)
     stored = storage.get(entry)
     if stored is not None:
         return json.loads(stored)
+    if before_build is not None:
+        before_build()
     data = build(storage, span, chosen)
     storage.set(entry, json.dumps(data, separators=(",", ":")), ttl=seconds)
     return data
 
 
-def report(storage: Storage, span: Range, chosen: tuple[str, str] | None, public: bool) -> dict[str, Any]:
+def report(storage: Storage, span: Range, chosen: tuple[str, str] | None, public: bool,
+           before_build: Callable[[], None] | None = None) -> dict[str, Any]:
     """The report a request gets: cached when public (`PUBLIC_SECONDS`) or long (`LONG_SECONDS`), else
-    built afresh."""
+    built afresh; ``before_build`` (a reader's budget, which may raise) is called only when it is built."""
     if span.days > LONG_DAYS:
-        return cached(storage, span, chosen, LONG_SECONDS)
+        return cached(storage, span, chosen, LONG_SECONDS, before_build)
     if public:
-        return cached(storage, span, chosen)
+        return cached(storage, span, chosen, PUBLIC_SECONDS, before_build)
+    if before_build is not None:
+        before_build()
     return build(storage, span, chosen)
 
 

@@ -23,15 +23,21 @@ _TITLES = {"pages": "Top pages", "referrers": "Referrers", "sources": "Sources (
 _PAGE_TITLES = {"referrers": "Referrers", "campaigns": "Campaigns", "countries": "Countries", "events": "Events"}
 
 
-def _report(extra: tuple[str, ...] = ()) -> dict:
+def _report(extra: tuple[str, ...] = (), owner: bool = False) -> dict:
     """The report the request asks for (400 for unknown or repeated parameters); public and long ones come
-    cached (`report.report`)."""
+    cached (`report.report`). Unless ``owner`` asks, building one takes a slot of the readers' site-wide
+    budget (`report.READER_BUILDS`; 429 when it is spent)."""
+    from ..core.ratelimit import enforce
     from . import access, report
-    config = current_app.config
+    config, deps = current_app.config, current()
     zone = config["STATS_TIMEZONE"]
-    span, chosen = report.parse_args(request.args.to_dict(flat=False), report.today(current().now(), zone),
+    span, chosen = report.parse_args(request.args.to_dict(flat=False), report.today(deps.now(), zone),
                                      config["STATS_RETENTION_DAYS"], extra, zone)
-    return report.report(current().storage, span, chosen, access.public())
+
+    def budget() -> None:
+        enforce(deps.storage, report.READER_BUILDS, "stats-reader-builds", "all", deps.now(),
+                "the stats are busy; try again in a minute")
+    return report.report(deps.storage, span, chosen, access.public(), None if owner else budget)
 
 
 #: Characters that make a spreadsheet read a cell as a formula (a leading tab or CR is stripped first by some).
@@ -89,14 +95,14 @@ def _csv(data: dict, table: str) -> Response:
 def api_stats():
     from . import access
     access.require_api()
-    return access.cache_control(jsonify(_report()))
+    return access.cache_control(jsonify(_report(owner=not access.public())))
 
 
 @api.get("/stats.csv")
 def api_stats_csv():
     from . import access
     access.require_api()
-    return _csv(_report(extra=("table",)), request.args.get("table", "pages"))
+    return _csv(_report(extra=("table",), owner=not access.public()), request.args.get("table", "pages"))
 
 
 # -- /stats -------------------------------------------------------------------------------------------
@@ -138,8 +144,8 @@ def _render(base: str = "/stats", shared: bool = False, new_link: str | None = N
     read-only shared one under its link (no switch, no sign-out, no share links, no CSV)."""
     from ..theme.render import render_page
     from . import access, chart, display, exclusion, report, sharing
-    data = _report()
     owner = not shared and access.owner_cookie_valid()
+    data = _report(owner=owner)
     retention = current_app.config["STATS_RETENTION_DAYS"]
     presets = {name: days for name, days in report.PRESETS.items() if days <= retention}
     html = render_page("stats/page.html", data=data, chart=chart.svg(data["series"], data["interval"]),
@@ -175,10 +181,11 @@ def shared_page(secret: str):
 
 @page.get("/<table>.csv")
 def stats_csv(table: str):
+    from . import access
     refused = _page_access()
     if refused is not None:
         return refused
-    return _csv(_report(), table)
+    return _csv(_report(owner=access.owner_cookie_valid()), table)
 
 
 @page.post("/login")
