@@ -3,7 +3,8 @@
 A visitor id is an HMAC of (client IP, User-Agent, site) under a salt derived
 from ``SECRET_KEY`` and the UTC date: it changes every day, cannot be linked
 across days, and only the hash is stored (with a 48 h expiry). No cookie is
-set and no IP address is stored anywhere, rate-limit keys included.
+set and no IP address is stored anywhere, rate-limit keys included (an IPv6
+address is limited by its /64: `limited_address`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import re
 
 # Crawlers, link previewers, monitors and automated or headless browsers.
@@ -54,6 +56,23 @@ def visitor_hash(secret: str, date: str, ip: str, user_agent: str, site: str) ->
     return hmac.digest(daily_salt(secret, date), message, "sha256").hex()[:32]
 
 
-def subject_hash(secret: str, date: str, value: str) -> str:
-    """An anonymous, day-scoped key for a value such as an IP (rate limits)."""
+def limited_address(address: str) -> str:
+    """What a per-address limit counts of a client address: an IPv6 address by its /64 (one subscriber's usual
+    allocation, any address of which its host may take), an IPv4 one (mapped into IPv6 too) and anything else
+    as it is."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
+
+
+def subject_hash(secret: str, date: str, address: str) -> str:
+    """An anonymous, day-scoped key for a client address (rate limits), counted as `limited_address`: a
+    client cannot step around a limit by taking another address of its /64."""
+    value = limited_address(address)
     return hmac.digest(daily_salt(secret, date), f"subject:{value}".encode(), "sha256").hex()[:24]

@@ -333,3 +333,17 @@ def test_a_beacon_is_counted_on_its_views_day_in_the_owners_time_zone(make_app, 
     assert data["events"] == [{"value": "email", "count": 1, "visitors": 1, "conversion": 1.0}]
     assert [row["value"] for row in data["reading"]] == ["/"]
     assert report(client, "from=2027-01-19&to=2027-01-19")["events"] == []
+
+
+def test_an_ipv6_client_is_limited_by_its_64_whichever_address_it_takes(make_app):
+    app = make_app(BEACON_RATE_LIMIT="2/minute", VISITOR_RATE_LIMIT="2/minute")
+    client = app.test_client()
+    body = {"path": "/", "view_id": "v" * 20, "events": ["email"]}
+    assert [beacon(client, body, ip=f"2001:db8:0:7::{n}").status_code for n in (1, 2, 3)] == [204, 204, 429]
+    assert beacon(client, body, ip="2001:db8:0:8::1").status_code == 204  # another /64: another subscriber
+    views = [client.post("/api/visitors", json={"path": "/"}, headers={"User-Agent": BROWSER_UA},
+                         environ_base={"REMOTE_ADDR": f"2001:db8:0:9:{n}::1"}).status_code for n in (1, 2, 3)]
+    assert views == [200, 200, 429]
+    assert beacon(client, body, ip="::ffff:198.51.100.4").status_code == 204
+    assert beacon(client, body, ip="198.51.100.4").status_code == 204
+    assert beacon(client, body, ip="::ffff:198.51.100.4").status_code == 429  # the same IPv4 client
