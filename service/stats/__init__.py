@@ -58,7 +58,7 @@ def setup(app: Flask) -> None:
     """Let the owner hear about the other features' events (`notify.listen`); keep share links' secrets out
     of every log line (the access log's and the app's request paths)."""
     notify.listen(app.extensions["vitae.deps"])
-    redaction.register_path(sharing.PATH)
+    redaction.register_path(sharing.REDACTED_AFTER)
 
 
 FEATURE = Feature("stats", blueprints=((routes.page, ""), (routes.api, "/api")), settings=SETTINGS,

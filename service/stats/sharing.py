@@ -35,6 +35,9 @@ LOCK_SECONDS = 10
 MAX_LINKS = 20
 MAX_LABEL = 60
 PATH = "/stats/share/"
+#: What a secret follows in any path redacted from the logs: `PATH`, and its spellings a hand or a tool
+#: mangled (``/stats//share/``, ``/stats/./share/``), which answer 404 but hold a live secret all the same.
+REDACTED_AFTER = "/share/"
 _SECRET = re.compile(r"[A-Za-z0-9_-]{32}")
 _ID = re.compile(r"[a-f0-9]{8}")
 _LABEL_DROP = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
