@@ -107,7 +107,7 @@ resource "aws_cloudfront_cache_policy" "blog" {
       query_string_behavior = "whitelist"
 
       query_strings {
-        items = ["n", "page", "q", "tag"]
+        items = ["n", "page", "q", "tag", "v"]
       }
     }
   }

@@ -459,7 +459,7 @@ def test_blog_pages_feeds_and_sitemap_go_to_the_function_cached_by_the_blog_ttl(
     key = block(policy, "parameters_in_cache_key_and_forwarded_to_origin")
     strings = block(key, "query_strings_config")
     assert strings["query_string_behavior"] == "whitelist"
-    assert block(strings, "query_strings")["items"] == ["n", "page", "q", "tag"]
+    assert block(strings, "query_strings")["items"] == ["n", "page", "q", "tag", "v"]
     assert block(key, "cookies_config")["cookie_behavior"] == "none"
     assert stack["variable"]["blog_cache_ttl"]["default"] == 300
 
