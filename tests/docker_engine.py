@@ -81,6 +81,30 @@ STAND_INS = {
 }
 
 
+def _stop_orphans(data_root: str, wait: float = 30) -> None:
+    """Stop a ``dockerd`` on ``data_root`` left by a run that was killed before its teardown (the lock is ours
+    now, so it belongs to no run): a second engine on that data-root cannot start its containerd."""
+    orphans = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"{entry.path}/cmdline", "rb") as cmdline:
+                    args = cmdline.read().split(b"\0")
+            except OSError:
+                continue
+            if args and os.path.basename(args[0]) == b"dockerd" and data_root.encode() in args:
+                orphans.append(int(entry.name))
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # dockerd stops its containerd too
+    deadline = time.monotonic() + wait
+    while any(os.path.exists(f"/proc/{pid}") for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class Engine:
     """The docker CLI pointed at an engine: ``engine.docker("ps")``, ``engine.env`` for docker-compose."""
 
@@ -131,6 +155,7 @@ class Engine:
             raise EngineUnavailable("no engine answers and dockerd is missing: `make test` installs docker.io")
         if os.geteuid() != 0:
             raise EngineUnavailable("no engine answers and starting dockerd needs root")
+        _stop_orphans(str(CACHE / "engine"))
         self.folder = tempfile.mkdtemp(prefix="vitae-dockerd-")
         self.env["DOCKER_HOST"] = f"unix://{self.folder}/docker.sock"
         self.log_path = f"{self.folder}/dockerd.log"
