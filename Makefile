@@ -30,7 +30,7 @@ help:
 	@echo "make test   install test dependencies and run the whole suite"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make site   build the static site (and its resume.pdf) from site/resume.json into build/site"
-	@echo "make bench-site  Lighthouse scores of the home page and a post page"
+	@echo "make bench-site  Lighthouse scores of home, /de/, the blog index, a post and a search"
 	@echo "make docs   serve the documentation site on http://127.0.0.1:8001"
 
 # --- virtualenvs -------------------------------------------------------------
